@@ -1,0 +1,124 @@
+# Switchboard build. `make` builds build/switchboard; `make asan` the same with
+# Address+UndefinedBehavior sanitizers in build/asan/; `make test` installs what
+# is missing, builds both, starts the private MariaDB and runs every suite;
+# `make run` sets up and serves on http://localhost:8080.
+#
+# Objects and dependency files live under build/ (or build/asan/); a change of
+# compiler flags is recorded in build/.../flags and forces a rebuild.
+
+SHELL := /bin/bash
+CC ?= cc
+CXX ?= c++
+PKGS := libwebsockets mariadb jansson libsodium inih libpcre2-8 libcurl
+SANITIZER ?=
+
+O := build
+ifneq ($(SANITIZER),)
+O := build/asan
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -Iinclude $(CFLAGS) -MMD -MP \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+ifneq ($(SANITIZER),)
+ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+SRC := $(wildcard src/*.c) $(wildcard channels/*.c)
+OBJ := $(SRC:%.c=$(O)/%.o)
+LIB_OBJ := $(filter-out $(O)/src/main.o,$(OBJ))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/unit/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(O)/tests/integration/%)
+INTEG_HARNESS := $(O)/tests/integration/harness.o
+TEST_LIBS := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
+
+.PHONY: all asan test test-unit test-integration run deps localdb bench format clean \
+	check-format tests-build
+all: $(O)/switchboard
+
+# Record the flags; a different set rewrites the file and rebuilds everything.
+$(O)/flags: FORCE
+	@mkdir -p $(O)
+	@echo '$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LIBS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LIBS)' > $@
+FORCE:
+
+$(O)/%.o: %.c $(O)/flags
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(O)/libswitchboard.a: $(LIB_OBJ)
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
+
+$(O)/switchboard: $(O)/src/main.o $(O)/libswitchboard.a
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(O)/tests/unit/%: tests/unit/%.c $(O)/libswitchboard.a $(O)/flags
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libswitchboard.a $(LIBS) $(TEST_LIBS)
+
+$(O)/tests/integration/%: tests/integration/%.c $(INTEG_HARNESS) $(O)/libswitchboard.a $(O)/flags
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(CC) $(ALL_CFLAGS) -Itests/integration $(LDFLAGS) -o $@ $< $(INTEG_HARNESS) \
+		$(O)/libswitchboard.a $(LIBS) $(TEST_LIBS)
+
+$(INTEG_HARNESS): ALL_CFLAGS += -Itests/integration
+
+tests-build: $(O)/switchboard $(UNIT_BIN) $(INTEG_BIN)
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+
+deps:
+	@scripts/deps
+
+localdb:
+	@scripts/localdb start
+
+# The suites run against the sanitizer build: a leak, overflow or undefined
+# behaviour anywhere fails the run.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
+	@scripts/localdb start >/dev/null
+	@tests/run build/asan
+
+test-unit: deps
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
+	@tests/run build/asan unit
+
+test-integration: deps
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
+	@scripts/localdb start >/dev/null
+	@tests/run build/asan integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/localdb start >/dev/null
+	@for b in bench/*; do [ -x "$$b" ] && [ -f "$$b" ] && "$$b" || exit 1; done
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(INTEG_HARNESS:.o=.d)

@@ -1,0 +1,31 @@
+/* Handlers of the HTTP API, one group per file (api_*.c), listed in the
+ * route table in routes.c. Each has the sb_handler_fn signature; `db` is NULL
+ * for routes flagged SB_ROUTE_LOOP. */
+#ifndef SB_API_H
+#define SB_API_H
+
+#include "switchboard/http.h"
+
+/* api_system.c: probes and metrics */
+void sb_api_healthz(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                    struct sb_http_reply *);
+void sb_api_readyz(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                   struct sb_http_reply *);
+void sb_api_metrics(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                    struct sb_http_reply *);
+
+/* api_session.c: sign in and out, who am I */
+void sb_api_session_create(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                           struct sb_http_reply *);
+void sb_api_session_get(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                        struct sb_http_reply *);
+void sb_api_session_delete(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                           struct sb_http_reply *);
+
+/* api_users.c: user management (admins) */
+void sb_api_users_list(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                       struct sb_http_reply *);
+void sb_api_users_create(struct sb_app *, struct sb_db *, const struct sb_http_request *,
+                         struct sb_http_reply *);
+
+#endif

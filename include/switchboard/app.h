@@ -1,0 +1,29 @@
+/* The running server's shared state, handed to every handler.
+ *
+ * Everything here is either set before the threads start and read-only after
+ * (cfg, pool, dummy_hash), or carries its own lock (the rate limiters), or is
+ * touched by the loop thread only (the fields marked so). */
+#ifndef SB_APP_H
+#define SB_APP_H
+
+#include <time.h>
+
+struct sb_config;
+struct sb_dbpool;
+struct sb_ratelimit;
+
+struct sb_app {
+    const struct sb_config *cfg;
+    struct sb_dbpool *pool;
+    struct sb_ratelimit *login_ip;      /* failed logins per client IP */
+    struct sb_ratelimit *login_account; /* failed logins per e-mail */
+    char dummy_hash[128]; /* verified against when the e-mail is unknown, for equal timing */
+    int cookie_secure;
+    time_t started_at;
+    /* loop thread only */
+    int draining;
+    unsigned long inflight;
+    unsigned long long static_hits;
+};
+
+#endif

@@ -1,0 +1,48 @@
+/* Configuration: switchboard.conf (INI, read with inih), then SWITCHBOARD_*
+ * environment variables, then command-line flags, each overriding the one
+ * before. Every key is `section.key` in the file and SWITCHBOARD_SECTION_KEY in
+ * the environment; SWITCHBOARD_DB is a short alias for database.url.
+ *
+ * The struct is filled once at start-up and read-only afterwards, so threads
+ * share it without locks. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+
+struct sb_config {
+    /* [server] */
+    char *listen;     /* "127.0.0.1:8080" */
+    char *web_root;   /* static files */
+    char *public_url; /* how browsers reach us; used in links */
+    size_t body_limit;
+    int drain_timeout;
+    /* [database] */
+    char *db_url;
+    int db_workers;
+    char *schema_dir;
+    /* [log] */
+    char *log_level;
+    char *log_format;
+    /* [auth] */
+    int session_ttl;
+    int login_ip_limit;
+    int login_account_limit;
+    int login_window;
+    int cookie_secure; /* -1: automatic (Secure when public_url is https) */
+    /* [identity] */
+    char *default_region;
+};
+
+/* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf
+ * when it exists), then the environment. A missing explicit file, a syntax
+ * error or a bad value fails with a message naming the file, line and key. */
+int sb_config_load(struct sb_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Set one `section.key` (also used for command-line overrides). */
+int sb_config_set(struct sb_config *cfg, const char *section, const char *key, const char *value,
+                  char *err, size_t errlen);
+
+void sb_config_free(struct sb_config *cfg);
+
+#endif

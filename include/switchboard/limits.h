@@ -1,0 +1,61 @@
+/* Every fixed limit in one place, each with its reason (cf. SQLite's sqliteLimit.h).
+ * Limits that operators may want to change are defaults for configuration keys
+ * and say so. */
+#ifndef SB_LIMITS_H
+#define SB_LIMITS_H
+
+/* Request body cap; config server.body_limit. Large enough for a form post with
+ * a small attachment, small enough that a slow client cannot pin much memory. */
+#define SB_BODY_LIMIT_DEFAULT (1024 * 1024)
+
+/* Longest request path + query we route. Longer ones get 414-style 404s:
+ * no route of ours needs more and the copy is on the loop thread's stack. */
+#define SB_PATH_MAX 2048
+
+/* Path parameters per route pattern ("/api/v1/conversations/{id}/..."). */
+#define SB_ROUTE_PARAMS_MAX 4
+
+/* Routes in the table; a compile-time cap keeps metrics arrays static. */
+#define SB_ROUTES_MAX 128
+
+/* Header values we copy (cookies, authorization, content type). */
+#define SB_HEADER_MAX 4096
+
+/* Extra response headers a handler may add (Set-Cookie, Location, ...). */
+#define SB_EXTRA_HEADERS_MAX 2048
+
+/* DB worker threads; config database.workers. Each holds one MariaDB
+ * connection, so this also bounds our share of max_connections. */
+#define SB_DB_WORKERS_DEFAULT 4
+#define SB_DB_WORKERS_MAX 64
+
+/* Jobs waiting for a DB worker before new requests get 503: a queue that grows
+ * without bound only turns overload into timeouts for everybody. */
+#define SB_DB_QUEUE_MAX 4096
+
+/* Seconds a connect to MariaDB may take before /readyz says 503. */
+#define SB_DB_CONNECT_TIMEOUT 3
+
+/* Seconds SIGTERM waits for in-flight requests before exiting anyway. */
+#define SB_DRAIN_TIMEOUT 30
+
+/* Login attempts: per client IP and per account, in a sliding window.
+ * Defaults for config auth.login_ip_limit / auth.login_account_limit /
+ * auth.login_window. */
+#define SB_LOGIN_IP_LIMIT_DEFAULT 20
+#define SB_LOGIN_ACCOUNT_LIMIT_DEFAULT 5
+#define SB_LOGIN_WINDOW_DEFAULT 300
+
+/* Entries in each login rate-limit table; the oldest is evicted past it, so a
+ * flood of distinct addresses cannot grow memory. */
+#define SB_RATELIMIT_SLOTS 4096
+
+/* Session lifetime in seconds; config auth.session_ttl. */
+#define SB_SESSION_TTL_DEFAULT (14 * 24 * 3600)
+
+/* Password length accepted by `user add`; Argon2 has no limit but a bound
+ * keeps a hostile body from costing seconds of hashing. */
+#define SB_PASSWORD_MAX 256
+#define SB_PASSWORD_MIN 8
+
+#endif

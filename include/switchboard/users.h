@@ -1,0 +1,42 @@
+/* Agents, admins and marketers: the people who sign in.
+ * Passwords are stored as libsodium Argon2id strings only. */
+#ifndef SB_USERS_H
+#define SB_USERS_H
+
+#include "switchboard/http.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_db;
+
+int sb_role_parse(const char *name, enum sb_role *role_r);
+const char *sb_role_name(enum sb_role role);
+
+/* Trim and lower-case an e-mail address used as a login name and check that
+ * it looks like one (local@domain, no spaces). */
+int sb_user_email_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Create a user; SB_ERR_EXISTS when the e-mail is taken, SB_ERR_INVALID for a
+ * bad e-mail, name or a password shorter than SB_PASSWORD_MIN. */
+int sb_user_create(struct sb_db *db, const char *email, const char *name, enum sb_role role,
+                   const char *password, int64_t *id_r, char *err, size_t errlen);
+
+/* Look up an enabled user by (normalised) e-mail; fills the password hash.
+ * SB_ERR_NOT_FOUND when there is none. */
+int sb_user_find(struct sb_db *db, const char *email, struct sb_user *user_r, char *hash_r,
+                 size_t hashlen, char *err, size_t errlen);
+
+int sb_user_count(struct sb_db *db, int64_t *count_r, char *err, size_t errlen);
+
+/* {"id","email","name","role","locale"} */
+json_t *sb_user_json(const struct sb_user *u);
+
+/* Every user as a JSON array, ordered by id. */
+int sb_user_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
+
+/* A random password for the first admin: 20 characters, about 119 bits. */
+void sb_password_generate(char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,63 @@
+/* User management for admins. */
+#include "switchboard/api.h"
+#include "switchboard/auth.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+#include "switchboard/log.h"
+#include "switchboard/users.h"
+
+#include <string.h>
+
+void sb_api_users_list(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                       struct sb_http_reply *rep)
+{
+    (void)app, (void)req;
+    json_t *users;
+    char err[256] = "";
+    int rc = sb_user_list(db, &users, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "list users", err);
+        return;
+    }
+    sb_reply_json(rep, 200, json_pack("{s:o}", "users", users));
+}
+
+void sb_api_users_create(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                         struct sb_http_reply *rep)
+{
+    (void)app;
+    json_t *body;
+    if (sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    const char *email = json_string_value(json_object_get(body, "email"));
+    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *role_s = json_string_value(json_object_get(body, "role"));
+    const char *password = json_string_value(json_object_get(body, "password"));
+    enum sb_role role;
+    char err[256] = "";
+    if (!email || !name || !password) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"email\", \"name\" and \"password\" are required");
+        goto out;
+    }
+    if (sb_role_parse(role_s ? role_s : "agent", &role) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"role\" must be admin, agent or marketer");
+        goto out;
+    }
+    int64_t id;
+    int rc = sb_user_create(db, email, name, role, password, &id, err, sizeof err);
+    if (rc == SB_ERR_INVALID || rc == SB_ERR_EXISTS) {
+        sb_reply_error(rep, rc, "%s", err);
+        goto out;
+    }
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "create user", err);
+        goto out;
+    }
+    sb_audit(db, req->user.id, "user.create", "user", id, req->peer);
+    struct sb_user u = {.id = id, .role = role};
+    sb_user_email_normalize(email, u.email, sizeof u.email, err, sizeof err);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    sb_reply_json(rep, 201, sb_user_json(&u));
+out:
+    json_decref(body);
+}

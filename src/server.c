@@ -1,0 +1,679 @@
+/* The HTTP server on libwebsockets (see server.h).
+ *
+ * DESIGN
+ * Each HTTP transaction owns one heap `struct xfer`, pointed to by the
+ * connection's per-session data. Its life:
+ *
+ *   READING --body complete--> dispatch --loop route--> READY
+ *                                 \--DB route--> QUEUED --job done--> READY
+ *   READY --WRITEABLE--> headers, body chunks --last chunk--> freed
+ *   READY (static file) --lws_serve_http_file--> FILE --FILE_COMPLETION--> freed
+ *
+ * A connection that closes while its job is QUEUED leaves the xfer behind
+ * with wsi = NULL; the job's completion (on the loop) frees it instead of
+ * answering. Only the loop thread touches `wsi` and `state`; while QUEUED,
+ * the worker owns `req` and `rep` and the loop leaves them alone.
+ *
+ * Threads: the loop thread runs everything in this file except run_job(),
+ * which runs on a DB worker. Workers reach the loop only through
+ * lws_cancel_service() -> LWS_CALLBACK_EVENT_WAIT_CANCELLED -> drain. */
+#include "switchboard/server.h"
+#include "switchboard/app.h"
+#include "switchboard/auth.h"
+#include "switchboard/config.h"
+#include "switchboard/db.h"
+#include "switchboard/dbpool.h"
+#include "switchboard/err.h"
+#include "switchboard/http.h"
+#include "switchboard/limits.h"
+#include "switchboard/log.h"
+#include "switchboard/metrics.h"
+#include "switchboard/ratelimit.h"
+#include "switchboard/static.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum xfer_state { X_READING, X_QUEUED, X_READY, X_FILE };
+
+struct xfer {
+    struct lws *wsi; /* NULL once the connection has gone */
+    struct sb_app *app;
+    enum xfer_state state;
+    struct sb_route *route;
+    struct sb_http_request req;
+    struct sb_http_reply rep;
+    size_t body_cap;
+    int body_too_large;
+    int close_after;
+    int headers_sent;
+    size_t sent;
+    double started;
+};
+
+struct pss {
+    struct xfer *x;
+};
+
+/* Written by the signal handler, read by the loop. */
+static volatile sig_atomic_t stop_requested;
+static struct lws_context *signal_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void xfer_free(struct xfer *x)
+{
+    if (!x)
+        return;
+    free(x->req.body);
+    sb_reply_free(&x->rep);
+    free(x);
+}
+
+/* The transaction is over for the client (answered, or the client left). */
+static void xfer_end(struct xfer *x)
+{
+    if (x->app->inflight > 0)
+        x->app->inflight--;
+}
+
+static void copy_header(struct lws *wsi, enum lws_token_indexes h, char *dst, size_t dstlen)
+{
+    dst[0] = '\0';
+    int len = lws_hdr_total_length(wsi, h);
+    if (len <= 0 || (size_t)len >= dstlen)
+        return; /* absent, or longer than any value we would accept */
+    if (lws_hdr_copy(wsi, dst, (int)dstlen, h) < 0)
+        dst[0] = '\0';
+}
+
+static int detect_method(struct lws *wsi)
+{
+    static const struct {
+        enum lws_token_indexes tok;
+        int method;
+    } map[] = {
+        {WSI_TOKEN_GET_URI, SB_GET},       {WSI_TOKEN_POST_URI, SB_POST},
+        {WSI_TOKEN_PUT_URI, SB_PUT},       {WSI_TOKEN_PATCH_URI, SB_PATCH},
+        {WSI_TOKEN_DELETE_URI, SB_DELETE}, {WSI_TOKEN_OPTIONS_URI, SB_OPTIONS},
+        {WSI_TOKEN_HEAD_URI, SB_HEAD},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (lws_hdr_total_length(wsi, map[i].tok) > 0)
+            return map[i].method;
+    return 0;
+}
+
+/* --- answering ----------------------------------------------------------- */
+
+static void make_ready(struct xfer *x)
+{
+    x->state = X_READY;
+    if (x->wsi)
+        lws_callback_on_writable(x->wsi);
+}
+
+static void reply_error_now(struct xfer *x, int err, const char *msg)
+{
+    sb_reply_error(&x->rep, err, "%s", msg);
+    make_ready(x);
+}
+
+/* Headers every answer carries: no MIME sniffing, no referrer leaks. */
+static int add_common_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                       (const unsigned char *)"nosniff", 7, p, end) ||
+           lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
+                                       (const unsigned char *)"same-origin", 11, p, end);
+}
+
+/* Copy the handler's "Name: value\r\n" lines into lws's header buffer. */
+static int add_extra_headers(struct lws *wsi, const struct sb_http_reply *rep, unsigned char **p,
+                             unsigned char *end)
+{
+    const char *s = rep->headers;
+    while (*s) {
+        const char *colon = strchr(s, ':');
+        const char *eol = strstr(s, "\r\n");
+        if (!colon || !eol || colon > eol)
+            return -1;
+        char name[128];
+        size_t nlen = (size_t)(colon - s);
+        if (nlen + 2 > sizeof name)
+            return -1;
+        for (size_t i = 0; i < nlen; i++)
+            name[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+        name[nlen] = ':';
+        name[nlen + 1] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                        (int)(eol - v), p, end))
+            return -1;
+        s = eol + 2;
+    }
+    return 0;
+}
+
+static int write_headers(struct lws *wsi, struct xfer *x)
+{
+    /* Headers go out in one lws_write; 4 KiB of handler headers plus ours fit. */
+    unsigned char buf[LWS_PRE + SB_EXTRA_HEADERS_MAX + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    struct sb_http_reply *rep = &x->rep;
+    int no_body = rep->status == 204 || rep->status == 304;
+    if (lws_add_http_header_status(wsi, (unsigned int)rep->status, &p, end))
+        return -1;
+    if (!no_body) {
+        if (rep->content_type &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                         (const unsigned char *)rep->content_type,
+                                         (int)strlen(rep->content_type), &p, end))
+            return -1;
+        if (lws_add_http_header_content_length(wsi, rep->body_len, &p, end))
+            return -1;
+    }
+    if (!strncmp(x->req.path, "/api/", 5) &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end))
+        return -1;
+    if (add_common_headers(wsi, &p, end) || add_extra_headers(wsi, rep, &p, end))
+        return -1;
+    if (x->close_after &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end))
+        return -1;
+    if (lws_finalize_http_header(wsi, &p, end))
+        return -1;
+    int n = (int)(p - start);
+    if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
+        return -1;
+    return 0;
+}
+
+/* Finish the transaction: count it, free it, and keep the connection for the
+ * next request unless we promised to close. Returns the callback's value. */
+static int finish(struct lws *wsi, struct pss *pss, struct xfer *x, int status)
+{
+    sb_metrics_observe(x->route, status, now_s() - x->started);
+    int close_after = x->close_after || x->app->draining;
+    xfer_end(x);
+    xfer_free(x);
+    pss->x = NULL;
+    if (close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_writeable(struct lws *wsi, struct pss *pss)
+{
+    struct xfer *x = pss->x;
+    if (!x || x->state != X_READY)
+        return 0;
+    if (x->app->draining)
+        x->close_after = 1;
+    if (!x->headers_sent) {
+        if (write_headers(wsi, x) != 0)
+            return -1;
+        x->headers_sent = 1;
+        if (x->req.method == SB_HEAD || x->rep.body_len == 0 || x->rep.status == 204 ||
+            x->rep.status == 304)
+            return finish(wsi, pss, x, x->rep.status);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    /* The body goes in chunks, one per WRITEABLE, so a large answer never
+     * makes lws buffer it all or starve other connections. */
+    static unsigned char chunk[LWS_PRE + 16384]; /* loop thread only */
+    size_t left = x->rep.body_len - x->sent;
+    size_t n = left < sizeof chunk - LWS_PRE ? left : sizeof chunk - LWS_PRE;
+    memcpy(chunk + LWS_PRE, x->rep.body + x->sent, n);
+    int final = n == left;
+    if (lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+        (int)n)
+        return -1;
+    x->sent += n;
+    if (final)
+        return finish(wsi, pss, x, x->rep.status);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* --- dispatch ------------------------------------------------------------ */
+
+/* On a DB worker: authenticate, authorise, run the handler. */
+static void run_job(struct sb_db *db, void *arg)
+{
+    struct xfer *x = arg;
+    const struct sb_route *r = x->route;
+    if (!(r->flags & SB_ROUTE_PUBLIC)) {
+        char err[256] = "";
+        int rc = sb_auth_resolve(db, &x->req, &x->req.user, err, sizeof err);
+        if (rc == SB_ERR_UNAUTHORIZED) {
+            sb_reply_error(&x->rep, rc, "%s", err);
+            return;
+        }
+        if (rc != SB_OK) {
+            sb_reply_failure(&x->rep, rc, "check credentials", err);
+            return;
+        }
+        if (!(x->req.user.role & r->roles)) {
+            sb_reply_error(&x->rep, SB_ERR_FORBIDDEN, "your role may not do this");
+            return;
+        }
+        /* A cookie rides along on cross-site requests that SameSite=Lax
+         * lets through; refuse writes from another origin outright. */
+        if (!x->req.user.via_token && x->req.method != SB_GET && x->req.method != SB_HEAD &&
+            x->req.origin[0]) {
+            const char *o = strstr(x->req.origin, "://");
+            if (!o || strcasecmp(o + 3, x->req.host) != 0) {
+                sb_reply_error(&x->rep, SB_ERR_FORBIDDEN, "cross-origin request refused");
+                return;
+            }
+        }
+    }
+    r->handler(x->app, db, &x->req, &x->rep);
+}
+
+/* Back on the loop thread. */
+static void job_done(void *arg)
+{
+    struct xfer *x = arg;
+    if (!x->wsi) {
+        xfer_free(x); /* the client left; its slot in `inflight` was released then */
+        return;
+    }
+    if (!x->rep.status)
+        sb_reply_error(&x->rep, SB_ERR_INTERNAL, "internal error");
+    make_ready(x);
+}
+
+static void dispatch(struct xfer *x)
+{
+    if (x->route->flags & SB_ROUTE_LOOP) {
+        x->route->handler(x->app, NULL, &x->req, &x->rep);
+        make_ready(x);
+        return;
+    }
+    x->state = X_QUEUED;
+    int rc = sb_dbpool_submit(x->app->pool, run_job, job_done, x);
+    if (rc != SB_OK) {
+        sb_reply_error(&x->rep, SB_ERR_UNAVAILABLE, "the server is overloaded; retry shortly");
+        sb_reply_header(&x->rep, "Retry-After", "1");
+        make_ready(x);
+    }
+}
+
+static int serve_static(struct lws *wsi, struct xfer *x)
+{
+    struct sb_static_file f;
+    if (sb_static_resolve(x->app->cfg->web_root, x->req.path, &f) != SB_OK)
+        return SB_ERR_NOT_FOUND;
+    x->route = &sb_route_static;
+    if (x->req.if_none_match[0] && !strcmp(x->req.if_none_match, f.etag)) {
+        x->rep.status = 304;
+        sb_reply_header(&x->rep, "ETag", f.etag);
+        sb_reply_header(&x->rep, "Cache-Control", f.cache_control);
+        make_ready(x);
+        return SB_OK;
+    }
+    unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
+                                    (const unsigned char *)f.etag, (int)strlen(f.etag), &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)f.cache_control,
+                                    (int)strlen(f.cache_control), &p, end) ||
+        add_common_headers(wsi, &p, end))
+        return SB_ERR_INTERNAL;
+    if (!strncmp(f.content_type, "text/html", 9)) {
+        /* The web view is ours alone: no framing by others, no plugins, and
+         * script only from our own origin. */
+        static const char csp[] =
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+            "frame-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'";
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+                                        (const unsigned char *)csp, (int)strlen(csp), &p, end))
+            return SB_ERR_INTERNAL;
+    }
+    x->state = X_FILE;
+    int n = lws_serve_http_file(wsi, f.path, f.content_type, (const char *)hdr, (int)(p - hdr));
+    x->app->static_hits++;
+    if (n < 0)
+        return SB_ERR_IO;
+    return SB_OK;
+}
+
+/* LWS_CALLBACK_HTTP: headers are in; decide what this request is. */
+static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, const char *uri,
+                      size_t urilen)
+{
+    if (pss->x) { /* cannot happen with HTTP/1.1 framing; be safe */
+        xfer_end(pss->x);
+        xfer_free(pss->x);
+    }
+    struct xfer *x = calloc(1, sizeof *x);
+    if (!x)
+        return -1;
+    pss->x = x;
+    x->wsi = wsi;
+    x->app = app;
+    x->started = now_s();
+    x->state = X_READY;
+    app->inflight++;
+    struct sb_http_request *req = &x->req;
+    req->method = detect_method(wsi);
+    if (app->draining) {
+        x->close_after = 1;
+        reply_error_now(x, SB_ERR_UNAVAILABLE, "the server is shutting down");
+        return 0;
+    }
+    if (urilen >= sizeof req->path) {
+        reply_error_now(x, SB_ERR_INVALID, "the request path is too long");
+        return 0;
+    }
+    memcpy(req->path, uri, urilen);
+    req->path[urilen] = '\0';
+    copy_header(wsi, WSI_TOKEN_HTTP_URI_ARGS, req->query, sizeof req->query);
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, req->content_type, sizeof req->content_type);
+    copy_header(wsi, WSI_TOKEN_HTTP_COOKIE, req->cookie, sizeof req->cookie);
+    copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, req->authorization, sizeof req->authorization);
+    copy_header(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin);
+    copy_header(wsi, WSI_TOKEN_HOST, req->host, sizeof req->host);
+    copy_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, req->user_agent, sizeof req->user_agent);
+    copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, req->if_none_match, sizeof req->if_none_match);
+    lws_get_peer_simple(wsi, req->peer, sizeof req->peer);
+
+    char clen[32];
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, clen, sizeof clen);
+    char te[32];
+    copy_header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, te, sizeof te);
+    unsigned long long content_length = clen[0] ? strtoull(clen, NULL, 10) : 0;
+    int has_body = content_length > 0 || (te[0] && strcasestr(te, "chunked"));
+
+    struct sb_route *route;
+    int rc = sb_route_match(sb_routes, sb_nroutes, req, &route);
+    x->route = route;
+    /* Refuse an oversized body before reading a byte of it. The rest of it
+     * is still on the socket, so this connection cannot carry another
+     * request: close it after the answer. */
+    if (content_length > app->cfg->body_limit) {
+        x->close_after = 1;
+        char msg[96];
+        snprintf(msg, sizeof msg, "the request body is over the limit of %zu bytes",
+                 app->cfg->body_limit);
+        reply_error_now(x, SB_ERR_TOO_LARGE, msg);
+        return 0;
+    }
+
+    if (rc == SB_ERR_NOT_FOUND && (req->method & (SB_GET | SB_HEAD)) &&
+        strncmp(req->path, "/api/", 5) != 0) {
+        rc = serve_static(wsi, x);
+        if (rc == SB_OK)
+            return 0;
+        if (rc != SB_ERR_NOT_FOUND)
+            return -1;
+    }
+    if (has_body)
+        x->close_after = rc != SB_OK; /* an unread body poisons keep-alive */
+    if (rc == SB_ERR_NOT_FOUND) {
+        reply_error_now(x, SB_ERR_NOT_FOUND, "no such resource");
+        return 0;
+    }
+    if (rc == SB_ERR_INVALID) {
+        sb_reply_error_status(&x->rep, 405, "method_not_allowed",
+                              "this method is not allowed here");
+        make_ready(x);
+        return 0;
+    }
+    x->route = route;
+    if (has_body) {
+        x->state = X_READING;
+        return 0; /* dispatch once the body is complete */
+    }
+    dispatch(x);
+    return 0;
+}
+
+static int on_body(struct pss *pss, const void *in, size_t len)
+{
+    struct xfer *x = pss->x;
+    if (!x || x->state != X_READING)
+        return 0;
+    size_t limit = x->app->cfg->body_limit;
+    if (x->req.body_len + len > limit) {
+        /* Chunked bodies announce no length: the cap is checked as bytes
+         * arrive. */
+        x->close_after = 1;
+        free(x->req.body);
+        x->req.body = NULL;
+        x->req.body_len = 0;
+        char msg[96];
+        snprintf(msg, sizeof msg, "the request body is over the limit of %zu bytes", limit);
+        reply_error_now(x, SB_ERR_TOO_LARGE, msg);
+        return 0;
+    }
+    if (x->req.body_len + len + 1 > x->body_cap) {
+        size_t cap = x->body_cap ? x->body_cap : 4096;
+        while (cap < x->req.body_len + len + 1)
+            cap *= 2;
+        if (cap > limit + 1)
+            cap = limit + 1;
+        char *nb = realloc(x->req.body, cap);
+        if (!nb)
+            return -1;
+        x->req.body = nb;
+        x->body_cap = cap;
+    }
+    memcpy(x->req.body + x->req.body_len, in, len);
+    x->req.body_len += len;
+    x->req.body[x->req.body_len] = '\0';
+    return 0;
+}
+
+static void on_closed(struct pss *pss)
+{
+    struct xfer *x = pss->x;
+    if (!x)
+        return;
+    pss->x = NULL;
+    xfer_end(x);
+    if (x->state == X_QUEUED)
+        x->wsi = NULL; /* job_done frees it */
+    else
+        xfer_free(x);
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct pss *pss = user;
+    struct sb_app *app = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_request(wsi, pss, app, in, len);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(pss, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->x && pss->x->state == X_READING) {
+            if (!pss->x->req.body) {
+                pss->x->req.body = calloc(1, 1);
+                if (!pss->x->req.body)
+                    return -1;
+            }
+            dispatch(pss->x);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(wsi, pss);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        if (pss->x)
+            return finish(wsi, pss, pss->x, 200);
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        on_closed(pss);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (app && app->pool)
+            sb_dbpool_drain(app->pool);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", http_callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+    if (signal_ctx)
+        lws_cancel_service(signal_ctx); /* a write(2) to lws's pipe: async-signal-safe */
+}
+
+static void wake_loop(void *arg)
+{
+    lws_cancel_service(arg);
+}
+
+int sb_listen_parse(const char *listen, char *addr, size_t addrlen, int *port_r, char *err,
+                    size_t errlen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return sb_fail(err, errlen, SB_ERR_CONFIG, "listen address '%s' is not ADDR:PORT", listen);
+    const char *a = listen;
+    size_t alen = (size_t)(colon - listen);
+    if (a[0] == '[' && alen >= 2 && a[alen - 1] == ']')
+        a++, alen -= 2;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || alen == 0 || alen >= addrlen)
+        return sb_fail(err, errlen, SB_ERR_CONFIG, "listen address '%s' is not ADDR:PORT", listen);
+    memcpy(addr, a, alen);
+    addr[alen] = '\0';
+    *port_r = (int)port;
+    return SB_OK;
+}
+
+static void lws_log_to_ours(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    sb_log(level & LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, "lws", "%.*s", (int)n, line);
+}
+
+int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
+{
+    char addr[128];
+    int port;
+    int rc = sb_listen_parse(cfg->listen, addr, sizeof addr, &port, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    struct sb_db_params params;
+    rc = sb_db_params_parse(cfg->db_url, &params, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    rc = sb_auth_init(err, errlen);
+    if (rc != SB_OK) {
+        sb_db_params_free(&params);
+        return rc;
+    }
+
+    struct sb_app app = {0};
+    app.cfg = cfg;
+    app.started_at = time(NULL);
+    app.cookie_secure = cfg->cookie_secure >= 0 ? cfg->cookie_secure
+                                                : !strncmp(cfg->public_url, "https:", 6);
+    char derr[64];
+    if (sb_password_hash("not a real password; equalises login timing", app.dummy_hash,
+                         sizeof app.dummy_hash, derr, sizeof derr) != SB_OK ||
+        sb_ratelimit_new(cfg->login_ip_limit, cfg->login_window, &app.login_ip) != SB_OK ||
+        sb_ratelimit_new(cfg->login_account_limit, cfg->login_window, &app.login_account) !=
+            SB_OK) {
+        rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory at start-up");
+        goto out;
+    }
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = addr;
+    info.protocols = protocols;
+    info.user = &app;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(addr, ':') == NULL);
+    info.keepalive_timeout = 5;
+    info.timeout_secs = 30;
+    info.pt_serv_buf_size = 32768;
+    struct lws_context *ctx = lws_create_context(&info);
+    if (!ctx) {
+        rc = sb_fail(err, errlen, SB_ERR_IO, "cannot listen on %s (address in use?)", cfg->listen);
+        goto out;
+    }
+    rc = sb_dbpool_start(&params, cfg->db_workers, wake_loop, ctx, &app.pool, err, errlen);
+    if (rc != SB_OK) {
+        lws_context_destroy(ctx);
+        goto out;
+    }
+
+    signal_ctx = ctx;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sb_info("http", "listening on http://%s:%d (web root %s, %d DB workers)", addr, port,
+            cfg->web_root, cfg->db_workers);
+    double deadline = 0;
+    int serr = 0;
+    while (serr >= 0) {
+        if (stop_requested && !app.draining) {
+            /* Close the listening socket, answer what is in flight, then go. */
+            app.draining = 1;
+            deadline = now_s() + cfg->drain_timeout;
+            sb_info("http", "stopping: no new connections, finishing %lu request(s)",
+                    app.inflight);
+            lws_context_deprecate(ctx, NULL);
+        }
+        if (app.draining && (app.inflight == 0 || now_s() > deadline)) {
+            if (app.inflight)
+                sb_warn("http", "drain timeout: abandoning %lu request(s)", app.inflight);
+            break;
+        }
+        serr = lws_service(ctx, 0);
+    }
+    /* Workers may still be finishing jobs: stop them first so every
+     * job_done runs (and frees its xfer) while the context still exists. */
+    sb_dbpool_stop(&app.pool);
+    signal_ctx = NULL;
+    lws_context_destroy(ctx);
+    sb_info("http", "stopped");
+    rc = SB_OK;
+out:
+    sb_ratelimit_free(&app.login_ip);
+    sb_ratelimit_free(&app.login_account);
+    sb_db_params_free(&params);
+    return rc;
+}
