@@ -31,7 +31,11 @@
 #include "switchboard/ratelimit.h"
 #include "switchboard/static.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,8 +540,73 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* --- the listening socket ------------------------------------------------ */
+
+/* We own the listening socket instead of letting lws open it: lws 4.1's
+ * lws_context_deprecate() reads freed memory, and an orderly stop must close
+ * the listener while connections in flight go on. The socket is adopted as a
+ * raw descriptor; when it is readable we accept and hand each connection to
+ * lws as HTTP. On stop, shutdown(2) makes new connects fail at once and the
+ * next wake-up closes the descriptor through lws. Loop thread only. */
+static int listen_fd = -1;
+
+static int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len)
+{
+    (void)user, (void)in, (void)len;
+    if (reason != LWS_CALLBACK_RAW_RX_FILE)
+        return 0;
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    /* Accept a bounded batch per wake-up so a connection storm cannot starve
+     * the requests already in flight. */
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                return 0;
+            if (errno == EMFILE || errno == ENFILE) {
+                sb_warn("http", "out of file descriptors; not accepting for now");
+                return 0;
+            }
+            return -1; /* shut down for the stop: lws closes the descriptor */
+        }
+        if (!lws_adopt_socket_vhost(vh, fd))
+            sb_warn("http", "could not take over an accepted connection");
+    }
+    return 0;
+}
+
+static int open_listener(const char *addr, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(addr, portstr, &hints, &res);
+    if (gai != 0)
+        return sb_fail(err, errlen, SB_ERR_CONFIG, "cannot use listen address %s: %s", addr,
+                       gai_strerror(gai));
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return sb_fail(err, errlen, SB_ERR_IO, "cannot listen on %s:%d: %s", addr, port,
+                       strerror(e));
+    }
+    freeaddrinfo(res);
+    listen_fd = fd;
+    return SB_OK;
+}
+
 static const struct lws_protocols protocols[] = {
     {"http", http_callback, sizeof(struct pss), 0, 0, NULL, 0},
+    {"sb-listener", listener_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -615,19 +684,28 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     }
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    rc = open_listener(addr, port, err, errlen);
+    if (rc != SB_OK)
+        goto out;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = port;
-    info.iface = addr;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.user = &app;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(addr, ':') == NULL);
+    info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
     info.keepalive_timeout = 5;
     info.timeout_secs = 30;
     info.pt_serv_buf_size = 32768;
     struct lws_context *ctx = lws_create_context(&info);
-    if (!ctx) {
-        rc = sb_fail(err, errlen, SB_ERR_IO, "cannot listen on %s (address in use?)", cfg->listen);
+    struct lws_vhost *vh = ctx ? lws_get_vhost_by_name(ctx, "default") : NULL;
+    lws_sock_file_fd_type desc = {.filefd = listen_fd};
+    if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, "sb-listener",
+                                           NULL)) {
+        rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot start the HTTP server");
+        if (ctx)
+            lws_context_destroy(ctx);
+        close(listen_fd);
+        listen_fd = -1;
         goto out;
     }
     rc = sb_dbpool_start(&params, cfg->db_workers, wake_loop, ctx, &app.pool, err, errlen);
@@ -655,7 +733,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
             deadline = now_s() + cfg->drain_timeout;
             sb_info("http", "stopping: no new connections, finishing %lu request(s)",
                     app.inflight);
-            lws_context_deprecate(ctx, NULL);
+            shutdown(listen_fd, SHUT_RDWR);
+            lws_cancel_service(ctx); /* wake the listener so lws closes it */
         }
         if (app.draining && (app.inflight == 0 || now_s() > deadline)) {
             if (app.inflight)
@@ -669,6 +748,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     sb_dbpool_stop(&app.pool);
     signal_ctx = NULL;
     lws_context_destroy(ctx);
+    listen_fd = -1;
     sb_info("http", "stopped");
     rc = SB_OK;
 out:

@@ -1,0 +1,347 @@
+/* Integration test harness (see harness.h). */
+#include "harness.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char db_url[1024];
+static char base_url[1024];
+static char db_name[128];
+static int db_ready;
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("harness: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+const char *th_root(void)
+{
+    const char *r = getenv("SB_ROOT");
+    return r ? r : ".";
+}
+
+const char *th_bin(void)
+{
+    static char path[512];
+    if (!path[0])
+        snprintf(path, sizeof path, "%s/switchboard", getenv("SB_BUILD") ? getenv("SB_BUILD") : "build");
+    return path;
+}
+
+const char *th_db_url(void)
+{
+    return db_url;
+}
+
+static void admin_exec(const char *sql)
+{
+    struct sb_db_params p;
+    char err[512] = "";
+    if (sb_db_params_parse(base_url, &p, err, sizeof err) != SB_OK)
+        fatal("%s", err);
+    struct sb_db *db;
+    int rc = sb_db_open(&p, 0, &db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, sql, NULL, 0, NULL, err, sizeof err);
+    sb_db_close(&db);
+    sb_db_params_free(&p);
+    if (rc != SB_OK)
+        fatal("%s: %s", sql, err);
+}
+
+void th_db_setup(void)
+{
+    const char *env = getenv("SWITCHBOARD_DB");
+    if (env && *env) {
+        snprintf(base_url, sizeof base_url, "%s", env);
+    } else {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "%s/scripts/localdb url", th_root());
+        FILE *f = popen(cmd, "r");
+        if (!f || !fgets(base_url, sizeof base_url, f))
+            fatal("no SWITCHBOARD_DB and scripts/localdb url gave nothing (run scripts/localdb start)");
+        pclose(f);
+        base_url[strcspn(base_url, "\r\n")] = '\0';
+    }
+    static int counter;
+    snprintf(db_name, sizeof db_name, "switchboard_test_%d_%d", (int)getpid(), counter++);
+    /* Swap the database name at the end of the URL for the scratch one. */
+    char *slash = strrchr(base_url, '/');
+    if (!slash)
+        fatal("bad database URL");
+    snprintf(db_url, sizeof db_url, "%.*s/%s", (int)(slash - base_url), base_url, db_name);
+    char sql[256];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s CHARACTER SET utf8mb4", db_name);
+    admin_exec(sql);
+    db_ready = 1;
+    setenv("SWITCHBOARD_DB", db_url, 1);
+    char out[4096];
+    const char *args[] = {"migrate", NULL};
+    if (th_run(args, NULL, out, sizeof out) != 0)
+        fatal("migrate failed: %s", out);
+}
+
+void th_db_teardown(void)
+{
+    if (!db_ready)
+        return;
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", db_name);
+    admin_exec(sql);
+    db_ready = 0;
+}
+
+int th_run(const char *const *args, const char *stdin_text, char *out, size_t outlen)
+{
+    int in[2], o[2];
+    if (pipe(in) || pipe(o))
+        fatal("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(o[1], 1);
+        dup2(o[1], 2);
+        close(in[1]);
+        close(o[0]);
+        const char *argv[32] = {th_bin()};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(th_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(o[1]);
+    if (stdin_text) {
+        ssize_t w = write(in[1], stdin_text, strlen(stdin_text));
+        (void)w;
+    }
+    close(in[1]);
+    size_t len = 0;
+    char sink[4096];
+    for (;;) {
+        char *dst = out && len + 1 < outlen ? out + len : sink;
+        size_t room = out && len + 1 < outlen ? outlen - len - 1 : sizeof sink;
+        ssize_t r = read(o[0], dst, room);
+        if (r <= 0)
+            break;
+        if (dst != sink)
+            len += (size_t)r;
+    }
+    if (out)
+        out[len] = '\0';
+    close(o[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
+        fatal("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void th_server_start(struct th_server *s, const char *const *env)
+{
+    memset(s, 0, sizeof *s);
+    s->port = free_port();
+    snprintf(s->log_path, sizeof s->log_path, "%s/tests/logs/server-%d.log",
+             getenv("SB_BUILD") ? getenv("SB_BUILD") : "build", s->port);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    s->pid = fork();
+    if (s->pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (s->pid == 0) {
+        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
+        execl(th_bin(), th_bin(), "serve", "--listen", listen, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        struct th_resp r;
+        if (th_http(s, "GET", "/healthz", NULL, NULL, &r) == 0 && r.status == 200) {
+            th_resp_free(&r);
+            return;
+        }
+        th_resp_free(&r);
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+            fatal("server exited at start-up; see %s", s->log_path);
+        usleep(50 * 1000);
+    }
+    fatal("server did not answer /healthz within 10 s; see %s", s->log_path);
+}
+
+int th_server_stop(struct th_server *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 400; i++) { /* 20 s */
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        usleep(50 * 1000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return -1;
+}
+
+struct buf {
+    char *p;
+    size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    size_t add = size * n;
+    char *np = realloc(b->p, b->len + add + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->len, data, add);
+    b->p = np;
+    b->len += add;
+    b->p[b->len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct th_resp *r = arg;
+    size_t add = size * n, have = strlen(r->headers);
+    if (have + add < sizeof r->headers) {
+        memcpy(r->headers + have, data, add);
+        r->headers[have + add] = '\0';
+    }
+    return add;
+}
+
+int th_http(const struct th_server *s, const char *method, const char *path, const char *body,
+            const char *const *headers, struct th_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    struct buf b = {calloc(1, 1), 0};
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    for (const char *const *h = headers; h && *h; h++)
+        hl = curl_slist_append(hl, *h);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r->body = b.p;
+    return cc == CURLE_OK ? 0 : -1;
+}
+
+void th_resp_free(struct th_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+int th_header(const struct th_resp *r, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    for (const char *line = r->headers; line && *line;) {
+        const char *eol = strstr(line, "\r\n");
+        if (!strncasecmp(line, name, n) && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = eol ? (size_t)(eol - v) : strlen(v);
+            if (len >= outlen)
+                len = outlen - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return 0;
+        }
+        line = eol ? eol + 2 : NULL;
+    }
+    return -1;
+}
+
+void th_user(const char *email, const char *role, const char *password)
+{
+    char out[1024], pw[300];
+    snprintf(pw, sizeof pw, "%s\n", password);
+    const char *args[] = {"user", "add", "--email", email, "--name", "Test User", "--role", role,
+                          "--password-stdin", NULL};
+    if (th_run(args, pw, out, sizeof out) != 0)
+        fatal("user add %s failed: %s", email, out);
+}
+
+void th_login(const struct th_server *s, const char *email, const char *password, char *cookie,
+              size_t cookielen)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    struct th_resp r;
+    char set[512];
+    if (th_http(s, "POST", "/api/v1/session", body, h, &r) != 0 || r.status != 200 ||
+        th_header(&r, "set-cookie", set, sizeof set) != 0)
+        fatal("login as %s failed: %ld %s", email, r.status, r.body ? r.body : "");
+    th_resp_free(&r);
+    snprintf(cookie, cookielen, "Cookie: %.*s", (int)strcspn(set, ";"), set);
+}

@@ -1,0 +1,58 @@
+/* Integration test harness: a scratch database on the private MariaDB, the
+ * switchboard binary under test started on a free port, and a small libcurl
+ * client. Every suite gets its own database (switchboard_test_<pid>_<n>),
+ * dropped at the end, so runs never see each other's rows. */
+#ifndef SB_TEST_HARNESS_H
+#define SB_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct th_server {
+    pid_t pid;
+    int port;
+    char log_path[512];
+};
+
+struct th_resp {
+    long status;
+    char *body;
+    char headers[16384];
+    double seconds;
+};
+
+/* Create and migrate a scratch database; sets SWITCHBOARD_DB for children. */
+void th_db_setup(void);
+void th_db_teardown(void);
+/* The URL of the scratch database. */
+const char *th_db_url(void);
+
+/* Path of the binary under test ($SB_BUILD/switchboard). */
+const char *th_bin(void);
+/* Run the binary with `args` (NULL-terminated), optional stdin text; returns
+ * the exit status and fills `out` (stdout, NUL-terminated) when given. */
+int th_run(const char *const *args, const char *stdin_text, char *out, size_t outlen);
+
+/* Start `switchboard serve` on a free port with extra "NAME=value"
+ * environment entries (NULL-terminated, may be NULL); waits for /healthz. */
+void th_server_start(struct th_server *s, const char *const *env);
+/* SIGTERM and wait; returns the exit status (or -1 when killed by a signal). */
+int th_server_stop(struct th_server *s);
+
+/* One HTTP request to the server. `headers` NULL-terminated, may be NULL;
+ * `body` may be NULL. Returns 0 or -1 on a transport error. */
+int th_http(const struct th_server *s, const char *method, const char *path, const char *body,
+            const char *const *headers, struct th_resp *r);
+void th_resp_free(struct th_resp *r);
+/* A response header's value (case-insensitive name) copied into out; 0 if found. */
+int th_header(const struct th_resp *r, const char *name, char *out, size_t outlen);
+
+/* Create a user through the CLI and return a session cookie "sb_session=..." for it. */
+void th_user(const char *email, const char *role, const char *password);
+void th_login(const struct th_server *s, const char *email, const char *password, char *cookie,
+              size_t cookielen);
+
+/* Path of the repository root (tests run from it). */
+const char *th_root(void);
+
+#endif
