@@ -32,8 +32,11 @@
 #include "switchboard/static.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <signal.h>
@@ -320,42 +323,69 @@ static void dispatch(struct xfer *x)
     }
 }
 
+/* Read a small file whole into the reply: one open/read/close, then the
+ * same write path as every other answer. */
+static int read_small_file(const char *path, size_t size, struct sb_http_reply *rep)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SB_ERR_NOT_FOUND;
+    char *buf = malloc(size + 1);
+    size_t got = 0;
+    while (buf && got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!buf || got != size) { /* changed under us: let the client retry */
+        free(buf);
+        return SB_ERR_IO;
+    }
+    free(rep->body);
+    rep->body = buf;
+    rep->body_len = size;
+    return SB_OK;
+}
+
 static int serve_static(struct lws *wsi, struct xfer *x)
 {
     struct sb_static_file f;
     if (sb_static_resolve(x->app->cfg->web_root, x->req.path, &f) != SB_OK)
         return SB_ERR_NOT_FOUND;
     x->route = &sb_route_static;
+    x->app->static_hits++;
+    struct sb_http_reply *rep = &x->rep;
+    sb_reply_header(rep, "ETag", f.etag);
+    sb_reply_header(rep, "Cache-Control", f.cache_control);
+    if (!strncmp(f.content_type, "text/html", 9))
+        /* The web view is ours alone: no framing by others, no plugins, and
+         * script only from our own origin. */
+        sb_reply_header(rep, "Content-Security-Policy",
+                        "default-src 'self'; img-src 'self' data: blob:; "
+                        "style-src 'self' 'unsafe-inline'; frame-src 'self' blob: data:; "
+                        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
     if (x->req.if_none_match[0] && !strcmp(x->req.if_none_match, f.etag)) {
-        x->rep.status = 304;
-        sb_reply_header(&x->rep, "ETag", f.etag);
-        sb_reply_header(&x->rep, "Cache-Control", f.cache_control);
+        rep->status = 304;
         make_ready(x);
         return SB_OK;
     }
-    unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
-                                    (const unsigned char *)f.etag, (int)strlen(f.etag), &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)f.cache_control,
-                                    (int)strlen(f.cache_control), &p, end) ||
-        add_common_headers(wsi, &p, end))
-        return SB_ERR_INTERNAL;
-    if (!strncmp(f.content_type, "text/html", 9)) {
-        /* The web view is ours alone: no framing by others, no plugins, and
-         * script only from our own origin. */
-        static const char csp[] =
-            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-            "frame-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
-            "frame-ancestors 'none'";
-        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
-                                        (const unsigned char *)csp, (int)strlen(csp), &p, end))
-            return SB_ERR_INTERNAL;
+    if (f.size <= SB_STATIC_INLINE_MAX) {
+        int rc = read_small_file(f.path, (size_t)f.size, rep);
+        if (rc != SB_OK)
+            return rc;
+        rep->status = 200;
+        rep->content_type = f.content_type;
+        make_ready(x);
+        return SB_OK;
     }
+    /* Large files stream from disk through lws, chunk by chunk. */
+    unsigned char hdr[SB_EXTRA_HEADERS_MAX + 256], *p = hdr, *end = hdr + sizeof hdr;
+    if (add_common_headers(wsi, &p, end) || add_extra_headers(wsi, rep, &p, end))
+        return SB_ERR_INTERNAL;
     x->state = X_FILE;
-    int n = lws_serve_http_file(wsi, f.path, f.content_type, (const char *)hdr, (int)(p - hdr));
-    x->app->static_hits++;
-    if (n < 0)
+    if (lws_serve_http_file(wsi, f.path, f.content_type, (const char *)hdr, (int)(p - hdr)) < 0)
         return SB_ERR_IO;
     return SB_OK;
 }
@@ -489,6 +519,8 @@ static int on_body(struct pss *pss, const void *in, size_t len)
 
 static void on_closed(struct pss *pss)
 {
+    if (!pss) /* closed before lws bound our protocol and its per-session data */
+        return;
     struct xfer *x = pss->x;
     if (!x)
         return;
@@ -571,6 +603,10 @@ static int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, 
             }
             return -1; /* shut down for the stop: lws closes the descriptor */
         }
+        /* Headers and body leave in separate writes; without NODELAY, Nagle
+         * and the client's delayed ACK add 40 ms to every answer. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (!lws_adopt_socket_vhost(vh, fd))
             sb_warn("http", "could not take over an accepted connection");
     }

@@ -24,6 +24,10 @@
 /* Extra response headers a handler may add (Set-Cookie, Location, ...). */
 #define SB_EXTRA_HEADERS_MAX 2048
 
+/* Static files up to this size are read whole and sent like any reply;
+ * larger ones stream from disk. The web view's bundles are well under it. */
+#define SB_STATIC_INLINE_MAX (2 * 1024 * 1024)
+
 /* DB worker threads; config database.workers. Each holds one MariaDB
  * connection, so this also bounds our share of max_connections. */
 #define SB_DB_WORKERS_DEFAULT 4
