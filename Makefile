@@ -38,6 +38,10 @@ INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(O)/tests/integration/%)
 INTEG_HARNESS := $(O)/tests/integration/harness.o
 TEST_LIBS := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
 
+# Run a command with the private MariaDB up (unless SWITCHBOARD_DB names another
+# server); a server this started is stopped again afterwards, whatever the result.
+WITH_LOCALDB := scripts/with-localdb
+
 .PHONY: all asan test test-unit test-integration run deps localdb bench format clean \
 	check-format tests-build
 all: $(O)/switchboard
@@ -91,8 +95,7 @@ localdb:
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
-	@scripts/localdb start >/dev/null
-	@tests/run build/asan
+	@$(WITH_LOCALDB) tests/run build/asan
 
 test-unit: deps
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
@@ -100,8 +103,7 @@ test-unit: deps
 
 test-integration: deps
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
-	@scripts/localdb start >/dev/null
-	@tests/run build/asan integration
+	@$(WITH_LOCALDB) tests/run build/asan integration
 
 run: deps
 	@$(MAKE) --no-print-directory all
