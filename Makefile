@@ -21,14 +21,17 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonlit
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -Iinclude $(CFLAGS) -MMD -MP \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+ALL_CXXFLAGS = -std=c++17 $(filter-out -std=c17 -Wstrict-prototypes,$(ALL_CFLAGS))
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lphonenumber -lidn2 -lstdc++ -lpthread
 ifneq ($(SANITIZER),)
 ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 SRC := $(wildcard src/*.c) $(wildcard channels/*.c)
-OBJ := $(SRC:%.c=$(O)/%.o)
+# The one C++ file: the libphonenumber wrapper behind a C function.
+SRC_CXX := $(wildcard src/*.cc)
+OBJ := $(SRC:%.c=$(O)/%.o) $(SRC_CXX:%.cc=$(O)/%.o)
 LIB_OBJ := $(filter-out $(O)/src/main.o,$(OBJ))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -57,6 +60,11 @@ $(O)/%.o: %.c $(O)/flags
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(O)/%.o: %.cc $(O)/flags
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	@$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
 $(O)/libswitchboard.a: $(LIB_OBJ)
 	@echo "  AR      $@"
