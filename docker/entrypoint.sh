@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # docker/entrypoint.sh — container start-up for the switchboard image.
 #
-# Default: apply pending schema migrations, then serve on 0.0.0.0:8080. Arguments starting with
-# "-" are appended to `serve` (e.g. `--drain-timeout 30`); any other arguments run as a command
-# instead (e.g. `docker compose run switchboard switchboard user add ...`).
+# Default: apply pending schema migrations, then serve on 0.0.0.0:8080 (SWITCHBOARD_LISTEN
+# overrides). Arguments starting with "-" go to `serve` (e.g. `--listen 0.0.0.0:9000`); any other
+# arguments run as a command instead (e.g. `docker compose run switchboard switchboard user add ...`).
 set -euo pipefail
 
 # The database may still be coming up (or failing over) when the container starts; depends_on
@@ -28,7 +28,8 @@ main() {
 		exec "$@"
 	fi
 	migrate
-	exec switchboard serve --listen 0.0.0.0:8080 "$@"
+	export SWITCHBOARD_LISTEN=${SWITCHBOARD_LISTEN:-0.0.0.0:8080}
+	exec switchboard serve "$@"
 }
 
 main "$@"

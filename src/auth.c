@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -85,8 +86,13 @@ void sb_token_hash(const char *token, unsigned char hash[32])
 void sb_token_new(const char *prefix, char *token, size_t tokenlen, unsigned char hash[32])
 {
     unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
     size_t plen = strlen(prefix);
+    if (tokenlen < plen + sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING)) {
+        /* A caller bug: never hand out a short or unterminated token. */
+        sb_error("auth", "token buffer too small");
+        abort();
+    }
+    randombytes_buf(raw, sizeof raw);
     snprintf(token, tokenlen, "%s", prefix);
     sodium_bin2base64(token + plen, tokenlen - plen, raw, sizeof raw,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -153,8 +159,13 @@ int sb_session_create(struct sb_db *db, int64_t user_id, int ttl_seconds, const 
 {
     unsigned char hash[32];
     sb_token_new("", token_r, tokenlen, hash);
+    /* Stored for the user's session list; printable ASCII only, so a hostile
+     * or broken header can never make the insert (and the sign-in) fail. */
     char ua[256];
     snprintf(ua, sizeof ua, "%s", user_agent ? user_agent : "");
+    for (char *c = ua; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
     struct sb_db_val args[] = {SB_BLOB(hash, sizeof hash), SB_INT(user_id), SB_INT(ttl_seconds),
                                SB_TEXT(ip), SB_TEXT(ua[0] ? ua : NULL)};
     int rc = sb_db_exec(db, q_session_insert, args, 5, NULL, err, errlen);

@@ -29,6 +29,7 @@ struct sb_db {
     int multi;
     MYSQL *conn;
     int in_tx;
+    int tx_lost; /* the connection died inside a transaction: fail until rollback */
     size_t nstmts;
     struct stmt_slot stmts[STMT_CACHE_MAX];
 };
@@ -201,7 +202,7 @@ static int map_errno(unsigned e)
         return SB_ERR_EXISTS;
     case ER_LOCK_DEADLOCK:
     case ER_LOCK_WAIT_TIMEOUT:
-        return SB_ERR_UNAVAILABLE;
+        return SB_ERR_RETRY;
     case ER_NO_REFERENCED_ROW_2:
     case ER_ROW_IS_REFERENCED_2:
     case ER_DATA_TOO_LONG:
@@ -221,6 +222,8 @@ static void drop_conn(struct sb_db *db)
     if (db->conn)
         mysql_close(db->conn);
     db->conn = NULL;
+    if (db->in_tx)
+        db->tx_lost = 1;
     db->in_tx = 0;
 }
 
@@ -283,6 +286,11 @@ void sb_db_close(struct sb_db **dbp)
 
 static int ensure_conn(struct sb_db *db, char *err, size_t errlen)
 {
+    /* Reconnecting here would run the rest of a transaction in autocommit
+     * and report a commit that never happened. */
+    if (db->tx_lost)
+        return sb_fail(err, errlen, SB_ERR_UNAVAILABLE,
+                       "database connection lost inside a transaction");
     if (db->conn)
         return SB_OK;
     return connect_now(db, err, errlen);
@@ -309,6 +317,8 @@ static int db_error(struct sb_db *db, unsigned e, const char *msg, char *err, si
 static int get_stmt(struct sb_db *db, const char *sql, MYSQL_STMT **stmt_r, char *err,
                     size_t errlen)
 {
+    if (db->tx_lost)
+        return ensure_conn(db, err, errlen);
     for (size_t i = 0; i < db->nstmts; i++)
         if (db->stmts[i].sql == sql) {
             *stmt_r = db->stmts[i].stmt;
@@ -508,6 +518,7 @@ static int simple(struct sb_db *db, const char *sql, char *err, size_t errlen)
 
 int sb_db_begin(struct sb_db *db, char *err, size_t errlen)
 {
+    db->tx_lost = 0; /* a new transaction starts clean */
     int rc = simple(db, "START TRANSACTION", err, errlen);
     if (rc == SB_OK)
         db->in_tx = 1;
@@ -516,6 +527,8 @@ int sb_db_begin(struct sb_db *db, char *err, size_t errlen)
 
 int sb_db_commit(struct sb_db *db, char *err, size_t errlen)
 {
+    if (db->tx_lost) /* the server rolled it back when the connection died */
+        return ensure_conn(db, err, errlen);
     if (!db->conn)
         return sb_fail(err, errlen, SB_ERR_UNAVAILABLE, "database connection lost");
     db->in_tx = 0;
@@ -530,6 +543,7 @@ int sb_db_commit(struct sb_db *db, char *err, size_t errlen)
 void sb_db_rollback(struct sb_db *db)
 {
     db->in_tx = 0;
+    db->tx_lost = 0;
     if (db->conn && mysql_rollback(db->conn) != 0 && is_conn_error(mysql_errno(db->conn)))
         drop_conn(db);
 }

@@ -25,6 +25,7 @@ static const struct {
     [SB_ERR_CONFIG] = {"configuration error", "internal", 500},
     [SB_ERR_DB] = {"database error", "internal", 500},
     [SB_ERR_UNKNOWN_COMMIT] = {"commit outcome unknown", "unavailable", 503},
+    [SB_ERR_RETRY] = {"transaction conflict", "unavailable", 503},
     [SB_ERR_UNSUPPORTED_MEDIA] = {"unsupported media type", "unsupported_media_type", 415},
 };
 

@@ -123,10 +123,29 @@ void sb_reply_text(struct sb_http_reply *rep, int status, const char *content_ty
     set_body(rep, copy, copy ? len : 0);
 }
 
+/* Cut a message that was truncated in the middle of a UTF-8 sequence. */
+static void trim_partial_utf8(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i > 0 && (unsigned char)s[i - 1] >= 0xC0) {
+        unsigned char lead = (unsigned char)s[i - 1];
+        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (n - (i - 1) < want)
+            s[i - 1] = '\0';
+    }
+}
+
 void sb_reply_error_status(struct sb_http_reply *rep, int status, const char *code,
                            const char *message)
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    /* Input echoed in a message may not be valid UTF-8; the status must
+     * survive even if the wording cannot. */
+    if (!o)
+        o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
+                      "the request was refused (details not printable)");
     sb_reply_json(rep, status, o);
 }
 
@@ -137,12 +156,13 @@ void sb_reply_error(struct sb_http_reply *rep, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    trim_partial_utf8(msg);
     sb_reply_error_status(rep, sb_err_http_status(err), sb_err_code(err), msg);
 }
 
 void sb_reply_failure(struct sb_http_reply *rep, int err, const char *what, const char *detail)
 {
-    if (err == SB_ERR_UNAVAILABLE || err == SB_ERR_UNKNOWN_COMMIT) {
+    if (err == SB_ERR_UNAVAILABLE || err == SB_ERR_UNKNOWN_COMMIT || err == SB_ERR_RETRY) {
         sb_warn("http", "%s: %s", what, detail);
         sb_reply_error(rep, SB_ERR_UNAVAILABLE, "the database is unavailable; retry shortly");
         sb_reply_header(rep, "Retry-After", "2");
@@ -176,7 +196,8 @@ int sb_request_json(const struct sb_http_request *req, struct sb_http_reply *rep
     const char *ct = req->content_type;
     /* Accept a missing type (curl -d without -H) and any application/json
      * with parameters; refuse forms, which would mean a confused client. */
-    if (ct[0] && strncasecmp(ct, "application/json", 16) != 0) {
+    if (ct[0] && (strncasecmp(ct, "application/json", 16) != 0 ||
+                  (ct[16] && ct[16] != ';' && ct[16] != ' ' && ct[16] != '\t'))) {
         sb_reply_error(rep, SB_ERR_UNSUPPORTED_MEDIA, "expected a JSON body (application/json)");
         return SB_ERR_UNSUPPORTED_MEDIA;
     }
@@ -237,4 +258,63 @@ int sb_status_slot(int status)
 int sb_status_of_slot(int slot)
 {
     return slot >= 0 && slot < SB_STATUS_SLOTS - 1 ? status_slots[slot] : 0;
+}
+
+static int hexdigit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int sb_request_query(const struct sb_http_request *req, const char *name, char *out,
+                     size_t outlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->query; *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= nlen && !strncmp(p, name, nlen) && (len == nlen || p[nlen] == '=')) {
+            const char *v = len == nlen ? p + len : p + nlen + 1;
+            size_t o = 0;
+            for (const char *q = v; q < p + len; q++) {
+                if (o + 1 >= outlen)
+                    return -1;
+                int hi, lo;
+                if (*q == '%' && q + 2 < p + len &&
+                    (hi = hexdigit(q[1])) >= 0 && (lo = hexdigit(q[2])) >= 0) {
+                    out[o++] = (char)(hi * 16 + lo);
+                    q += 2;
+                } else {
+                    out[o++] = *q == '+' ? ' ' : *q;
+                }
+            }
+            out[o] = '\0';
+            return 0;
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return -1;
+}
+
+int sb_request_param_id(const struct sb_http_request *req, int idx, int64_t *id_r)
+{
+    if (idx >= req->nparams)
+        return SB_ERR_INVALID;
+    const char *s = req->params[idx];
+    int64_t v = 0;
+    if (!*s || strlen(s) > 18)
+        return SB_ERR_INVALID;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return SB_ERR_INVALID;
+        v = v * 10 + (*s - '0');
+    }
+    if (v <= 0)
+        return SB_ERR_INVALID;
+    *id_r = v;
+    return SB_OK;
 }

@@ -97,7 +97,7 @@ void sb_ratelimit_hit(struct sb_ratelimit *rl, const char *key, time_t now)
 {
     pthread_mutex_lock(&rl->lock);
     struct slot *s = find(rl, hash_key(rl, key), 1);
-    if (now - s->window_start >= rl->window) {
+    if (s->count == 0 || now - s->window_start >= rl->window) {
         s->window_start = now;
         s->count = 0;
     }

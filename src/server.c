@@ -390,14 +390,27 @@ static int serve_static(struct lws *wsi, struct xfer *x)
     return SB_OK;
 }
 
+static void on_closed(struct pss *pss)
+{
+    if (!pss) /* closed before lws bound our protocol and its per-session data */
+        return;
+    struct xfer *x = pss->x;
+    if (!x)
+        return;
+    pss->x = NULL;
+    xfer_end(x);
+    if (x->state == X_QUEUED)
+        x->wsi = NULL; /* job_done frees it */
+    else
+        xfer_free(x);
+}
+
 /* LWS_CALLBACK_HTTP: headers are in; decide what this request is. */
 static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, const char *uri,
                       size_t urilen)
 {
-    if (pss->x) { /* cannot happen with HTTP/1.1 framing; be safe */
-        xfer_end(pss->x);
-        xfer_free(pss->x);
-    }
+    if (pss->x) /* cannot happen with HTTP/1.1 framing; be safe */
+        on_closed(pss);
     struct xfer *x = calloc(1, sizeof *x);
     if (!x)
         return -1;
@@ -469,6 +482,22 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     if (rc == SB_ERR_INVALID) {
         sb_reply_error_status(&x->rep, 405, "method_not_allowed",
                               "this method is not allowed here");
+        char allow[64] = "";
+        for (size_t i = 0; i < sb_nroutes; i++) {
+            struct sb_http_request probe = {.method = 0};
+            memcpy(probe.path, req->path, sizeof probe.path);
+            for (int m = SB_GET; m <= SB_OPTIONS; m <<= 1) {
+                probe.method = m;
+                struct sb_route *hit;
+                if ((sb_routes[i].methods & m) &&
+                    sb_route_match(&sb_routes[i], 1, &probe, &hit) == SB_OK &&
+                    !strstr(allow, sb_method_name(m)))
+                    snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                             allow[0] ? ", " : "", sb_method_name(m));
+            }
+        }
+        if (allow[0])
+            sb_reply_header(&x->rep, "Allow", allow);
         make_ready(x);
         return 0;
     }
@@ -515,21 +544,6 @@ static int on_body(struct pss *pss, const void *in, size_t len)
     x->req.body_len += len;
     x->req.body[x->req.body_len] = '\0';
     return 0;
-}
-
-static void on_closed(struct pss *pss)
-{
-    if (!pss) /* closed before lws bound our protocol and its per-session data */
-        return;
-    struct xfer *x = pss->x;
-    if (!x)
-        return;
-    pss->x = NULL;
-    xfer_end(x);
-    if (x->state == X_QUEUED)
-        x->wsi = NULL; /* job_done frees it */
-    else
-        xfer_free(x);
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -703,6 +717,14 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         sb_db_params_free(&params);
         return rc;
     }
+
+    /* A loop route skips the credential checks (they need the database). */
+    for (size_t i = 0; i < sb_nroutes; i++)
+        if ((sb_routes[i].flags & SB_ROUTE_LOOP) && !(sb_routes[i].flags & SB_ROUTE_PUBLIC)) {
+            sb_db_params_free(&params);
+            return sb_fail(err, errlen, SB_ERR_INTERNAL,
+                           "bug: route %s runs on the loop but is not public", sb_routes[i].pattern);
+        }
 
     struct sb_app app = {0};
     app.cfg = cfg;

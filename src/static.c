@@ -8,6 +8,7 @@
 #include "switchboard/err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -78,6 +79,13 @@ int sb_static_resolve(const char *web_root, const char *url_path, struct sb_stat
         return SB_ERR_NOT_FOUND;
     }
     if (!S_ISREG(st.st_mode))
+        return SB_ERR_NOT_FOUND;
+    /* A symlink inside the web root must not lead outside it. */
+    char real_root[PATH_MAX], real_file[PATH_MAX];
+    if (!realpath(web_root, real_root) || !realpath(f->path, real_file))
+        return SB_ERR_NOT_FOUND;
+    size_t rl = strlen(real_root);
+    if (strncmp(real_file, real_root, rl) != 0 || real_file[rl] != '/')
         return SB_ERR_NOT_FOUND;
     f->content_type = sb_static_content_type(f->path);
     f->cache_control = !strncmp(url_path, "/assets/", 8) ? "public, max-age=31536000, immutable"

@@ -53,6 +53,8 @@ const char *sb_role_name(enum sb_role role)
 
 int sb_user_email_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen)
 {
+    if (outlen)
+        out[0] = '\0';
     if (!in)
         return sb_fail(err, errlen, SB_ERR_INVALID, "an e-mail address is required");
     while (isspace((unsigned char)*in))
@@ -65,14 +67,18 @@ int sb_user_email_normalize(const char *in, char *out, size_t outlen, char *err,
     int ats = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == ',')
+        if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == ',') {
+            out[0] = '\0';
             return sb_fail(err, errlen, SB_ERR_INVALID, "'%.*s' is not a valid e-mail address",
                            (int)n, in);
+        }
         ats += c == '@';
         out[i] = (char)tolower(c);
     }
     out[n] = '\0';
     const char *at = strchr(out, '@');
+    if (ats != 1 || at == out || !at[1] || at[1] == '.' || out[n - 1] == '.')
+        out[0] = '\0';
     if (ats != 1 || at == out || !at[1] || at[1] == '.' || out[n - 1] == '.')
         return sb_fail(err, errlen, SB_ERR_INVALID, "'%s' is not a valid e-mail address", out);
     return SB_OK;
@@ -183,6 +189,8 @@ void sb_password_generate(char *out, size_t outlen)
 {
     /* No look-alikes (0/O, 1/l/I) so it can be read off a terminal. */
     static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    if (!outlen)
+        return;
     size_t n = outlen - 1 < 20 ? outlen - 1 : 20;
     for (size_t i = 0; i < n; i++)
         out[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];

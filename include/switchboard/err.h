@@ -27,6 +27,7 @@ enum sb_err {
     SB_ERR_DB = 13,          /* the database rejected a statement (not a connection loss) */
     SB_ERR_UNKNOWN_COMMIT = 14, /* connection lost during COMMIT: maybe written, rely on idempotency */
     SB_ERR_UNSUPPORTED_MEDIA = 15, /* a body in a content type the route does not take */
+    SB_ERR_RETRY = 16,             /* a transaction lost a race (deadlock, unique key): run it again */
     SB_ERR__LAST
 };
 

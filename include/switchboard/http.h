@@ -136,6 +136,13 @@ int sb_request_json(const struct sb_http_request *req, struct sb_http_reply *rep
 /* Find a cookie's value; returns 0 and fills `out` (NUL-terminated) or -1. */
 int sb_request_cookie(const struct sb_http_request *req, const char *name, char *out, size_t outlen);
 
+/* A query-string parameter, URL-decoded ('+' as space); 0 when present.
+ * A value that does not fit in `out` counts as absent. */
+int sb_request_query(const struct sb_http_request *req, const char *name, char *out,
+                     size_t outlen);
+/* Path parameter `idx` as a positive integer id; SB_ERR_INVALID otherwise. */
+int sb_request_param_id(const struct sb_http_request *req, int idx, int64_t *id_r);
+
 /* Index of a status code in sb_route.count_by_status, and back. */
 int sb_status_slot(int status);
 int sb_status_of_slot(int slot);

@@ -36,7 +36,7 @@ json_t *sb_user_json(const struct sb_user *u);
 /* Every user as a JSON array, ordered by id. */
 int sb_user_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
 
-/* A random password for the first admin: 20 characters, about 119 bits. */
+/* A random password for the first admin: 20 characters, about 116 bits. */
 void sb_password_generate(char *out, size_t outlen);
 
 #endif
