@@ -43,16 +43,15 @@ static const struct config_key {
      "SWITCHBOARD_SCHEMA_DIR"},
     {"log", "level", KEY_STR, offsetof(struct sb_config, log_level), 0, 0, NULL},
     {"log", "format", KEY_STR, offsetof(struct sb_config, log_format), 0, 0, NULL},
-    {"auth", "session_ttl", KEY_INT, offsetof(struct sb_config, session_ttl), 60,
-     365L * 24 * 3600, NULL},
+    {"auth", "session_ttl", KEY_INT, offsetof(struct sb_config, session_ttl), 60, 365L * 24 * 3600,
+     NULL},
     {"auth", "login_ip_limit", KEY_INT, offsetof(struct sb_config, login_ip_limit), 1, 1000000,
      NULL},
     {"auth", "login_account_limit", KEY_INT, offsetof(struct sb_config, login_account_limit), 1,
      1000000, NULL},
     {"auth", "login_window", KEY_INT, offsetof(struct sb_config, login_window), 1, 86400, NULL},
     {"auth", "cookie_secure", KEY_BOOL_AUTO, offsetof(struct sb_config, cookie_secure), 0, 0, NULL},
-    {"identity", "default_region", KEY_STR, offsetof(struct sb_config, default_region), 0, 0,
-     NULL},
+    {"identity", "default_region", KEY_STR, offsetof(struct sb_config, default_region), 0, 0, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -214,8 +213,7 @@ int sb_config_load(struct sb_config *cfg, const char *path, char *err, size_t er
         if (ctx.rc != SB_OK)
             return ctx.rc;
         if (line < 0)
-            return sb_fail(err, errlen, SB_ERR_CONFIG, "cannot read %s: %s", path,
-                           strerror(errno));
+            return sb_fail(err, errlen, SB_ERR_CONFIG, "cannot read %s: %s", path, strerror(errno));
         if (line > 0)
             return sb_fail(err, errlen, SB_ERR_CONFIG, "%s:%d: syntax error", path, line);
     }

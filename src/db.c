@@ -73,8 +73,9 @@ int sb_db_params_parse(const char *url, struct sb_db_params *p, char *err, size_
 {
     memset(p, 0, sizeof *p);
     if (!url || !*url)
-        return sb_fail(err, errlen, SB_ERR_CONFIG,
-                       "no database configured: set SWITCHBOARD_DB=mariadb://user:pass@host:port/db");
+        return sb_fail(
+            err, errlen, SB_ERR_CONFIG,
+            "no database configured: set SWITCHBOARD_DB=mariadb://user:pass@host:port/db");
     const char *s = url;
     if (!strncmp(s, "mariadb://", 10))
         s += 10;
@@ -151,8 +152,8 @@ int sb_db_params_parse(const char *url, struct sb_db_params *p, char *err, size_
             if (!p->socket)
                 goto fail;
         } else if (n > 0) {
-            rc = sb_fail(err, errlen, SB_ERR_CONFIG, "database URL: unknown option '%.*s'",
-                         (int)n, kv);
+            rc = sb_fail(err, errlen, SB_ERR_CONFIG, "database URL: unknown option '%.*s'", (int)n,
+                         kv);
             goto fail;
         }
         qmark = amp;
@@ -176,7 +177,8 @@ static int copy_params(struct sb_db_params *dst, const struct sb_db_params *src)
 #define COPY(f)                                                                                    \
     if (src->f && !(dst->f = strdup(src->f)))                                                      \
         goto fail;
-    COPY(user) COPY(password) COPY(host) COPY(database) COPY(socket)
+    COPY(user)
+    COPY(password) COPY(host) COPY(database) COPY(socket)
 #undef COPY
         return SB_OK;
 fail:
@@ -247,8 +249,8 @@ static int connect_now(struct sb_db *db, char *err, size_t errlen)
                          e == CR_UNKNOWN_HOST
                      ? SB_ERR_UNAVAILABLE
                      : SB_ERR_DB;
-        sb_fail(err, errlen, rc, "cannot connect to MariaDB at %s: %s", p->socket ? p->socket : host,
-                mysql_error(m));
+        sb_fail(err, errlen, rc, "cannot connect to MariaDB at %s: %s",
+                p->socket ? p->socket : host, mysql_error(m));
         mysql_close(m);
         return rc;
     }

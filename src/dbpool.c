@@ -135,8 +135,7 @@ int sb_dbpool_start(const struct sb_db_params *params, int workers, void (*wake)
     return SB_OK;
 }
 
-int sb_dbpool_submit(struct sb_dbpool *pool, sb_dbjob_run_fn run, sb_dbjob_done_fn done,
-                     void *arg)
+int sb_dbpool_submit(struct sb_dbpool *pool, sb_dbjob_run_fn run, sb_dbjob_done_fn done, void *arg)
 {
     struct job *j = malloc(sizeof *j);
     if (!j)

@@ -260,42 +260,18 @@ int sb_status_of_slot(int slot)
     return slot >= 0 && slot < SB_STATUS_SLOTS - 1 ? status_slots[slot] : 0;
 }
 
-static int hexdigit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-int sb_request_query(const struct sb_http_request *req, const char *name, char *out,
-                     size_t outlen)
+int sb_request_query(const struct sb_http_request *req, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
-    for (const char *p = req->query; *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= nlen && !strncmp(p, name, nlen) && (len == nlen || p[nlen] == '=')) {
-            const char *v = len == nlen ? p + len : p + nlen + 1;
-            size_t o = 0;
-            for (const char *q = v; q < p + len; q++) {
-                if (o + 1 >= outlen)
-                    return -1;
-                int hi, lo;
-                if (*q == '%' && q + 2 < p + len &&
-                    (hi = hexdigit(q[1])) >= 0 && (lo = hexdigit(q[2])) >= 0) {
-                    out[o++] = (char)(hi * 16 + lo);
-                    q += 2;
-                } else {
-                    out[o++] = *q == '+' ? ' ' : *q;
-                }
-            }
-            out[o] = '\0';
-            return 0;
-        }
-        p += len;
-        if (*p == '&')
-            p++;
+    for (const char *p = req->query; *p; p += strlen(p) + 1) {
+        if (strncmp(p, name, nlen) != 0 || (p[nlen] != '=' && p[nlen] != '\0'))
+            continue;
+        const char *v = p[nlen] == '=' ? p + nlen + 1 : p + nlen;
+        size_t len = strlen(v);
+        if (len >= outlen)
+            return -1;
+        memcpy(out, v, len + 1);
+        return 0;
     }
     return -1;
 }

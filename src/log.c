@@ -81,7 +81,8 @@ void sb_log(enum sb_log_level level, const char *module, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[64];
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(ts.tv_nsec / 1000000) % 1000);
 
     char line[4096];
     size_t cap = sizeof line - 2, pos;

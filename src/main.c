@@ -4,6 +4,7 @@
  * non-zero; nothing here prints secrets except where the user asked for one
  * (`token create`, the first admin's password). */
 #include "switchboard/auth.h"
+#include "switchboard/cli.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
@@ -34,6 +35,8 @@ static const char usage_text[] =
     "                                   prints its e-mail and generated password once\n"
     "  user list                        list users as JSON\n"
     "  token create --user E [--name N] create an API token and print it\n"
+    "  identity normalize [--region RR] (--phone V | --email V | --kind K --value V)\n"
+    "                                   print the normalised form ingest will store\n"
     "  version                          print the version\n"
     "\n"
     "configuration: switchboard.conf (INI) and SWITCHBOARD_* variables; the database is\n"
@@ -272,8 +275,7 @@ static int cmd_token_create(struct cli *c)
         return 1;
     char token[SB_TOKEN_MAX];
     char err[512] = "";
-    int rc = sb_api_token_create(db, email, opt(c, "--name"), token, sizeof token, err,
-                                 sizeof err);
+    int rc = sb_api_token_create(db, email, opt(c, "--name"), token, sizeof token, err, sizeof err);
     sb_db_close(&db);
     if (rc != SB_OK)
         return die(1, "%s", err);
@@ -339,6 +341,8 @@ int main(int argc, char **argv)
         rc = cmd_serve(&c);
     } else if (!strcmp(cmd, "migrate")) {
         rc = cmd_migrate(&c);
+    } else if (!strcmp(cmd, "identity")) {
+        rc = sb_cli_identity(c.argc, c.argv, c.cfg.default_region);
     } else if (!strcmp(cmd, "version")) {
         printf("switchboard %s\n", SB_VERSION);
         rc = 0;

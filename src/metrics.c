@@ -85,7 +85,8 @@ static void route_histogram(struct out *o, const struct sb_route *r)
     for (int b = 0; b < SB_LATENCY_BUCKETS; b++) {
         cum += r->latency_buckets[b];
         if (b < SB_LATENCY_BUCKETS - 1)
-            put(o, "switchboard_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            put(o,
+                "switchboard_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                 r->pattern, bucket_le[b], cum);
         else
             put(o,
@@ -119,9 +120,10 @@ int sb_metrics_render(const struct sb_app *app, char **text_r, size_t *len_r)
     route_histogram(&o, &sb_route_static);
     route_histogram(&o, &sb_route_unmatched);
 
-    put(&o, "# HELP switchboard_http_inflight_requests Requests received and not yet answered.\n"
-            "# TYPE switchboard_http_inflight_requests gauge\n"
-            "switchboard_http_inflight_requests %lu\n",
+    put(&o,
+        "# HELP switchboard_http_inflight_requests Requests received and not yet answered.\n"
+        "# TYPE switchboard_http_inflight_requests gauge\n"
+        "switchboard_http_inflight_requests %lu\n",
         app->inflight);
 
     if (app->pool) {
@@ -147,9 +149,10 @@ int sb_metrics_render(const struct sb_app *app, char **text_r, size_t *len_r)
             st.workers, st.busy, st.queued, (unsigned long long)st.submitted,
             (unsigned long long)st.rejected, (double)st.wait_us_total / 1e6);
     }
-    put(&o, "# HELP switchboard_start_time_seconds When this process started.\n"
-            "# TYPE switchboard_start_time_seconds gauge\n"
-            "switchboard_start_time_seconds %lld\n",
+    put(&o,
+        "# HELP switchboard_start_time_seconds When this process started.\n"
+        "# TYPE switchboard_start_time_seconds gauge\n"
+        "switchboard_start_time_seconds %lld\n",
         (long long)app->started_at);
     if (o.failed) {
         free(o.buf);

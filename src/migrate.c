@@ -14,13 +14,12 @@
 
 /* -- name: migrations-table
  * Created here rather than in 001 so that the runner can record 001 itself. */
-static const char q_create_table[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INT UNSIGNED NOT NULL PRIMARY KEY,"
-    " name VARCHAR(255) NOT NULL,"
-    " checksum CHAR(64) NOT NULL,"
-    " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+static const char q_create_table[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                     " version INT UNSIGNED NOT NULL PRIMARY KEY,"
+                                     " name VARCHAR(255) NOT NULL,"
+                                     " checksum CHAR(64) NOT NULL,"
+                                     " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+                                     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
 /* -- name: migrate-lock
  * Two nodes started together must not both run 002. */

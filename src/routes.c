@@ -7,7 +7,12 @@
 #include <stddef.h>
 
 #define PUBLIC_LOOP (SB_ROUTE_PUBLIC | SB_ROUTE_LOOP)
-#define ROUTE(m, pat, fn, fl, ro) {.methods = (m), .pattern = (pat), .handler = (fn), .flags = (fl), .roles = (ro)}
+/* Conversations are agents' work; marketers see clients, not the inbox. */
+#define AGENTS (SB_ROLE_ADMIN | SB_ROLE_AGENT)
+#define ROUTE(m, pat, fn, fl, ro)                                                                  \
+    {                                                                                              \
+        .methods = (m), .pattern = (pat), .handler = (fn), .flags = (fl), .roles = (ro)            \
+    }
 
 struct sb_route sb_routes[] = {
     ROUTE(SB_GET, "/healthz", sb_api_healthz, PUBLIC_LOOP, 0),
@@ -18,6 +23,21 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_GET, "/api/v1/session", sb_api_session_get, 0, SB_ROLE_ANY),
     ROUTE(SB_DELETE, "/api/v1/session", sb_api_session_delete, 0, SB_ROLE_ANY),
     ROUTE(SB_GET, "/api/v1/me", sb_api_session_get, 0, SB_ROLE_ANY),
+
+    ROUTE(SB_GET, "/api/v1/clients", sb_api_clients_list, 0, SB_ROLE_ANY),
+    ROUTE(SB_GET, "/api/v1/clients/{id}", sb_api_clients_get, 0, SB_ROLE_ANY),
+    ROUTE(SB_PATCH, "/api/v1/clients/{id}", sb_api_clients_patch, 0, SB_ROLE_ANY),
+    ROUTE(SB_POST, "/api/v1/clients/{id}/merge", sb_api_clients_merge, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/merge-suggestions", sb_api_merge_suggestions_list, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/merge-suggestions/{id}/{decision}", sb_api_merge_suggestion_decide, 0,
+          AGENTS),
+
+    ROUTE(SB_GET, "/api/v1/conversations", sb_api_conversations_list, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/conversations/{id}", sb_api_conversations_get, 0, AGENTS),
+    ROUTE(SB_PATCH, "/api/v1/conversations/{id}", sb_api_conversations_patch, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/conversations/{id}/interactions", sb_api_conversations_interactions, 0,
+          AGENTS),
+    ROUTE(SB_POST, "/api/v1/conversations/{id}/notes", sb_api_conversations_note, 0, AGENTS),
 
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/users", sb_api_users_create, 0, SB_ROLE_ADMIN),

@@ -198,9 +198,8 @@ static int write_headers(struct lws *wsi, struct xfer *x)
         return -1;
     if (add_common_headers(wsi, &p, end) || add_extra_headers(wsi, rep, &p, end))
         return -1;
-    if (x->close_after &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
-                                     &p, end))
+    if (x->close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                       (const unsigned char *)"close", 5, &p, end))
         return -1;
     if (lws_finalize_http_header(wsi, &p, end))
         return -1;
@@ -248,8 +247,7 @@ static int on_writeable(struct lws *wsi, struct pss *pss)
     size_t n = left < sizeof chunk - LWS_PRE ? left : sizeof chunk - LWS_PRE;
     memcpy(chunk + LWS_PRE, x->rep.body + x->sent, n);
     int final = n == left;
-    if (lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int)n)
+    if (lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
         return -1;
     x->sent += n;
     if (final)
@@ -433,7 +431,19 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     }
     memcpy(req->path, uri, urilen);
     req->path[urilen] = '\0';
-    copy_header(wsi, WSI_TOKEN_HTTP_URI_ARGS, req->query, sizeof req->query);
+    /* lws has split the query at '&' and URL-decoded each part; keep the parts
+     * apart ('\0' between them) so a decoded '&' or ',' in a value stays data. */
+    size_t qlen = 0;
+    for (int f = 0;; f++) {
+        int n = lws_hdr_copy_fragment(wsi, req->query + qlen, (int)(sizeof req->query - qlen - 1),
+                                      WSI_TOKEN_HTTP_URI_ARGS, f);
+        if (n < 0 || (n == 0 && f > 0))
+            break;
+        if (n == 0)
+            break;
+        qlen += (size_t)n + 1;
+    }
+    req->query[qlen] = '\0';
     copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, req->content_type, sizeof req->content_type);
     copy_header(wsi, WSI_TOKEN_HTTP_COOKIE, req->cookie, sizeof req->cookie);
     copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, req->authorization, sizeof req->authorization);
@@ -442,6 +452,7 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     copy_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, req->user_agent, sizeof req->user_agent);
     copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, req->if_none_match, sizeof req->if_none_match);
     lws_get_peer_simple(wsi, req->peer, sizeof req->peer);
+    sb_debug("http", "%s %s from %s", sb_method_name(req->method), req->path, req->peer);
 
     char clen[32];
     copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, clen, sizeof clen);
@@ -608,8 +619,7 @@ static int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, 
     for (int i = 0; i < 64; i++) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                errno == ECONNABORTED)
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return 0;
             if (errno == EMFILE || errno == ENFILE) {
                 sb_warn("http", "out of file descriptors; not accepting for now");
@@ -629,7 +639,8 @@ static int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, 
 
 static int open_listener(const char *addr, int port, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[16];
@@ -723,14 +734,15 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         if ((sb_routes[i].flags & SB_ROUTE_LOOP) && !(sb_routes[i].flags & SB_ROUTE_PUBLIC)) {
             sb_db_params_free(&params);
             return sb_fail(err, errlen, SB_ERR_INTERNAL,
-                           "bug: route %s runs on the loop but is not public", sb_routes[i].pattern);
+                           "bug: route %s runs on the loop but is not public",
+                           sb_routes[i].pattern);
         }
 
     struct sb_app app = {0};
     app.cfg = cfg;
     app.started_at = time(NULL);
-    app.cookie_secure = cfg->cookie_secure >= 0 ? cfg->cookie_secure
-                                                : !strncmp(cfg->public_url, "https:", 6);
+    app.cookie_secure =
+        cfg->cookie_secure >= 0 ? cfg->cookie_secure : !strncmp(cfg->public_url, "https:", 6);
     char derr[64];
     if (sb_password_hash("not a real password; equalises login timing", app.dummy_hash,
                          sizeof app.dummy_hash, derr, sizeof derr) != SB_OK ||
@@ -757,8 +769,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     struct lws_context *ctx = lws_create_context(&info);
     struct lws_vhost *vh = ctx ? lws_get_vhost_by_name(ctx, "default") : NULL;
     lws_sock_file_fd_type desc = {.filefd = listen_fd};
-    if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, "sb-listener",
-                                           NULL)) {
+    if (!vh ||
+        !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, "sb-listener", NULL)) {
         rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot start the HTTP server");
         if (ctx)
             lws_context_destroy(ctx);
@@ -789,8 +801,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
             /* Close the listening socket, answer what is in flight, then go. */
             app.draining = 1;
             deadline = now_s() + cfg->drain_timeout;
-            sb_info("http", "stopping: no new connections, finishing %lu request(s)",
-                    app.inflight);
+            sb_info("http", "stopping: no new connections, finishing %lu request(s)", app.inflight);
             shutdown(listen_fd, SHUT_RDWR);
             lws_cancel_service(ctx); /* wake the listener so lws closes it */
         }

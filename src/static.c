@@ -88,8 +88,8 @@ int sb_static_resolve(const char *web_root, const char *url_path, struct sb_stat
     if (strncmp(real_file, real_root, rl) != 0 || real_file[rl] != '/')
         return SB_ERR_NOT_FOUND;
     f->content_type = sb_static_content_type(f->path);
-    f->cache_control = !strncmp(url_path, "/assets/", 8) ? "public, max-age=31536000, immutable"
-                                                          : "no-cache";
+    f->cache_control =
+        !strncmp(url_path, "/assets/", 8) ? "public, max-age=31536000, immutable" : "no-cache";
     f->size = (long long)st.st_size;
     snprintf(f->etag, sizeof f->etag, "\"%llx-%llx-%lx\"", (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec, (unsigned long)st.st_mtim.tv_nsec);

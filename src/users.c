@@ -168,11 +168,11 @@ int sb_user_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < r.nrows; i++) {
         const char *locale = sb_db_cell(&r, i, 4);
-        json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s?,s:b,s:s}", "id",
-                              (json_int_t)sb_db_cell_int(&r, i, 0), "email", sb_db_cell(&r, i, 1),
-                              "name", sb_db_cell(&r, i, 2), "role", sb_db_cell(&r, i, 3), "locale",
-                              locale && *locale ? locale : NULL, "disabled",
-                              sb_db_cell_int(&r, i, 5) != 0, "created_at", sb_db_cell(&r, i, 6));
+        json_t *o =
+            json_pack("{s:I,s:s,s:s,s:s,s:s?,s:b,s:s}", "id", (json_int_t)sb_db_cell_int(&r, i, 0),
+                      "email", sb_db_cell(&r, i, 1), "name", sb_db_cell(&r, i, 2), "role",
+                      sb_db_cell(&r, i, 3), "locale", locale && *locale ? locale : NULL, "disabled",
+                      sb_db_cell_int(&r, i, 5) != 0, "created_at", sb_db_cell(&r, i, 6));
         if (!o || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             arr = NULL;

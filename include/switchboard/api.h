@@ -28,4 +28,23 @@ void sb_api_users_list(struct sb_app *, struct sb_db *, const struct sb_http_req
 void sb_api_users_create(struct sb_app *, struct sb_db *, const struct sb_http_request *,
                          struct sb_http_reply *);
 
+#define SB_HANDLER(name)                                                                           \
+    void name(struct sb_app *, struct sb_db *, const struct sb_http_request *,                     \
+              struct sb_http_reply *)
+
+/* api_clients.c */
+SB_HANDLER(sb_api_clients_list);
+SB_HANDLER(sb_api_clients_get);
+SB_HANDLER(sb_api_clients_patch);
+SB_HANDLER(sb_api_clients_merge);
+SB_HANDLER(sb_api_merge_suggestions_list);
+SB_HANDLER(sb_api_merge_suggestion_decide);
+
+/* api_conversations.c */
+SB_HANDLER(sb_api_conversations_list);
+SB_HANDLER(sb_api_conversations_get);
+SB_HANDLER(sb_api_conversations_patch);
+SB_HANDLER(sb_api_conversations_interactions);
+SB_HANDLER(sb_api_conversations_note);
+
 #endif

@@ -17,7 +17,7 @@
 struct sb_db;
 
 #define SB_SESSION_COOKIE "sb_session"
-#define SB_TOKEN_MAX 64 /* text form of a session or API token, with its NUL */
+#define SB_TOKEN_MAX      64 /* text form of a session or API token, with its NUL */
 
 /* Call once before threads start (libsodium initialisation). */
 int sb_auth_init(char *err, size_t errlen);

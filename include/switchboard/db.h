@@ -45,9 +45,9 @@ struct sb_db_val {
     const void *p;
     size_t len;
 };
-#define SB_NULL ((struct sb_db_val){.type = SB_DB_NULL})
-#define SB_INT(v) ((struct sb_db_val){.type = SB_DB_INT, .i = (int64_t)(v)})
-#define SB_TEXT(s) sb_db_text(s)
+#define SB_NULL         ((struct sb_db_val){.type = SB_DB_NULL})
+#define SB_INT(v)       ((struct sb_db_val){.type = SB_DB_INT, .i = (int64_t)(v)})
+#define SB_TEXT(s)      sb_db_text(s)
 #define SB_BLOB(ptr, n) ((struct sb_db_val){.type = SB_DB_BLOB, .p = (ptr), .len = (n)})
 struct sb_db_val sb_db_text(const char *s); /* NULL s binds SQL NULL */
 

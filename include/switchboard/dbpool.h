@@ -23,10 +23,10 @@ typedef void (*sb_dbjob_done_fn)(void *arg);
 
 struct sb_dbpool_stats {
     int workers;
-    int busy;              /* workers running a job right now */
-    size_t queued;         /* jobs waiting for a worker */
-    uint64_t submitted;    /* jobs accepted since start */
-    uint64_t rejected;     /* jobs refused because the queue was full */
+    int busy;               /* workers running a job right now */
+    size_t queued;          /* jobs waiting for a worker */
+    uint64_t submitted;     /* jobs accepted since start */
+    uint64_t rejected;      /* jobs refused because the queue was full */
     uint64_t wait_us_total; /* time jobs spent queued, summed */
 };
 
@@ -36,8 +36,7 @@ int sb_dbpool_start(const struct sb_db_params *params, int workers, void (*wake)
                     void *wake_arg, struct sb_dbpool **pool_r, char *err, size_t errlen);
 
 /* Queue a job. SB_ERR_LIMIT when the queue is full (the caller answers 503). */
-int sb_dbpool_submit(struct sb_dbpool *pool, sb_dbjob_run_fn run, sb_dbjob_done_fn done,
-                     void *arg);
+int sb_dbpool_submit(struct sb_dbpool *pool, sb_dbjob_run_fn run, sb_dbjob_done_fn done, void *arg);
 
 /* Run the `done` callbacks of finished jobs (loop thread). */
 void sb_dbpool_drain(struct sb_dbpool *pool);

@@ -25,9 +25,10 @@ enum sb_err {
     SB_ERR_IO = 11,          /* a file or socket operation failed */
     SB_ERR_CONFIG = 12,      /* configuration is missing or wrong */
     SB_ERR_DB = 13,          /* the database rejected a statement (not a connection loss) */
-    SB_ERR_UNKNOWN_COMMIT = 14, /* connection lost during COMMIT: maybe written, rely on idempotency */
+    SB_ERR_UNKNOWN_COMMIT =
+        14, /* connection lost during COMMIT: maybe written, rely on idempotency */
     SB_ERR_UNSUPPORTED_MEDIA = 15, /* a body in a content type the route does not take */
-    SB_ERR_RETRY = 16,             /* a transaction lost a race (deadlock, unique key): run it again */
+    SB_ERR_RETRY = 16, /* a transaction lost a race (deadlock, unique key): run it again */
     SB_ERR__LAST
 };
 

@@ -47,8 +47,8 @@ struct sb_user {
 
 struct sb_http_request {
     int method;
-    char path[SB_PATH_MAX]; /* decoded, without the query string */
-    char query[SB_PATH_MAX];
+    char path[SB_PATH_MAX];  /* decoded, without the query string */
+    char query[SB_PATH_MAX]; /* decoded "name=value" parts, each ended by '\0', then "" */
     char content_type[256];
     char cookie[SB_HEADER_MAX];
     char authorization[SB_HEADER_MAX];
@@ -134,12 +134,12 @@ void sb_reply_free(struct sb_http_reply *rep);
 int sb_request_json(const struct sb_http_request *req, struct sb_http_reply *rep, json_t **obj_r);
 
 /* Find a cookie's value; returns 0 and fills `out` (NUL-terminated) or -1. */
-int sb_request_cookie(const struct sb_http_request *req, const char *name, char *out, size_t outlen);
+int sb_request_cookie(const struct sb_http_request *req, const char *name, char *out,
+                      size_t outlen);
 
-/* A query-string parameter, URL-decoded ('+' as space); 0 when present.
+/* A query-string parameter (decoded by the server); 0 when present.
  * A value that does not fit in `out` counts as absent. */
-int sb_request_query(const struct sb_http_request *req, const char *name, char *out,
-                     size_t outlen);
+int sb_request_query(const struct sb_http_request *req, const char *name, char *out, size_t outlen);
 /* Path parameter `idx` as a positive integer id; SB_ERR_INVALID otherwise. */
 int sb_request_param_id(const struct sb_http_request *req, int idx, int64_t *id_r);
 

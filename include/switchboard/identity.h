@@ -32,9 +32,9 @@ enum sb_identity_kind {
 const char *sb_identity_kind_name(enum sb_identity_kind kind);
 int sb_identity_kind_parse(const char *name, enum sb_identity_kind *kind_r);
 
-#define SB_PHONE_MAX 32 /* "+" and up to 15 digits, with room to spare */
+#define SB_PHONE_MAX     32 /* "+" and up to 15 digits, with room to spare */
 #define SB_EXTENSION_MAX 16
-#define SB_EMAIL_MAX 320
+#define SB_EMAIL_MAX     320
 
 struct sb_phone {
     char e164[SB_PHONE_MAX];          /* "+79991234567" */
@@ -52,8 +52,8 @@ int sb_phone_normalize(const char *raw, const char *region, struct sb_phone *out
  * "=?UTF-8?B?0JDQvdC90LA=?= <Anna@Пример.рф>". `display_name` (may be NULL)
  * receives the decoded name, UTF-8, or "". SB_ERR_INVALID with a message when
  * no address can be found. */
-int sb_email_normalize(const char *raw, char *out, size_t outlen, char *display_name,
-                       size_t dnlen, char *err, size_t errlen);
+int sb_email_normalize(const char *raw, char *out, size_t outlen, char *display_name, size_t dnlen,
+                       char *err, size_t errlen);
 
 /* Normalise any kind: phone and e-mail as above; telegram: a decimal user id;
  * whatsapp: the wa_id, international digits without '+' (as the provider

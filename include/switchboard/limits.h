@@ -31,7 +31,7 @@
 /* DB worker threads; config database.workers. Each holds one MariaDB
  * connection, so this also bounds our share of max_connections. */
 #define SB_DB_WORKERS_DEFAULT 4
-#define SB_DB_WORKERS_MAX 64
+#define SB_DB_WORKERS_MAX     64
 
 /* Jobs waiting for a DB worker before new requests get 503: a queue that grows
  * without bound only turns overload into timeouts for everybody. */
@@ -46,9 +46,9 @@
 /* Login attempts: per client IP and per account, in a sliding window.
  * Defaults for config auth.login_ip_limit / auth.login_account_limit /
  * auth.login_window. */
-#define SB_LOGIN_IP_LIMIT_DEFAULT 20
+#define SB_LOGIN_IP_LIMIT_DEFAULT      20
 #define SB_LOGIN_ACCOUNT_LIMIT_DEFAULT 5
-#define SB_LOGIN_WINDOW_DEFAULT 300
+#define SB_LOGIN_WINDOW_DEFAULT        300
 
 /* Entries in each login rate-limit table; the oldest is evicted past it, so a
  * flood of distinct addresses cannot grow memory. */

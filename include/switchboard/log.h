@@ -22,8 +22,8 @@ void sb_log(enum sb_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define sb_debug(mod, ...) sb_log(SB_LOG_DEBUG, mod, __VA_ARGS__)
-#define sb_info(mod, ...) sb_log(SB_LOG_INFO, mod, __VA_ARGS__)
-#define sb_warn(mod, ...) sb_log(SB_LOG_WARN, mod, __VA_ARGS__)
+#define sb_info(mod, ...)  sb_log(SB_LOG_INFO, mod, __VA_ARGS__)
+#define sb_warn(mod, ...)  sb_log(SB_LOG_WARN, mod, __VA_ARGS__)
 #define sb_error(mod, ...) sb_log(SB_LOG_ERROR, mod, __VA_ARGS__)
 
 #endif

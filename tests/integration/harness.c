@@ -46,7 +46,8 @@ const char *th_bin(void)
 {
     static char path[512];
     if (!path[0])
-        snprintf(path, sizeof path, "%s/switchboard", getenv("SB_BUILD") ? getenv("SB_BUILD") : "build");
+        snprintf(path, sizeof path, "%s/switchboard",
+                 getenv("SB_BUILD") ? getenv("SB_BUILD") : "build");
     return path;
 }
 
@@ -81,7 +82,8 @@ void th_db_setup(void)
         snprintf(cmd, sizeof cmd, "%s/scripts/localdb url", th_root());
         FILE *f = popen(cmd, "r");
         if (!f || !fgets(base_url, sizeof base_url, f))
-            fatal("no SWITCHBOARD_DB and scripts/localdb url gave nothing (run scripts/localdb start)");
+            fatal("no SWITCHBOARD_DB and scripts/localdb url gave nothing (run scripts/localdb "
+                  "start)");
         pclose(f);
         base_url[strcspn(base_url, "\r\n")] = '\0';
     }
@@ -166,7 +168,8 @@ static int free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+        getsockname(fd, (struct sockaddr *)&a, &len))
         fatal("cannot find a free port: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);
@@ -325,8 +328,8 @@ void th_user(const char *email, const char *role, const char *password)
 {
     char out[1024], pw[300];
     snprintf(pw, sizeof pw, "%s\n", password);
-    const char *args[] = {"user", "add", "--email", email, "--name", "Test User", "--role", role,
-                          "--password-stdin", NULL};
+    const char *args[] = {"user",   "add", "--email",          email, "--name", "Test User",
+                          "--role", role,  "--password-stdin", NULL};
     if (th_run(args, pw, out, sizeof out) != 0)
         fatal("user add %s failed: %s", email, out);
 }

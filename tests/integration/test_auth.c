@@ -139,8 +139,8 @@ static void api_token_authenticates(void **state)
 {
     (void)state;
     char token[256];
-    const char *args[] = {"token", "create", "--user", "marketer@example.com", "--name", "ci",
-                          NULL};
+    const char *args[] = {"token",  "create", "--user", "marketer@example.com",
+                          "--name", "ci",     NULL};
     assert_int_equal(th_run(args, NULL, token, sizeof token), 0);
     token[strcspn(token, "\n")] = '\0';
     assert_true(strncmp(token, "sbt_", 4) == 0);

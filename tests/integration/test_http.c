@@ -226,12 +226,16 @@ static void metrics_count_requests(void **state)
     assert_int_equal(th_header(&r, "content-type", v, sizeof v), 0);
     assert_non_null(strstr(v, "text/plain"));
     /* healthz was asked at start-up, in healthz_is_ok, in body_over_limit and 3 times here. */
-    const char *line = strstr(r.body, "switchboard_http_requests_total{route=\"/healthz\",status=\"200\"} ");
+    const char *line =
+        strstr(r.body, "switchboard_http_requests_total{route=\"/healthz\",status=\"200\"} ");
     assert_non_null(line);
     long count = strtol(strchr(line, '}') + 2, NULL, 10);
     assert_true(count >= 5);
-    assert_non_null(strstr(r.body, "switchboard_http_requests_total{route=\"unmatched\",status=\"404\"}"));
-    assert_non_null(strstr(r.body, "switchboard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"}"));
+    assert_non_null(
+        strstr(r.body, "switchboard_http_requests_total{route=\"unmatched\",status=\"404\"}"));
+    assert_non_null(
+        strstr(r.body,
+               "switchboard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"}"));
     assert_non_null(strstr(r.body, "switchboard_db_workers "));
     assert_non_null(strstr(r.body, "switchboard_db_jobs_total "));
     th_resp_free(&r);

@@ -78,12 +78,12 @@ static void cli_errors_are_clear(void **state)
 {
     (void)state;
     char out[2048];
-    const char *bad_role[] = {"user",   "add",  "--email",          "a@example.com", "--name", "A",
-                              "--role", "boss", "--password-stdin", NULL};
+    const char *bad_role[] = {"user", "add",    "--email", "a@example.com",    "--name",
+                              "A",    "--role", "boss",    "--password-stdin", NULL};
     assert_int_equal(th_run(bad_role, "password-1\n", out, sizeof out), 2);
     assert_non_null(strstr(out, "unknown role"));
-    const char *ok[] = {"user",   "add",   "--email",          "a@example.com", "--name", "A",
-                        "--role", "agent", "--password-stdin", NULL};
+    const char *ok[] = {"user", "add",    "--email", "a@example.com",    "--name",
+                        "A",    "--role", "agent",   "--password-stdin", NULL};
     assert_int_equal(th_run(ok, "short\n", out, sizeof out), 1);
     assert_non_null(strstr(out, "password must be"));
     assert_int_equal(th_run(ok, "long-enough-1\n", out, sizeof out), 0);
@@ -97,7 +97,8 @@ static void cli_errors_are_clear(void **state)
 static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);

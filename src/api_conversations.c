@@ -1,0 +1,449 @@
+/* Conversations over HTTP: the inbox list with filters and paging, one
+ * conversation, status and assignment changes, its interactions, notes.
+ *
+ * Visibility: admins see every conversation; an agent sees those assigned
+ * to them, unassigned ones, and those of their teams (the WebSocket layer
+ * applies the same rule to events). */
+#include "switchboard/api.h"
+#include "switchboard/app.h"
+#include "switchboard/auth.h"
+#include "switchboard/config.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+#include "switchboard/events.h"
+#include "switchboard/identity.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_DEFAULT 50
+#define PAGE_MAX     200
+
+#define VISIBLE                                                                                    \
+    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
+    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+
+#define CONV_COLUMNS                                                                               \
+    "c.id, c.client_id, cl.name, c.channel_id, ch.kind, ch.name, c.status, c.assignee_id, "        \
+    "c.team_id, c.subject, c.last_activity_at, c.unread, c.created_at, c.snoozed_until "
+
+/* -- name: conversations-list
+ * Every filter is switched off by a NULL parameter, so one prepared
+ * statement serves all combinations. Paged by (last_activity_at, id), the
+ * order of the inbox. `q` matches subjects and texts (full-text), client
+ * names, and identities normalised the way ingest stores them. */
+static const char q_list[] =
+    "SELECT " CONV_COLUMNS "FROM conversations c JOIN clients cl ON cl.id = c.client_id "
+    "JOIN channels ch ON ch.id = c.channel_id WHERE " VISIBLE " AND (? IS NULL OR c.status = ?)"
+    " AND (? IS NULL OR (? = 0 AND c.assignee_id IS NULL) OR c.assignee_id = ?)"
+    " AND (? IS NULL OR c.channel_id = ?)"
+    " AND (? IS NULL OR c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))"
+    " AND (? IS NULL OR cl.name LIKE ? OR c.subject LIKE ?"
+    "      OR c.client_id IN (SELECT client_id FROM client_identities WHERE value IN (?, ?))"
+    "      OR c.id IN (SELECT conversation_id FROM interactions"
+    "                  WHERE MATCH(subject, text) AGAINST (? IN NATURAL LANGUAGE MODE)))"
+    " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?";
+
+/* -- name: conversation-get */
+static const char q_get[] =
+    "SELECT " CONV_COLUMNS "FROM conversations c JOIN clients cl ON cl.id = c.client_id "
+    "JOIN channels ch ON ch.id = c.channel_id WHERE c.id = ? AND " VISIBLE;
+
+/* -- name: conversation-interactions */
+static const char q_interactions[] =
+    "SELECT id, direction, kind, sender, subject, text, html, meta, delivery_status, flags + 0, "
+    "author_user_id, occurred_at FROM interactions "
+    "WHERE conversation_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?";
+
+static const char q_set_status[] =
+    "UPDATE conversations SET status = ?, resolved_at = IF(? = 'resolved', NOW(6), NULL), "
+    "snoozed_until = IF(? = 'snoozed', ?, NULL) WHERE id = ?";
+static const char q_set_assignee[] = "UPDATE conversations SET assignee_id = ? WHERE id = ?";
+static const char q_set_read[] = "UPDATE conversations SET unread = 0 WHERE id = ?";
+static const char q_user_exists[] = "SELECT 1 FROM users WHERE id = ? AND disabled = 0";
+static const char q_note_insert[] =
+    "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
+    "author_user_id, sender) SELECT id, client_id, channel_id, 'note', 'note', ?, ?, ? "
+    "FROM conversations WHERE id = ?";
+static const char q_note_touch[] =
+    "UPDATE conversations SET last_activity_at = NOW(6) WHERE id = ?";
+
+static json_t *cell(const struct sb_db_rows *r, size_t row, size_t col)
+{
+    const char *v = sb_db_cell(r, row, col);
+    return v ? json_string(v) : json_null();
+}
+
+static json_t *cell_int(const struct sb_db_rows *r, size_t row, size_t col)
+{
+    return sb_db_cell(r, row, col) ? json_integer(sb_db_cell_int(r, row, col)) : json_null();
+}
+
+static json_t *conv_json(const struct sb_db_rows *r, size_t i)
+{
+    return json_pack("{s:I,s:{s:I,s:o},s:{s:I,s:o,s:o},s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o}", "id",
+                     (json_int_t)sb_db_cell_int(r, i, 0), "client", "id",
+                     (json_int_t)sb_db_cell_int(r, i, 1), "name", cell(r, i, 2), "channel", "id",
+                     (json_int_t)sb_db_cell_int(r, i, 3), "kind", cell(r, i, 4), "name",
+                     cell(r, i, 5), "status", cell(r, i, 6), "assignee_id", cell_int(r, i, 7),
+                     "team_id", cell_int(r, i, 8), "subject", cell(r, i, 9), "last_activity_at",
+                     cell(r, i, 10), "unread", (json_int_t)sb_db_cell_int(r, i, 11), "created_at",
+                     cell(r, i, 12), "snoozed_until", cell(r, i, 13));
+}
+
+static int page_limit(const struct sb_http_request *req)
+{
+    char v[16];
+    if (sb_request_query(req, "limit", v, sizeof v) != 0)
+        return PAGE_DEFAULT;
+    int n = atoi(v);
+    return n < 1 ? 1 : n > PAGE_MAX ? PAGE_MAX : n;
+}
+
+static int valid_status(const char *s)
+{
+    return !strcmp(s, "open") || !strcmp(s, "pending") || !strcmp(s, "resolved") ||
+           !strcmp(s, "snoozed");
+}
+
+void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
+                               const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    char status[16] = "", assignee[24] = "", channel[24] = "", cursor[80] = "", q[256] = "";
+    char err[256] = "", like[300] = "", phone[SB_PHONE_MAX] = "", email[SB_EMAIL_MAX + 1] = "";
+    sb_request_query(req, "status", status, sizeof status);
+    sb_request_query(req, "assignee", assignee, sizeof assignee);
+    sb_request_query(req, "channel", channel, sizeof channel);
+    sb_request_query(req, "cursor", cursor, sizeof cursor);
+    sb_request_query(req, "q", q, sizeof q);
+    if (*status && !valid_status(status)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "status must be open, pending, resolved or snoozed");
+        return;
+    }
+    /* assignee: "me", "unassigned" or a user id; absent or "all" = no filter */
+    int64_t assignee_id = -1;
+    if (!strcmp(assignee, "me"))
+        assignee_id = req->user.id;
+    else if (!strcmp(assignee, "unassigned"))
+        assignee_id = 0;
+    else if (*assignee && strcmp(assignee, "all")) {
+        char *end;
+        assignee_id = strtoll(assignee, &end, 10);
+        if (*end || assignee_id <= 0) {
+            sb_reply_error(rep, SB_ERR_INVALID,
+                           "assignee must be me, unassigned, all or a user id");
+            return;
+        }
+    }
+    int64_t channel_id = 0;
+    if (*channel) {
+        char *end;
+        channel_id = strtoll(channel, &end, 10);
+        if (*end || channel_id <= 0) {
+            sb_reply_error(rep, SB_ERR_INVALID, "channel must be a channel id");
+            return;
+        }
+    }
+    /* cursor: "<last_activity_at>_<id>" of the last item of the previous page */
+    char cur_time[40] = "";
+    long long cur_id = 0;
+    if (*cursor) {
+        char *us = strrchr(cursor, '_');
+        char *end = NULL;
+        if (us)
+            cur_id = strtoll(us + 1, &end, 10);
+        if (!us || !end || *end || cur_id <= 0 || us - cursor >= (long)sizeof cur_time ||
+            us - cursor < 19) {
+            sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
+            return;
+        }
+        memcpy(cur_time, cursor, (size_t)(us - cursor));
+        cur_time[us - cursor] = '\0';
+        char *t = strchr(cur_time, 'T');
+        if (t)
+            *t = ' ';
+    }
+    if (*q) {
+        char ignored[128];
+        struct sb_phone ph;
+        if (sb_phone_normalize(q, app->cfg->default_region, &ph, ignored, sizeof ignored) == SB_OK)
+            snprintf(phone, sizeof phone, "%s", ph.e164);
+        if (sb_email_normalize(q, email, sizeof email, NULL, 0, ignored, sizeof ignored) != SB_OK)
+            email[0] = '\0';
+        snprintf(like, sizeof like, "%%%s%%", q);
+    }
+    int limit = page_limit(req);
+    int admin = req->user.role == SB_ROLE_ADMIN;
+    struct sb_db_val a[] = {
+        SB_INT(admin),
+        SB_INT(req->user.id),
+        SB_INT(req->user.id),
+        SB_TEXT(*status ? status : NULL),
+        SB_TEXT(status),
+        assignee_id >= 0 ? SB_INT(assignee_id) : SB_NULL,
+        SB_INT(assignee_id),
+        SB_INT(assignee_id),
+        channel_id ? SB_INT(channel_id) : SB_NULL,
+        SB_INT(channel_id),
+        SB_TEXT(*cur_time ? cur_time : NULL),
+        SB_TEXT(cur_time),
+        SB_TEXT(cur_time),
+        SB_INT(cur_id),
+        SB_TEXT(*q ? q : NULL),
+        SB_TEXT(like),
+        SB_TEXT(like),
+        SB_TEXT(*phone ? phone : NULL),
+        SB_TEXT(*email ? email : NULL),
+        SB_TEXT(q),
+        SB_INT(limit),
+    };
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_list, a, sizeof a / sizeof a[0], &r, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "list conversations", err);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < r.nrows; i++)
+        json_array_append_new(items, conv_json(&r, i));
+    json_t *next = json_null();
+    if ((int)r.nrows == limit) {
+        char c[80];
+        snprintf(c, sizeof c, "%s_%lld", sb_db_cell(&r, r.nrows - 1, 10),
+                 (long long)sb_db_cell_int(&r, r.nrows - 1, 0));
+        char *sp = strchr(c, ' ');
+        if (sp)
+            *sp = 'T';
+        next = json_string(c);
+    }
+    sb_db_rows_free(&r);
+    sb_reply_json(rep, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
+}
+
+/* Load one visible conversation; replies 404 itself when there is none. */
+static int load(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
+                int64_t *id_r, json_t **conv_r)
+{
+    char err[256] = "";
+    if (sb_request_param_id(req, 0, id_r) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID, "bad conversation id");
+        return -1;
+    }
+    struct sb_db_val a[] = {SB_INT(*id_r), SB_INT(req->user.role == SB_ROLE_ADMIN),
+                            SB_INT(req->user.id), SB_INT(req->user.id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_get, a, 4, &r, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "get conversation", err);
+        return -1;
+    }
+    if (!r.nrows) {
+        sb_db_rows_free(&r);
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such conversation");
+        return -1;
+    }
+    if (conv_r)
+        *conv_r = conv_json(&r, 0);
+    sb_db_rows_free(&r);
+    return 0;
+}
+
+void sb_api_conversations_get(struct sb_app *app, struct sb_db *db,
+                              const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    (void)app;
+    int64_t id;
+    json_t *conv;
+    if (load(db, req, rep, &id, &conv) == 0)
+        sb_reply_json(rep, 200, conv);
+}
+
+static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t user_id, char *err,
+                      size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    int rc = SB_OK;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (!strcmp(key, "status")) {
+            const char *s = json_string_value(v);
+            if (!s || !valid_status(s))
+                return sb_fail(err, errlen, SB_ERR_INVALID,
+                               "\"status\" must be open, pending, resolved or snoozed");
+            json_t *until = json_object_get(body, "snoozed_until");
+            if (!strcmp(s, "snoozed") && !json_is_string(until))
+                return sb_fail(err, errlen, SB_ERR_INVALID,
+                               "snoozing needs \"snoozed_until\": \"YYYY-MM-DD HH:MM:SS\" (UTC)");
+            struct sb_db_val a[] = {SB_TEXT(s), SB_TEXT(s), SB_TEXT(s),
+                                    SB_TEXT(json_string_value(until)), SB_INT(id)};
+            rc = sb_db_exec(db, q_set_status, a, 5, NULL, err, errlen);
+        } else if (!strcmp(key, "assignee_id")) {
+            if (!json_is_null(v) && !json_is_integer(v))
+                return sb_fail(err, errlen, SB_ERR_INVALID,
+                               "\"assignee_id\" must be a user id or null");
+            if (json_is_integer(v)) {
+                struct sb_db_val u[] = {SB_INT(json_integer_value(v))};
+                struct sb_db_rows r;
+                rc = sb_db_exec(db, q_user_exists, u, 1, &r, err, errlen);
+                size_t n = r.nrows;
+                sb_db_rows_free(&r);
+                if (rc == SB_OK && !n)
+                    return sb_fail(err, errlen, SB_ERR_INVALID, "no active user %lld",
+                                   (long long)json_integer_value(v));
+            }
+            struct sb_db_val a[] = {json_is_integer(v) ? SB_INT(json_integer_value(v)) : SB_NULL,
+                                    SB_INT(id)};
+            if (rc == SB_OK)
+                rc = sb_db_exec(db, q_set_assignee, a, 2, NULL, err, errlen);
+        } else if (!strcmp(key, "unread")) {
+            if (!json_is_integer(v) || json_integer_value(v) != 0)
+                return sb_fail(err, errlen, SB_ERR_INVALID, "\"unread\" can only be set to 0");
+            struct sb_db_val a[] = {SB_INT(id)};
+            rc = sb_db_exec(db, q_set_read, a, 1, NULL, err, errlen);
+        } else if (strcmp(key, "snoozed_until")) {
+            return sb_fail(err, errlen, SB_ERR_INVALID,
+                           "unknown field \"%s\" (status, assignee_id, snoozed_until, unread)",
+                           key);
+        }
+        if (rc != SB_OK)
+            return rc == SB_ERR_DB ? sb_fail(err, errlen, SB_ERR_INVALID, "invalid value") : rc;
+    }
+    return sb_event_append(db, "conversation.updated", id, 0, user_id,
+                           json_pack("{s:I,s:O}", "id", (json_int_t)id, "changes", body), err,
+                           errlen);
+}
+
+void sb_api_conversations_patch(struct sb_app *app, struct sb_db *db,
+                                const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    int64_t id;
+    if (load(db, req, rep, &id, NULL) != 0)
+        return;
+    json_t *body;
+    if (sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    char err[256] = "";
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = patch_body(db, id, body, req->user.id, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_commit(db, err, sizeof err);
+    else
+        sb_db_rollback(db);
+    json_decref(body);
+    if (rc == SB_ERR_INVALID) {
+        sb_reply_error(rep, rc, "%s", err);
+        return;
+    }
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "update conversation", err);
+        return;
+    }
+    sb_audit(db, req->user.id, "conversation.update", "conversation", id, req->peer);
+    sb_api_conversations_get(app, db, req, rep);
+}
+
+void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
+                                       const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    (void)app;
+    int64_t id;
+    if (load(db, req, rep, &id, NULL) != 0)
+        return;
+    char cursor[24] = "", err[256] = "";
+    long long cur = 0;
+    if (sb_request_query(req, "cursor", cursor, sizeof cursor) == 0 && *cursor) {
+        char *end;
+        cur = strtoll(cursor, &end, 10);
+        if (*end || cur <= 0) {
+            sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
+            return;
+        }
+    }
+    int limit = page_limit(req);
+    struct sb_db_val a[] = {SB_INT(id), cur ? SB_INT(cur) : SB_NULL, SB_INT(cur), SB_INT(limit)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_interactions, a, 4, &r, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "list interactions", err);
+        return;
+    }
+    static const char *const flag_names[] = {"auto_reply", "bounce", "parse_error", "edited"};
+    json_t *items = json_array();
+    for (size_t i = 0; i < r.nrows; i++) {
+        json_t *flags = json_array();
+        for (int b = 0; b < 4; b++)
+            if (sb_db_cell_int(&r, i, 9) & (1 << b))
+                json_array_append_new(flags, json_string(flag_names[b]));
+        const char *meta = sb_db_cell(&r, i, 7);
+        json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+        json_array_append_new(
+            items,
+            json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+                      (json_int_t)sb_db_cell_int(&r, i, 0), "direction", cell(&r, i, 1), "kind",
+                      cell(&r, i, 2), "sender", cell(&r, i, 3), "subject", cell(&r, i, 4), "text",
+                      cell(&r, i, 5), "html", cell(&r, i, 6), "meta", m ? m : json_null(),
+                      "delivery_status", cell(&r, i, 8), "flags", flags, "author_user_id",
+                      cell_int(&r, i, 10), "occurred_at", cell(&r, i, 11)));
+    }
+    int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
+    json_t *next = (int)r.nrows == limit ? json_sprintf("%lld", (long long)last) : json_null();
+    sb_db_rows_free(&r);
+    sb_reply_json(rep, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
+}
+
+void sb_api_conversations_note(struct sb_app *app, struct sb_db *db,
+                               const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    (void)app;
+    int64_t id;
+    json_t *conv;
+    if (load(db, req, rep, &id, &conv) != 0)
+        return;
+    json_t *body;
+    if (sb_request_json(req, rep, &body) != SB_OK) {
+        json_decref(conv);
+        return;
+    }
+    const char *text = json_string_value(json_object_get(body, "text"));
+    char err[256] = "";
+    if (!text || !*text) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"text\" is required");
+        goto out;
+    }
+    struct sb_db_rows r;
+    struct sb_db_val a[] = {SB_TEXT(text), SB_INT(req->user.id), SB_TEXT(req->user.name),
+                            SB_INT(id)};
+    struct sb_db_val c[] = {SB_INT(id)};
+    int64_t client_id = json_integer_value(json_object_get(json_object_get(conv, "client"), "id"));
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_note_insert, a, 4, &r, err, sizeof err);
+    int64_t note_id = rc == SB_OK ? (int64_t)r.insert_id : 0;
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_note_touch, c, 1, NULL, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_event_append(db, "interaction.created", id, client_id, req->user.id,
+                             json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:I}", "id", (json_int_t)note_id,
+                                       "conversation_id", (json_int_t)id, "client_id",
+                                       (json_int_t)client_id, "kind", "note", "direction", "note",
+                                       "preview", text, "author_user_id", (json_int_t)req->user.id),
+                             err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_commit(db, err, sizeof err);
+    else
+        sb_db_rollback(db);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "add note", err);
+        goto out;
+    }
+    sb_reply_json(rep, 201,
+                  json_pack("{s:I,s:I,s:s,s:s,s:s,s:I}", "id", (json_int_t)note_id,
+                            "conversation_id", (json_int_t)id, "direction", "note", "kind", "note",
+                            "text", text, "author_user_id", (json_int_t)req->user.id));
+out:
+    json_decref(body);
+    json_decref(conv);
+}

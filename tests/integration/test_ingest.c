@@ -1,0 +1,454 @@
+/* ingest() against the real MariaDB: client recognition across channels,
+ * idempotency, edits, threading, reopening, bounces, auto-replies, merge
+ * suggestions and concurrent creation of one new person. */
+#include "harness.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+#include "switchboard/inbound.h"
+#include "switchboard/ingest.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct sb_db *db;
+static int64_t ch_telegram, ch_whatsapp, ch_email, ch_form;
+static const struct sb_ingest_options opt = {"RU", 7 * 24 * 3600};
+
+static struct sb_db *connect_db(void)
+{
+    struct sb_db_params p;
+    char err[512] = "";
+    assert_int_equal(sb_db_params_parse(th_db_url(), &p, err, sizeof err), SB_OK);
+    struct sb_db *d = NULL;
+    int rc = sb_db_open(&p, 0, &d, err, sizeof err);
+    sb_db_params_free(&p);
+    if (rc != SB_OK)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, SB_OK);
+    return d;
+}
+
+static int64_t query_int(const char *sql, int64_t arg)
+{
+    struct sb_db_val a[] = {SB_INT(arg)};
+    struct sb_db_rows r;
+    char err[512] = "";
+    int rc = sb_db_exec(db, sql, a, strstr(sql, "?") ? 1 : 0, &r, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "%s: %s\n", sql, err);
+    assert_int_equal(rc, SB_OK);
+    int64_t v = r.nrows ? sb_db_cell_int(&r, 0, 0) : -1;
+    sb_db_rows_free(&r);
+    return v;
+}
+
+static int64_t add_channel(const char *kind, const char *name)
+{
+    static const char q[] = "INSERT INTO channels (kind, name) VALUES (?, ?)";
+    struct sb_db_val a[] = {SB_TEXT(kind), SB_TEXT(name)};
+    struct sb_db_rows r;
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, q, a, 2, &r, err, sizeof err), SB_OK);
+    return (int64_t)r.insert_id;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    th_db_setup();
+    db = connect_db();
+    ch_telegram = add_channel("telegram", "Telegram bot");
+    ch_whatsapp = add_channel("whatsapp", "WhatsApp");
+    ch_email = add_channel("email", "Sales mailbox");
+    ch_form = add_channel("webform", "Site form");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sb_db_close(&db);
+    th_db_teardown();
+    return 0;
+}
+
+static struct sb_inbound *message(int64_t channel, const char *external_id, const char *name,
+                                  const char *text)
+{
+    struct sb_inbound *in = sb_inbound_new();
+    assert_non_null(in);
+    in->channel_id = channel;
+    in->external_id = sb_inbound_strdup(in, external_id);
+    in->kind = SB_IK_MESSAGE;
+    in->display_name = sb_inbound_strdup(in, name);
+    in->text = sb_inbound_strdup(in, text);
+    return in;
+}
+
+static struct sb_ingest_result ingest_ok(struct sb_inbound *in)
+{
+    struct sb_ingest_result res;
+    char err[512] = "";
+    int rc = sb_ingest(db, &opt, in, &res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+    return res;
+}
+
+static const char *identity_value(int64_t client, const char *kind, char *buf, size_t len)
+{
+    static const char q[] =
+        "SELECT value FROM client_identities WHERE client_id = ? AND kind = ? AND verified = 1";
+    struct sb_db_val a[] = {SB_INT(client), SB_TEXT(kind)};
+    struct sb_db_rows r;
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, q, a, 2, &r, err, sizeof err), SB_OK);
+    snprintf(buf, len, "%s", r.nrows == 1 ? sb_db_cell(&r, 0, 0) : "(none or several)");
+    sb_db_rows_free(&r);
+    return buf;
+}
+
+/* The three channels' fixtures for Анна Смирнова: Telegram text, Telegram
+ * contact share, WhatsApp text. One client at the end. */
+static void anna_is_one_client_across_channels(void **state)
+{
+    (void)state;
+    struct sb_inbound *tg = message(ch_telegram, "523901177:4412", "Анна Смирнова",
+                                    "Здравствуйте! Хочу заказать кухонный гарнитур, перезвоните "
+                                    "мне: 8 (916) 000-11-22");
+    sb_inbound_add_identity(tg, SB_ID_TELEGRAM, "523901177");
+    struct sb_ingest_result r1 = ingest_ok(tg);
+    assert_true(r1.client_created);
+    assert_true(r1.conversation_created);
+
+    struct sb_inbound *contact = message(ch_telegram, "523901177:4413", "Анна Смирнова", NULL);
+    sb_inbound_add_identity(contact, SB_ID_TELEGRAM, "523901177");
+    sb_inbound_add_identity(contact, SB_ID_PHONE, "+79160001122");
+    struct sb_ingest_result r2 = ingest_ok(contact);
+    assert_int_equal(r2.client_id, r1.client_id);
+    assert_false(r2.client_created);
+    assert_int_equal(r2.conversation_id, r1.conversation_id); /* same chat, same conversation */
+
+    struct sb_inbound *wa = message(ch_whatsapp, "wamid.HBgLNzkxNjAwMDExMjIVAgASGBQzQTc", "Анна",
+                                    "Добрый день, это Анна, писала в Telegram");
+    sb_inbound_add_identity(wa, SB_ID_WHATSAPP, "79160001122");
+    sb_inbound_add_identity(wa, SB_ID_PHONE, "+79160001122");
+    struct sb_ingest_result r3 = ingest_ok(wa);
+    assert_int_equal(r3.client_id, r1.client_id);
+    assert_true(r3.conversation_created); /* another channel, another conversation */
+
+    char buf[64];
+    assert_string_equal(identity_value(r1.client_id, "telegram", buf, sizeof buf), "523901177");
+    assert_string_equal(identity_value(r1.client_id, "phone", buf, sizeof buf), "+79160001122");
+    assert_string_equal(identity_value(r1.client_id, "whatsapp", buf, sizeof buf), "79160001122");
+    assert_int_equal(query_int("SELECT COUNT(*) FROM clients WHERE id >= ?", r1.client_id), 1);
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM interactions WHERE client_id = ?", r1.client_id), 3);
+    /* Events were written with the data. */
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM events WHERE type = 'client.created' AND client_id = ?",
+                  r1.client_id),
+        1);
+    assert_int_equal(
+        query_int(
+            "SELECT COUNT(*) FROM events WHERE type = 'interaction.created' AND client_id = ?",
+            r1.client_id),
+        3);
+
+    /* Re-ingesting any of them changes nothing. */
+    int64_t events = query_int("SELECT COUNT(*) FROM events", 0);
+    int64_t rows = query_int("SELECT COUNT(*) FROM interactions", 0);
+    struct sb_ingest_result again = ingest_ok(wa);
+    assert_true(again.duplicate);
+    assert_int_equal(again.interaction_id, r3.interaction_id);
+    again = ingest_ok(tg);
+    assert_true(again.duplicate);
+    assert_int_equal(again.client_id, r1.client_id);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM events", 0), events);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM interactions", 0), rows);
+    sb_inbound_free(&tg);
+    sb_inbound_free(&contact);
+    sb_inbound_free(&wa);
+}
+
+static void an_edit_keeps_the_original(void **state)
+{
+    (void)state;
+    struct sb_inbound *in = message(ch_telegram, "600:1", "Пётр", "первый текст");
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "600");
+    struct sb_ingest_result r = ingest_ok(in);
+    struct sb_inbound *ed = message(ch_telegram, "600:1", "Пётр", "исправленный текст");
+    sb_inbound_add_identity(ed, SB_ID_TELEGRAM, "600");
+    ed->flags |= SB_IN_EDITED;
+    struct sb_ingest_result e = ingest_ok(ed);
+    assert_true(e.duplicate);
+    assert_int_equal(e.interaction_id, r.interaction_id);
+    static const char q[] =
+        "SELECT text, JSON_UNQUOTE(JSON_EXTRACT(meta, '$.edits[0].text')), flags + 0 "
+        "FROM interactions WHERE id = ?";
+    struct sb_db_val a[] = {SB_INT(r.interaction_id)};
+    struct sb_db_rows rows;
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, q, a, 1, &rows, err, sizeof err), SB_OK);
+    assert_string_equal(sb_db_cell(&rows, 0, 0), "исправленный текст");
+    assert_string_equal(sb_db_cell(&rows, 0, 1), "первый текст");
+    assert_int_equal(sb_db_cell_int(&rows, 0, 2) & SB_IN_EDITED, SB_IN_EDITED);
+    sb_db_rows_free(&rows);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM events WHERE type = 'interaction.updated' "
+                               "AND JSON_VALUE(data, '$.id') = ?",
+                               r.interaction_id),
+                     1);
+    sb_inbound_free(&in);
+    sb_inbound_free(&ed);
+}
+
+static struct sb_inbound *mail(const char *msgid, const char *in_reply_to, const char *from,
+                               const char *subject)
+{
+    struct sb_inbound *in = message(ch_email, msgid, NULL, "body");
+    in->kind = SB_IK_EMAIL;
+    in->message_id = sb_inbound_strdup(in, msgid);
+    in->in_reply_to = sb_inbound_strdup(in, in_reply_to);
+    in->subject = sb_inbound_strdup(in, subject);
+    sb_inbound_add_identity(in, SB_ID_EMAIL, from);
+    return in;
+}
+
+static void email_threads_by_in_reply_to_and_references(void **state)
+{
+    (void)state;
+    struct sb_inbound *a = mail("a1@client.example", NULL, "Ivan.Petrov@Example.RU", "Кухня");
+    struct sb_ingest_result ra = ingest_ok(a);
+    struct sb_inbound *b =
+        mail("b1@client.example", "a1@client.example", "ivan.petrov@example.ru", "Re: Кухня");
+    struct sb_ingest_result rb = ingest_ok(b);
+    assert_int_equal(rb.conversation_id, ra.conversation_id);
+    assert_int_equal(rb.client_id, ra.client_id);
+    /* Only References, newest last, the first unknown. */
+    struct sb_inbound *c =
+        mail("c1@client.example", "unknown@elsewhere", "ivan.petrov@example.ru", "Re: Re: Кухня");
+    sb_inbound_add_reference(c, "a1@client.example");
+    sb_inbound_add_reference(c, "nothing@here");
+    struct sb_ingest_result rc = ingest_ok(c);
+    assert_int_equal(rc.conversation_id, ra.conversation_id);
+    /* A new subject without references is a new conversation of the same client. */
+    struct sb_inbound *d = mail("d1@client.example", NULL, "IVAN.PETROV@example.ru", "Шкаф");
+    struct sb_ingest_result rd = ingest_ok(d);
+    assert_int_not_equal(rd.conversation_id, ra.conversation_id);
+    assert_int_equal(rd.client_id, ra.client_id);
+    assert_int_equal(query_int("SELECT unread FROM conversations WHERE id = ?", ra.conversation_id),
+                     3);
+    sb_inbound_free(&a);
+    sb_inbound_free(&b);
+    sb_inbound_free(&c);
+    sb_inbound_free(&d);
+}
+
+static void resolved_reopens_within_window_else_new(void **state)
+{
+    (void)state;
+    struct sb_inbound *m1 = message(ch_telegram, "700:1", "Ольга", "привет");
+    sb_inbound_add_identity(m1, SB_ID_TELEGRAM, "700");
+    struct sb_ingest_result r1 = ingest_ok(m1);
+    static const char resolve[] =
+        "UPDATE conversations SET status = 'resolved', resolved_at = NOW(6) WHERE id = ?";
+    struct sb_db_val a[] = {SB_INT(r1.conversation_id)};
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, resolve, a, 1, NULL, err, sizeof err), SB_OK);
+
+    struct sb_inbound *m2 = message(ch_telegram, "700:2", "Ольга", "ещё вопрос");
+    sb_inbound_add_identity(m2, SB_ID_TELEGRAM, "700");
+    struct sb_ingest_result r2 = ingest_ok(m2);
+    assert_int_equal(r2.conversation_id, r1.conversation_id);
+    assert_int_equal(
+        query_int("SELECT status = 'open' FROM conversations WHERE id = ?", r1.conversation_id), 1);
+
+    /* Resolved long ago: a new conversation. */
+    static const char age[] = "UPDATE conversations SET status = 'resolved', "
+                              "last_activity_at = NOW(6) - INTERVAL 30 DAY WHERE id = ?";
+    assert_int_equal(sb_db_exec(db, age, a, 1, NULL, err, sizeof err), SB_OK);
+    struct sb_inbound *m3 = message(ch_telegram, "700:3", "Ольга", "снова я");
+    sb_inbound_add_identity(m3, SB_ID_TELEGRAM, "700");
+    struct sb_ingest_result r3 = ingest_ok(m3);
+    assert_int_not_equal(r3.conversation_id, r1.conversation_id);
+    assert_true(r3.conversation_created);
+    sb_inbound_free(&m1);
+    sb_inbound_free(&m2);
+    sb_inbound_free(&m3);
+}
+
+static void auto_replies_do_not_reopen_and_bounces_have_no_client(void **state)
+{
+    (void)state;
+    struct sb_inbound *a = mail("q1@shop.example", NULL, "buyer@shop.example", "Заказ");
+    struct sb_ingest_result ra = ingest_ok(a);
+    static const char resolve[] = "UPDATE conversations SET status = 'resolved' WHERE id = ?";
+    struct sb_db_val arg[] = {SB_INT(ra.conversation_id)};
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, resolve, arg, 1, NULL, err, sizeof err), SB_OK);
+    struct sb_inbound *ar =
+        mail("q2@shop.example", "q1@shop.example", "buyer@shop.example", "Автоответ: Заказ");
+    ar->flags |= SB_IN_AUTO_REPLY;
+    struct sb_ingest_result rar = ingest_ok(ar);
+    assert_int_equal(rar.conversation_id, ra.conversation_id);
+    assert_int_equal(
+        query_int("SELECT status = 'resolved' FROM conversations WHERE id = ?", ra.conversation_id),
+        1);
+
+    int64_t clients = query_int("SELECT COUNT(*) FROM clients", 0);
+    struct sb_inbound *bounce = mail("bounce1@mx.example", NULL, "mailer-daemon@mx.example",
+                                     "Undelivered Mail Returned to Sender");
+    bounce->flags |= SB_IN_BOUNCE;
+    struct sb_ingest_result rb = ingest_ok(bounce);
+    assert_int_equal(rb.client_id, 0);
+    assert_int_equal(rb.conversation_id, 0);
+    assert_true(rb.interaction_id > 0);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM clients", 0), clients);
+    sb_inbound_free(&a);
+    sb_inbound_free(&ar);
+    sb_inbound_free(&bounce);
+}
+
+static void several_clients_oldest_wins_and_merge_is_suggested(void **state)
+{
+    (void)state;
+    struct sb_inbound *x = message(ch_form, "form:1", "Мария", "лид 1");
+    sb_inbound_add_identity(x, SB_ID_EMAIL, "maria@example.com");
+    struct sb_ingest_result rx = ingest_ok(x);
+    struct sb_inbound *y = message(ch_form, "form:2", "Мария К.", "лид 2");
+    sb_inbound_add_identity(y, SB_ID_PHONE, "8 (903) 111-22-33");
+    struct sb_ingest_result ry = ingest_ok(y);
+    assert_int_not_equal(rx.client_id, ry.client_id);
+    /* Both identities in one lead: the older client takes it. */
+    struct sb_inbound *z = message(ch_form, "form:3", "Мария", "лид 3");
+    sb_inbound_add_identity(z, SB_ID_EMAIL, "MARIA@example.com");
+    sb_inbound_add_identity(z, SB_ID_PHONE, "+7 903 111 22 33");
+    struct sb_ingest_result rz = ingest_ok(z);
+    assert_int_equal(rz.client_id, rx.client_id);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM merge_suggestions WHERE status = 'open' AND "
+                               "pair_lo = ?",
+                               rx.client_id),
+                     1);
+    /* The phone stays with its owner until a person merges them. */
+    char buf[64];
+    assert_string_equal(identity_value(ry.client_id, "phone", buf, sizeof buf), "+79031112233");
+    sb_inbound_free(&x);
+    sb_inbound_free(&y);
+    sb_inbound_free(&z);
+}
+
+static void invalid_phone_is_kept_raw_and_never_matched(void **state)
+{
+    (void)state;
+    struct sb_inbound *a = message(ch_form, "form:bad1", "Аноним", "x");
+    sb_inbound_add_identity(a, SB_ID_PHONE, "12345");
+    struct sb_ingest_result ra = ingest_ok(a);
+    struct sb_inbound *b = message(ch_form, "form:bad2", "Аноним", "y");
+    sb_inbound_add_identity(b, SB_ID_PHONE, "12345");
+    struct sb_ingest_result rb = ingest_ok(b);
+    assert_int_not_equal(ra.client_id, rb.client_id);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM client_identities WHERE client_id = ? AND "
+                               "verified = 0 AND value IS NULL AND raw = '12345'",
+                               ra.client_id),
+                     1);
+    sb_inbound_free(&a);
+    sb_inbound_free(&b);
+}
+
+struct racer {
+    int n;
+    int rc;
+    struct sb_ingest_result res;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct sb_db_params p;
+    char err[512] = "";
+    sb_db_params_parse(th_db_url(), &p, err, sizeof err);
+    struct sb_db *mine = NULL;
+    r->rc = sb_db_open(&p, 0, &mine, err, sizeof err);
+    sb_db_params_free(&p);
+    if (r->rc == SB_OK) {
+        struct sb_inbound *in = sb_inbound_new();
+        char ext[32];
+        snprintf(ext, sizeof ext, "race:%d", r->n);
+        in->channel_id = ch_whatsapp;
+        in->external_id = sb_inbound_strdup(in, ext);
+        in->kind = SB_IK_MESSAGE;
+        in->text = "одновременно";
+        sb_inbound_add_identity(in, SB_ID_WHATSAPP, "79265550000");
+        sb_inbound_add_identity(in, SB_ID_PHONE, "+79265550000");
+        r->rc = sb_ingest(mine, &opt, in, &r->res, err, sizeof err);
+        if (r->rc != SB_OK)
+            fprintf(stderr, "racer %d: %s\n", r->n, err);
+        sb_inbound_free(&in);
+    }
+    sb_db_close(&mine);
+    return NULL;
+}
+
+static void eight_threads_create_one_client(void **state)
+{
+    (void)state;
+    pthread_t t[8];
+    struct racer r[8];
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct racer){.n = i};
+        pthread_create(&t[i], NULL, race, &r[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(r[i].rc, SB_OK);
+        assert_int_equal(r[i].res.client_id, r[0].res.client_id);
+        assert_int_equal(r[i].res.conversation_id, r[0].res.conversation_id);
+    }
+    assert_int_equal(query_int("SELECT COUNT(DISTINCT client_id) FROM client_identities WHERE "
+                               "value IN ('+79265550000', '79265550000')",
+                               0),
+                     1);
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM interactions WHERE client_id = ?", r[0].res.client_id), 8);
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM conversations WHERE client_id = ?", r[0].res.client_id), 1);
+}
+
+static void bad_inbound_is_refused_clearly(void **state)
+{
+    (void)state;
+    struct sb_inbound *in = sb_inbound_new();
+    in->channel_id = ch_form;
+    in->kind = SB_IK_FORM;
+    struct sb_ingest_result res;
+    char err[256] = "";
+    assert_int_equal(sb_ingest(db, &opt, in, &res, err, sizeof err), SB_ERR_INVALID);
+    assert_non_null(strstr(err, "external id"));
+    sb_inbound_free(&in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(anna_is_one_client_across_channels),
+        cmocka_unit_test(an_edit_keeps_the_original),
+        cmocka_unit_test(email_threads_by_in_reply_to_and_references),
+        cmocka_unit_test(resolved_reopens_within_window_else_new),
+        cmocka_unit_test(auto_replies_do_not_reopen_and_bounces_have_no_client),
+        cmocka_unit_test(several_clients_oldest_wins_and_merge_is_suggested),
+        cmocka_unit_test(invalid_phone_is_kept_raw_and_never_matched),
+        cmocka_unit_test(eight_threads_create_one_client),
+        cmocka_unit_test(bad_inbound_is_refused_clearly),
+    };
+    return cmocka_run_group_tests_name("ingest", tests, setup, teardown);
+}
