@@ -87,6 +87,13 @@ $(O)/tests/integration/%: tests/integration/%.c $(INTEG_HARNESS) $(O)/libswitchb
 
 $(INTEG_HARNESS): ALL_CFLAGS += -Itests/integration
 
+$(O)/bench/%: bench/%.c $(O)/libswitchboard.a $(O)/flags
+	@mkdir -p $(dir $@)
+	@echo "  BENCH   $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libswitchboard.a $(LIBS)
+
+BENCH_BIN := $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
+
 tests-build: $(O)/switchboard $(UNIT_BIN) $(INTEG_BIN)
 
 asan:
@@ -118,9 +125,9 @@ run: deps
 	@scripts/run
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@scripts/localdb start >/dev/null
-	@for b in bench/*; do [ -x "$$b" ] && [ -f "$$b" ] && "$$b" || exit 1; done
+	@for b in bench/*; do if [ -x "$$b" ] && [ -f "$$b" ]; then "$$b" || exit 1; fi; done
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

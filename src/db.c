@@ -20,7 +20,8 @@
 #define STMT_CACHE_MAX 256
 
 struct stmt_slot {
-    const char *sql;
+    const char *sql; /* the caller's pointer: the cache key */
+    char *text;      /* a copy, to notice a reused buffer */
     MYSQL_STMT *stmt;
 };
 
@@ -178,7 +179,8 @@ static int copy_params(struct sb_db_params *dst, const struct sb_db_params *src)
     if (src->f && !(dst->f = strdup(src->f)))                                                      \
         goto fail;
     COPY(user)
-    COPY(password) COPY(host) COPY(database) COPY(socket)
+    COPY(password)
+    COPY(host) COPY(database) COPY(socket)
 #undef COPY
         return SB_OK;
 fail:
@@ -218,8 +220,10 @@ static int map_errno(unsigned e)
 
 static void drop_conn(struct sb_db *db)
 {
-    for (size_t i = 0; i < db->nstmts; i++)
+    for (size_t i = 0; i < db->nstmts; i++) {
         mysql_stmt_close(db->stmts[i].stmt);
+        free(db->stmts[i].text);
+    }
     db->nstmts = 0;
     if (db->conn)
         mysql_close(db->conn);
@@ -323,8 +327,17 @@ static int get_stmt(struct sb_db *db, const char *sql, MYSQL_STMT **stmt_r, char
         return ensure_conn(db, err, errlen);
     for (size_t i = 0; i < db->nstmts; i++)
         if (db->stmts[i].sql == sql) {
-            *stmt_r = db->stmts[i].stmt;
-            return SB_OK;
+            /* Named queries are constants, so the address identifies them.
+             * The strcmp guards against a caller reusing a buffer for
+             * another text: that would run the wrong statement. */
+            if (strcmp(db->stmts[i].text, sql) == 0) {
+                *stmt_r = db->stmts[i].stmt;
+                return SB_OK;
+            }
+            mysql_stmt_close(db->stmts[i].stmt);
+            free(db->stmts[i].text);
+            db->stmts[i] = db->stmts[--db->nstmts];
+            break;
         }
     for (int attempt = 0;; attempt++) {
         int rc = ensure_conn(db, err, errlen);
@@ -348,12 +361,15 @@ static int get_stmt(struct sb_db *db, const char *sql, MYSQL_STMT **stmt_r, char
                 sb_error("db", "prepare failed (a bug in a query?): %s", sql);
             return rc;
         }
-        if (db->nstmts < STMT_CACHE_MAX) {
+        char *text = strdup(sql);
+        if (db->nstmts < STMT_CACHE_MAX && text) {
             db->stmts[db->nstmts].sql = sql;
+            db->stmts[db->nstmts].text = text;
             db->stmts[db->nstmts].stmt = st;
             db->nstmts++;
         } else {
             sb_warn("db", "statement cache full; a query text is probably built at run time");
+            free(text);
             mysql_stmt_close(st);
             return sb_fail(err, errlen, SB_ERR_INTERNAL, "statement cache full");
         }
@@ -516,6 +532,11 @@ static int simple(struct sb_db *db, const char *sql, char *err, size_t errlen)
     if (mysql_real_query(db->conn, sql, (unsigned long)strlen(sql)) != 0)
         return db_error(db, mysql_errno(db->conn), mysql_error(db->conn), err, errlen);
     return SB_OK;
+}
+
+int sb_db_exec_text(struct sb_db *db, const char *sql, char *err, size_t errlen)
+{
+    return simple(db, sql, err, errlen);
 }
 
 int sb_db_begin(struct sb_db *db, char *err, size_t errlen)

@@ -71,6 +71,10 @@ const char *sb_db_cell(const struct sb_db_rows *r, size_t row, size_t col);
 int64_t sb_db_cell_int(const struct sb_db_rows *r, size_t row, size_t col);
 void sb_db_rows_free(struct sb_db_rows *r);
 
+/* Run one statement given as text, unprepared and uncached: for generated
+ * bulk statements in benchmarks and test set-up. Never with input in it. */
+int sb_db_exec_text(struct sb_db *db, const char *sql, char *err, size_t errlen);
+
 int sb_db_begin(struct sb_db *db, char *err, size_t errlen);
 int sb_db_commit(struct sb_db *db, char *err, size_t errlen);
 void sb_db_rollback(struct sb_db *db);
