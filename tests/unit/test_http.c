@@ -797,6 +797,70 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* The server stores the decoded query parts one after another, each ended by
+ * a NUL, the list ended by an empty part (see server.c). */
+static void set_query(struct sb_http_request *req, const char *const *parts)
+{
+    size_t o = 0;
+    for (; *parts; parts++) {
+        size_t n = strlen(*parts) + 1;
+        memcpy(req->query + o, *parts, n);
+        o += n;
+    }
+    req->query[o] = '\0';
+}
+
+static void test_request_query(void **state)
+{
+    (void)state;
+    struct sb_http_request *req = calloc(1, sizeof *req);
+    const char *parts[] = {"status=open", "q=a,b&c", "flag", "limit=", "statusx=1", NULL};
+    set_query(req, parts);
+    char v[8];
+    assert_int_equal(sb_request_query(req, "status", v, sizeof v), 0);
+    assert_string_equal(v, "open");
+    assert_int_equal(sb_request_query(req, "q", v, sizeof v), 0);
+    assert_string_equal(v, "a,b&c"); /* a decoded ',' or '&' stays data */
+    assert_int_equal(sb_request_query(req, "flag", v, sizeof v), 0);
+    assert_string_equal(v, "");
+    assert_int_equal(sb_request_query(req, "limit", v, sizeof v), 0);
+    assert_string_equal(v, "");
+    assert_int_equal(sb_request_query(req, "stat", v, sizeof v), -1); /* no prefix matches */
+    assert_int_equal(sb_request_query(req, "missing", v, sizeof v), -1);
+    /* exact fit: "open" needs 5 bytes */
+    char fit[5], small[4];
+    assert_int_equal(sb_request_query(req, "status", fit, sizeof fit), 0);
+    assert_int_equal(sb_request_query(req, "status", small, sizeof small), -1);
+    free(req);
+}
+
+static void test_request_param_id(void **state)
+{
+    (void)state;
+    struct sb_http_request *req = calloc(1, sizeof *req);
+    req->nparams = 1;
+    static const struct {
+        const char *in;
+        int ok;
+        int64_t want;
+    } cases[] = {
+        {"1", 1, 1}, {"42", 1, 42}, {"999999999999999999", 1, 999999999999999999LL},
+        {"0", 0, 0}, {"-1", 0, 0},  {"1a", 0, 0},
+        {"", 0, 0},  {" 1", 0, 0},  {"1000000000000000000", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(req->params[0], sizeof req->params[0], "%s", cases[i].in);
+        int64_t id = 0;
+        int rc = sb_request_param_id(req, 0, &id);
+        assert_int_equal(rc, cases[i].ok ? SB_OK : SB_ERR_INVALID);
+        if (cases[i].ok)
+            assert_int_equal(id, cases[i].want);
+    }
+    int64_t id;
+    assert_int_equal(sb_request_param_id(req, 1, &id), SB_ERR_INVALID); /* no second param */
+    free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +882,8 @@ int main(void)
         cmocka_unit_test(test_request_cookie),
         cmocka_unit_test(test_request_cookie_out_size),
         cmocka_unit_test(test_status_slots),
+        cmocka_unit_test(test_request_query),
+        cmocka_unit_test(test_request_param_id),
     };
     return cmocka_run_group_tests_name("http", tests, group_setup, group_teardown);
 }
