@@ -165,6 +165,7 @@ static int defaults(struct sb_config *cfg)
     cfg->login_account_limit = SB_LOGIN_ACCOUNT_LIMIT_DEFAULT;
     cfg->login_window = SB_LOGIN_WINDOW_DEFAULT;
     cfg->cookie_secure = -1;
+    cfg->reopen_window = SB_REOPEN_WINDOW_DEFAULT;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

@@ -32,6 +32,8 @@ struct sb_config {
     int cookie_secure; /* -1: automatic (Secure when public_url is https) */
     /* [identity] */
     char *default_region;
+    /* [ingest] */
+    int reopen_window; /* seconds: a resolved conversation reopens within it */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf

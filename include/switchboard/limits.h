@@ -57,6 +57,12 @@
 /* Session lifetime in seconds; config auth.session_ttl. */
 #define SB_SESSION_TTL_DEFAULT (14 * 24 * 3600)
 
+/* A client's message reopens their resolved conversation within this many
+ * seconds of its last activity, else starts a new one; config
+ * ingest.reopen_window. A week matches how long a "thanks, one more thing"
+ * stays part of the same matter in shops and clinics. */
+#define SB_REOPEN_WINDOW_DEFAULT (7 * 24 * 3600)
+
 /* Password length accepted by `user add`; Argon2 has no limit but a bound
  * keeps a hostile body from costing seconds of hashing. */
 #define SB_PASSWORD_MAX 256
