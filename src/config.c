@@ -52,6 +52,9 @@ static const struct config_key {
     {"auth", "login_window", KEY_INT, offsetof(struct sb_config, login_window), 1, 86400, NULL},
     {"auth", "cookie_secure", KEY_BOOL_AUTO, offsetof(struct sb_config, cookie_secure), 0, 0, NULL},
     {"identity", "default_region", KEY_STR, offsetof(struct sb_config, default_region), 0, 0, NULL},
+    {"security", "secret_key", KEY_STR, offsetof(struct sb_config, secret_key), 0, 0, NULL},
+    {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
+     365L * 24 * 3600, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])

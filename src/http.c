@@ -294,3 +294,22 @@ int sb_request_param_id(const struct sb_http_request *req, int idx, int64_t *id_
     *id_r = v;
     return SB_OK;
 }
+
+int sb_request_header(const struct sb_http_request *req, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->provider_headers; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nlen + 1 && !strncmp(p, name, nlen) && p[nlen] == ':' && p[nlen + 1] == ' ') {
+            size_t vlen = len - nlen - 2;
+            if (vlen >= outlen)
+                return -1;
+            memcpy(out, p + nlen + 2, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        p += len + (eol ? 1 : 0);
+    }
+    return -1;
+}

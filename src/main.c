@@ -35,6 +35,9 @@ static const char usage_text[] =
     "                                   prints its e-mail and generated password once\n"
     "  user list                        list users as JSON\n"
     "  token create --user E [--name N] create an API token and print it\n"
+    "  channel add KIND --name N [--set key=value ...]\n"
+    "                                   add a channel; prints it as JSON\n"
+    "  channel list | channel test ID   list channels; check a channel's credentials\n"
     "  identity normalize [--region RR] (--phone V | --email V | --kind K --value V)\n"
     "                                   print the normalised form ingest will store\n"
     "  version                          print the version\n"
@@ -341,6 +344,8 @@ int main(int argc, char **argv)
         rc = cmd_serve(&c);
     } else if (!strcmp(cmd, "migrate")) {
         rc = cmd_migrate(&c);
+    } else if (!strcmp(cmd, "channel")) {
+        rc = sb_cli_channel(c.argc, c.argv, &c.cfg);
     } else if (!strcmp(cmd, "identity")) {
         rc = sb_cli_identity(c.argc, c.argv, c.cfg.default_region);
     } else if (!strcmp(cmd, "version")) {

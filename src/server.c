@@ -29,6 +29,7 @@
 #include "switchboard/log.h"
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
+#include "switchboard/secrets.h"
 #include "switchboard/static.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +104,34 @@ static void copy_header(struct lws *wsi, enum lws_token_indexes h, char *dst, si
         return; /* absent, or longer than any value we would accept */
     if (lws_hdr_copy(wsi, dst, (int)dstlen, h) < 0)
         dst[0] = '\0';
+}
+
+/* Headers that webhook adapters verify. Copied here, on the loop thread,
+ * because the worker that runs the adapter cannot touch the connection. */
+static const char *const provider_header_names[] = {
+    "x-telegram-bot-api-secret-token:",
+    "x-hub-signature-256:",
+    "x-viber-content-signature:",
+    "x-switchboard-signature:",
+    NULL,
+};
+
+static void capture_provider_headers(struct lws *wsi, struct sb_http_request *req)
+{
+    size_t o = 0;
+    char value[512];
+    for (const char *const *h = provider_header_names; *h; h++) {
+        int n = lws_hdr_custom_length(wsi, *h, (int)strlen(*h));
+        if (n <= 0 || (size_t)n >= sizeof value ||
+            lws_hdr_custom_copy(wsi, value, sizeof value, *h, (int)strlen(*h)) < 0)
+            continue;
+        int w = snprintf(req->provider_headers + o, sizeof req->provider_headers - o, "%.*s: %s\n",
+                         (int)strlen(*h) - 1, *h, value);
+        if (w < 0 || (size_t)w >= sizeof req->provider_headers - o)
+            break;
+        o += (size_t)w;
+    }
+    req->provider_headers[o] = '\0';
 }
 
 static int detect_method(struct lws *wsi)
@@ -452,6 +482,7 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     copy_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, req->user_agent, sizeof req->user_agent);
     copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, req->if_none_match, sizeof req->if_none_match);
     lws_get_peer_simple(wsi, req->peer, sizeof req->peer);
+    capture_provider_headers(wsi, req);
     sb_debug("http", "%s %s from %s", sb_method_name(req->method), req->path, req->peer);
 
     char clen[32];
@@ -743,6 +774,16 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     app.started_at = time(NULL);
     app.cookie_secure =
         cfg->cookie_secure >= 0 ? cfg->cookie_secure : !strncmp(cfg->public_url, "https:", 6);
+    if (cfg->secret_key && *cfg->secret_key) {
+        rc = sb_secret_key_parse(cfg->secret_key, app.secret_key, err, errlen);
+        if (rc != SB_OK) {
+            sb_db_params_free(&params);
+            return rc;
+        }
+        app.has_secret_key = 1;
+    } else {
+        sb_warn("http", "no security.secret_key: channels with secrets cannot be used");
+    }
     char derr[64];
     if (sb_password_hash("not a real password; equalises login timing", app.dummy_hash,
                          sizeof app.dummy_hash, derr, sizeof derr) != SB_OK ||
@@ -821,6 +862,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     sb_info("http", "stopped");
     rc = SB_OK;
 out:
+    sodium_memzero(app.secret_key, sizeof app.secret_key);
     sb_ratelimit_free(&app.login_ip);
     sb_ratelimit_free(&app.login_account);
     sb_db_params_free(&params);

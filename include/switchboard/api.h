@@ -40,6 +40,13 @@ SB_HANDLER(sb_api_clients_merge);
 SB_HANDLER(sb_api_merge_suggestions_list);
 SB_HANDLER(sb_api_merge_suggestion_decide);
 
+/* api_hooks.c: provider webhooks */
+SB_HANDLER(sb_api_hook);
+
+/* api_channels.c: channel management (admins) */
+SB_HANDLER(sb_api_channels_list);
+SB_HANDLER(sb_api_channels_create);
+
 /* api_conversations.c */
 SB_HANDLER(sb_api_conversations_list);
 SB_HANDLER(sb_api_conversations_get);

@@ -19,6 +19,10 @@ struct sb_app {
     struct sb_ratelimit *login_account; /* failed logins per e-mail */
     char dummy_hash[128]; /* verified against when the e-mail is unknown, for equal timing */
     int cookie_secure;
+    /* Seals channel secrets; has_secret_key is 0 when none is configured,
+     * and channels with secrets then cannot be used. */
+    unsigned char secret_key[32];
+    int has_secret_key;
     time_t started_at;
     /* loop thread only */
     int draining;

@@ -32,6 +32,8 @@ struct sb_config {
     int cookie_secure; /* -1: automatic (Secure when public_url is https) */
     /* [identity] */
     char *default_region;
+    /* [security] */
+    char *secret_key; /* base64 of 32 bytes: seals channel secrets at rest */
     /* [ingest] */
     int reopen_window; /* seconds: a resolved conversation reopens within it */
 };

@@ -57,7 +57,10 @@ struct sb_http_request {
     char user_agent[256];
     char if_none_match[128];
     char peer[64]; /* client IP address */
-    char *body;    /* NUL-terminated; body_len excludes the NUL */
+    /* Provider headers adapters need (signatures, secret tokens), as
+     * "name: value\n" lines with lower-case names; see sb_request_header(). */
+    char provider_headers[2048];
+    char *body; /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
     const struct sb_route *route;
     int nparams;
@@ -140,6 +143,11 @@ int sb_request_cookie(const struct sb_http_request *req, const char *name, char 
 /* A query-string parameter (decoded by the server); 0 when present.
  * A value that does not fit in `out` counts as absent. */
 int sb_request_query(const struct sb_http_request *req, const char *name, char *out, size_t outlen);
+/* A provider header captured by the server (server.c lists which); 0 when
+ * present and it fits in `out`. `name` in lower case. */
+int sb_request_header(const struct sb_http_request *req, const char *name, char *out,
+                      size_t outlen);
+
 /* Path parameter `idx` as a positive integer id; SB_ERR_INVALID otherwise. */
 int sb_request_param_id(const struct sb_http_request *req, int idx, int64_t *id_r);
 

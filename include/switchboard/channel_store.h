@@ -1,0 +1,35 @@
+/* Stored channels: create, load (secrets decrypted), list (secrets masked).
+ * The adapter contract lives in channel.h; this module is the SQL side. */
+#ifndef SB_CHANNEL_STORE_H
+#define SB_CHANNEL_STORE_H
+
+#include "switchboard/channel.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_db;
+
+/* Validate `config` with the kind, seal its secrets with `key`, store it
+ * with a fresh public key (used in form URLs). `config` is borrowed and may
+ * get defaults filled in. *channel_r gets the public JSON (secrets masked). */
+int sb_channel_create(struct sb_db *db, const unsigned char key[32], const char *kind,
+                      const char *name, json_t *config, json_t **channel_r, char *err,
+                      size_t errlen);
+
+/* Load an enabled channel by id (and kind, when `kind` is not NULL) or by
+ * public key; SB_ERR_NOT_FOUND otherwise. Secrets come back decrypted. */
+int sb_channel_load(struct sb_db *db, const unsigned char key[32], int64_t id, const char *kind,
+                    struct sb_channel **ch_r, char *err, size_t errlen);
+int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const char *public_key,
+                           struct sb_channel **ch_r, char *err, size_t errlen);
+
+/* Every channel as public JSON, secrets masked as "********". */
+int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
+
+/* Keep unparseable provider input for admins (the quarantine). */
+int sb_quarantine(struct sb_db *db, int64_t channel_id, const char *source, const char *error,
+                  const char *content_type, const void *body, size_t len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,252 @@
+/* Stored channels (see channel_store.h). */
+#include "switchboard/channel_store.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+#include "switchboard/secrets.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char q_insert[] =
+    "INSERT INTO channels (kind, name, config, public_key) VALUES (?, ?, ?, ?)";
+static const char q_by_id[] =
+    "SELECT id, kind, name, config, public_key, enabled FROM channels WHERE id = ? AND enabled = 1";
+static const char q_by_public[] =
+    "SELECT id, kind, name, config, public_key, enabled FROM channels "
+    "WHERE public_key = ? AND enabled = 1";
+static const char q_list[] = "SELECT id, kind, name, config, public_key, enabled, created_at, "
+                             "last_success_at, last_error_at, last_error FROM channels ORDER BY id";
+static const char q_quarantine[] = "INSERT INTO raw_inbound (channel_id, source, error, "
+                                   "content_type, body) VALUES (?, ?, ?, ?, ?)";
+
+#define MASK "********"
+
+static int is_secret(const struct sb_channel_kind *k, const char *key)
+{
+    for (const char *const *s = k ? k->secret_keys : NULL; s && *s; s++)
+        if (!strcmp(*s, key))
+            return 1;
+    return 0;
+}
+
+/* A copy of the config with secrets replaced by a mask, for the API. */
+static json_t *masked(const struct sb_channel_kind *k, json_t *config)
+{
+    json_t *copy = json_deep_copy(config);
+    const char *key;
+    json_t *v;
+    json_object_foreach(copy, key, v)
+    {
+        if (is_secret(k, key))
+            json_object_set_new(copy, key, json_string(MASK));
+    }
+    return copy;
+}
+
+static json_t *public_json(int64_t id, const char *kind, const char *name, json_t *masked_cfg,
+                           const char *public_key, int enabled)
+{
+    return json_pack("{s:I,s:s,s:s,s:o,s:s?,s:b}", "id", (json_int_t)id, "kind", kind, "name", name,
+                     "config", masked_cfg, "public_key", public_key, "enabled", enabled);
+}
+
+int sb_channel_create(struct sb_db *db, const unsigned char key[32], const char *kind,
+                      const char *name, json_t *config, json_t **channel_r, char *err,
+                      size_t errlen)
+{
+    *channel_r = NULL;
+    const struct sb_channel_kind *k = sb_channel_kind_find(kind);
+    if (!k)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "unknown channel kind '%s'", kind);
+    if (!name || !*name || strlen(name) > 100)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "a name of 1 to 100 characters is required");
+    if (!json_is_object(config))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "the configuration must be an object");
+    int rc = k->validate_config ? k->validate_config(config, err, errlen) : SB_OK;
+    if (rc != SB_OK)
+        return rc;
+    json_t *stored = json_deep_copy(config);
+    const char *ck;
+    json_t *v;
+    json_object_foreach(stored, ck, v)
+    {
+        if (!is_secret(k, ck) || !json_is_string(v))
+            continue;
+        if (!key) {
+            json_decref(stored);
+            return sb_secret_key_parse(NULL, NULL, err, errlen);
+        }
+        char *sealed;
+        rc = sb_secret_seal(key, json_string_value(v), &sealed, err, errlen);
+        if (rc != SB_OK) {
+            json_decref(stored);
+            return rc;
+        }
+        json_object_set_new(stored, ck, json_string(sealed));
+        free(sealed);
+    }
+    char *text = json_dumps(stored, JSON_COMPACT);
+    json_decref(stored);
+    unsigned char raw[16];
+    char public_key[40];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(public_key, sizeof public_key, raw, sizeof raw);
+    struct sb_db_val a[] = {SB_TEXT(kind), SB_TEXT(name), SB_TEXT(text), SB_TEXT(public_key)};
+    struct sb_db_rows r;
+    rc = text ? sb_db_exec(db, q_insert, a, 4, &r, err, errlen) : SB_ERR_NOMEM;
+    free(text);
+    if (rc != SB_OK)
+        return rc;
+    *channel_r = public_json((int64_t)r.insert_id, kind, name, masked(k, config), public_key, 1);
+    return SB_OK;
+}
+
+static int load_row(struct sb_db_rows *r, const unsigned char key[32], struct sb_channel **ch_r,
+                    char *err, size_t errlen)
+{
+    const struct sb_channel_kind *k = sb_channel_kind_find(sb_db_cell(r, 0, 1));
+    if (!k)
+        return sb_fail(err, errlen, SB_ERR_NOT_FOUND, "channel of unknown kind '%s'",
+                       sb_db_cell(r, 0, 1));
+    struct sb_channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    ch->id = sb_db_cell_int(r, 0, 0);
+    ch->kind = k;
+    snprintf(ch->name, sizeof ch->name, "%s", sb_db_cell(r, 0, 2));
+    snprintf(ch->public_key, sizeof ch->public_key, "%s",
+             sb_db_cell(r, 0, 4) ? sb_db_cell(r, 0, 4) : "");
+    ch->enabled = (int)sb_db_cell_int(r, 0, 5);
+    ch->config = json_loads(sb_db_cell(r, 0, 3), 0, NULL);
+    if (!json_is_object(ch->config)) {
+        sb_channel_free(&ch);
+        return sb_fail(err, errlen, SB_ERR_INTERNAL, "channel configuration is not JSON");
+    }
+    const char *ck;
+    json_t *v;
+    json_object_foreach(ch->config, ck, v)
+    {
+        if (!is_secret(k, ck) || !json_is_string(v))
+            continue;
+        char *plain;
+        int rc = key ? sb_secret_open(key, json_string_value(v), &plain, err, errlen)
+                     : sb_secret_key_parse(NULL, NULL, err, errlen);
+        if (rc != SB_OK) {
+            sb_channel_free(&ch);
+            return rc == SB_ERR_INVALID ? SB_ERR_CONFIG : rc;
+        }
+        json_object_set_new(ch->config, ck, json_string(plain));
+        sodium_memzero(plain, strlen(plain));
+        free(plain);
+    }
+    *ch_r = ch;
+    return SB_OK;
+}
+
+static int load_by(struct sb_db *db, const unsigned char key[32], const char *sql,
+                   struct sb_db_val arg, const char *kind, struct sb_channel **ch_r, char *err,
+                   size_t errlen)
+{
+    *ch_r = NULL;
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, sql, &arg, 1, &r, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    if (!r.nrows || (kind && strcmp(sb_db_cell(&r, 0, 1), kind) != 0)) {
+        sb_db_rows_free(&r);
+        return sb_fail(err, errlen, SB_ERR_NOT_FOUND, "no such channel");
+    }
+    rc = load_row(&r, key, ch_r, err, errlen);
+    sb_db_rows_free(&r);
+    return rc;
+}
+
+int sb_channel_load(struct sb_db *db, const unsigned char key[32], int64_t id, const char *kind,
+                    struct sb_channel **ch_r, char *err, size_t errlen)
+{
+    return load_by(db, key, q_by_id, SB_INT(id), kind, ch_r, err, errlen);
+}
+
+int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const char *public_key,
+                           struct sb_channel **ch_r, char *err, size_t errlen)
+{
+    return load_by(db, key, q_by_public, SB_TEXT(public_key), NULL, ch_r, err, errlen);
+}
+
+int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen)
+{
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_list, NULL, 0, &r, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r.nrows; i++) {
+        const char *kind = sb_db_cell(&r, i, 1);
+        json_t *cfg = json_loads(sb_db_cell(&r, i, 3), 0, NULL);
+        json_t *o = public_json(sb_db_cell_int(&r, i, 0), kind, sb_db_cell(&r, i, 2),
+                                masked(sb_channel_kind_find(kind), cfg), sb_db_cell(&r, i, 4),
+                                (int)sb_db_cell_int(&r, i, 5));
+        json_decref(cfg);
+        json_object_set_new(o, "created_at", json_string(sb_db_cell(&r, i, 6)));
+        json_object_set_new(o, "status",
+                            json_pack("{s:s?,s:s?,s:s?}", "last_success_at", sb_db_cell(&r, i, 7),
+                                      "last_error_at", sb_db_cell(&r, i, 8), "last_error",
+                                      sb_db_cell(&r, i, 9)));
+        json_array_append_new(arr, o);
+    }
+    sb_db_rows_free(&r);
+    *array_r = arr;
+    return SB_OK;
+}
+
+int sb_quarantine(struct sb_db *db, int64_t channel_id, const char *source, const char *error,
+                  const char *content_type, const void *body, size_t len, char *err, size_t errlen)
+{
+    char ct[256];
+    snprintf(ct, sizeof ct, "%s", content_type ? content_type : "");
+    struct sb_db_val a[] = {channel_id ? SB_INT(channel_id) : SB_NULL, SB_TEXT(source),
+                            SB_TEXT(error), SB_TEXT(ct[0] ? ct : NULL),
+                            SB_BLOB(body ? body : "", len)};
+    return sb_db_exec(db, q_quarantine, a, 5, NULL, err, errlen);
+}
+
+void sb_channel_free(struct sb_channel **chp)
+{
+    struct sb_channel *ch = *chp;
+    if (!ch)
+        return;
+    json_decref(ch->config); /* decrypted secrets die with it */
+    free(ch);
+    *chp = NULL;
+}
+
+const char *sb_channel_conf(const struct sb_channel *ch, const char *key)
+{
+    return json_string_value(json_object_get(ch->config, key));
+}
+
+int sb_inbound_batch_add(struct sb_inbound_batch *b, struct sb_inbound *in)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4;
+        struct sb_inbound **n = realloc(b->items, cap * sizeof *n);
+        if (!n) {
+            sb_inbound_free(&in);
+            return SB_ERR_NOMEM;
+        }
+        b->items = n;
+        b->cap = cap;
+    }
+    b->items[b->n++] = in;
+    return SB_OK;
+}
+
+void sb_inbound_batch_free(struct sb_inbound_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        sb_inbound_free(&b->items[i]);
+    free(b->items);
+    memset(b, 0, sizeof *b);
+}
