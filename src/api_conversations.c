@@ -222,16 +222,25 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
 }
 
 /* Load one visible conversation; replies 404 itself when there is none. */
+static int load_as(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
+                   int64_t *id_r, json_t **conv_r, int see_all);
+
 static int load(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
                 int64_t *id_r, json_t **conv_r)
+{
+    return load_as(db, req, rep, id_r, conv_r, req->user.role == SB_ROLE_ADMIN);
+}
+
+static int load_as(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
+                   int64_t *id_r, json_t **conv_r, int see_all)
 {
     char err[256] = "";
     if (sb_request_param_id(req, 0, id_r) != SB_OK) {
         sb_reply_error(rep, SB_ERR_INVALID, "bad conversation id");
         return -1;
     }
-    struct sb_db_val a[] = {SB_INT(*id_r), SB_INT(req->user.role == SB_ROLE_ADMIN),
-                            SB_INT(req->user.id), SB_INT(req->user.id)};
+    struct sb_db_val a[] = {SB_INT(*id_r), SB_INT(see_all), SB_INT(req->user.id),
+                            SB_INT(req->user.id)};
     struct sb_db_rows r;
     int rc = sb_db_exec(db, q_get, a, 4, &r, err, sizeof err);
     if (rc != SB_OK) {
@@ -262,6 +271,9 @@ void sb_api_conversations_get(struct sb_app *app, struct sb_db *db,
 static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t user_id, char *err,
                       size_t errlen)
 {
+    /* Statement errors land here, not in `err`: MariaDB's wording is for
+     * the log, never for the client. */
+    char dberr[256] = "";
     const char *key;
     json_t *v;
     int rc = SB_OK;
@@ -278,7 +290,7 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
                                "snoozing needs \"snoozed_until\": \"YYYY-MM-DD HH:MM:SS\" (UTC)");
             struct sb_db_val a[] = {SB_TEXT(s), SB_TEXT(s), SB_TEXT(s),
                                     SB_TEXT(json_string_value(until)), SB_INT(id)};
-            rc = sb_db_exec(db, q_set_status, a, 5, NULL, err, errlen);
+            rc = sb_db_exec(db, q_set_status, a, 5, NULL, dberr, sizeof dberr);
         } else if (!strcmp(key, "assignee_id")) {
             if (!json_is_null(v) && !json_is_integer(v))
                 return sb_fail(err, errlen, SB_ERR_INVALID,
@@ -286,7 +298,7 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
             if (json_is_integer(v)) {
                 struct sb_db_val u[] = {SB_INT(json_integer_value(v))};
                 struct sb_db_rows r;
-                rc = sb_db_exec(db, q_user_exists, u, 1, &r, err, errlen);
+                rc = sb_db_exec(db, q_user_exists, u, 1, &r, dberr, sizeof dberr);
                 size_t n = r.nrows;
                 sb_db_rows_free(&r);
                 if (rc == SB_OK && !n)
@@ -296,19 +308,21 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
             struct sb_db_val a[] = {json_is_integer(v) ? SB_INT(json_integer_value(v)) : SB_NULL,
                                     SB_INT(id)};
             if (rc == SB_OK)
-                rc = sb_db_exec(db, q_set_assignee, a, 2, NULL, err, errlen);
+                rc = sb_db_exec(db, q_set_assignee, a, 2, NULL, dberr, sizeof dberr);
         } else if (!strcmp(key, "unread")) {
             if (!json_is_integer(v) || json_integer_value(v) != 0)
                 return sb_fail(err, errlen, SB_ERR_INVALID, "\"unread\" can only be set to 0");
             struct sb_db_val a[] = {SB_INT(id)};
-            rc = sb_db_exec(db, q_set_read, a, 1, NULL, err, errlen);
+            rc = sb_db_exec(db, q_set_read, a, 1, NULL, dberr, sizeof dberr);
         } else if (strcmp(key, "snoozed_until")) {
             return sb_fail(err, errlen, SB_ERR_INVALID,
                            "unknown field \"%s\" (status, assignee_id, snoozed_until, unread)",
                            key);
         }
+        if (rc == SB_ERR_INVALID || rc == SB_ERR_DB) /* e.g. a snoozed_until MariaDB cannot read */
+            return sb_fail(err, errlen, SB_ERR_INVALID, "invalid value for \"%s\"", key);
         if (rc != SB_OK)
-            return rc == SB_ERR_DB ? sb_fail(err, errlen, SB_ERR_INVALID, "invalid value") : rc;
+            return sb_fail(err, errlen, rc, "%s", dberr);
     }
     return sb_event_append(db, "conversation.updated", id, 0, user_id,
                            json_pack("{s:I,s:O}", "id", (json_int_t)id, "changes", body), err,
@@ -318,6 +332,7 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
 void sb_api_conversations_patch(struct sb_app *app, struct sb_db *db,
                                 const struct sb_http_request *req, struct sb_http_reply *rep)
 {
+    (void)app;
     int64_t id;
     if (load(db, req, rep, &id, NULL) != 0)
         return;
@@ -342,7 +357,11 @@ void sb_api_conversations_patch(struct sb_app *app, struct sb_db *db,
         return;
     }
     sb_audit(db, req->user.id, "conversation.update", "conversation", id, req->peer);
-    sb_api_conversations_get(app, db, req, rep);
+    /* The caller may just have assigned it away from themselves; they still
+     * get the result of their own change. */
+    json_t *conv;
+    if (load_as(db, req, rep, &id, &conv, 1) == 0)
+        sb_reply_json(rep, 200, conv);
 }
 
 void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
