@@ -37,16 +37,12 @@ void sb_api_channels_create(struct sb_app *app, struct sb_db *db, const struct s
                                name, config, &out, err, sizeof err);
     json_decref(config);
     json_decref(body);
-    if (rc == SB_ERR_INVALID) {
-        sb_reply_error(rep, rc, "%s", err);
-        return;
-    }
     if (rc == SB_ERR_CONFIG) { /* the operator must act: say what is missing */
         sb_reply_error_status(rep, 500, "not_configured", err);
         return;
     }
     if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "create channel", err);
+        sb_reply_result(rep, rc, "create channel", err);
         return;
     }
     sb_audit(db, req->user.id, "channel.create", "channel",

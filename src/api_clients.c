@@ -1,6 +1,7 @@
 /* Clients over HTTP: search, one client with its cross-channel timeline,
  * edits, merges and merge suggestions. */
 #include "switchboard/api.h"
+#include "switchboard/apiutil.h"
 #include "switchboard/app.h"
 #include "switchboard/clients.h"
 #include "switchboard/config.h"
@@ -55,42 +56,6 @@ static const char q_suggestion_dismiss[] =
     "UPDATE merge_suggestions SET status = 'dismissed', decided_by = ?, decided_at = NOW(6) "
     "WHERE id = ? AND status = 'open'";
 
-static json_t *cell(const struct sb_db_rows *r, size_t row, size_t col)
-{
-    const char *v = sb_db_cell(r, row, col);
-    return v ? json_string(v) : json_null();
-}
-
-static int page_limit(const struct sb_http_request *req)
-{
-    char v[16];
-    if (sb_request_query(req, "limit", v, sizeof v) != 0)
-        return PAGE_DEFAULT;
-    int n = atoi(v);
-    return n < 1 ? 1 : n > PAGE_MAX ? PAGE_MAX : n;
-}
-
-/* `cursor` is the last id of the previous page. */
-static int cursor_id(const struct sb_http_request *req, int64_t *id_r)
-{
-    char v[24];
-    *id_r = 0;
-    if (sb_request_query(req, "cursor", v, sizeof v) != 0 || !*v)
-        return 0;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (*end || n <= 0)
-        return -1;
-    *id_r = n;
-    return 0;
-}
-
-static json_t *page(json_t *items, size_t n, int limit, int64_t last_id)
-{
-    return json_pack("{s:o,s:o}", "items", items, "next_cursor",
-                     (int)n == limit ? json_sprintf("%lld", (long long)last_id) : json_null());
-}
-
 void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                          struct sb_http_reply *rep)
 {
@@ -99,7 +64,7 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
                               email_q[SB_EMAIL_MAX + 1] = "";
     struct sb_phone ph;
     int64_t cursor;
-    if (cursor_id(req, &cursor) != 0) {
+    if (sb_api_cursor_id(req, &cursor) != 0) {
         sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
         return;
     }
@@ -126,7 +91,7 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
             email_q[0] = '\0';
         snprintf(like, sizeof like, "%%%s%%", q);
     }
-    int limit = page_limit(req);
+    int limit = sb_api_limit(req);
     struct sb_db_val a[] = {
         cursor ? SB_INT(cursor) : SB_NULL,
         SB_INT(cursor),
@@ -156,18 +121,20 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
         json_t *idents = json_array();
         if (sb_db_exec(db, q_idents, ia, 1, &ids, err, sizeof err) == SB_OK)
             for (size_t j = 0; j < ids.nrows; j++)
-                json_array_append_new(idents,
-                                      json_pack("{s:o,s:o,s:o,s:b}", "kind", cell(&ids, j, 0),
-                                                "value", cell(&ids, j, 1), "raw", cell(&ids, j, 2),
-                                                "verified", sb_db_cell_int(&ids, j, 3) != 0));
+                json_array_append_new(idents, json_pack("{s:o,s:o,s:o,s:b}", "kind",
+                                                        sb_json_cell(&ids, j, 0), "value",
+                                                        sb_json_cell(&ids, j, 1), "raw",
+                                                        sb_json_cell(&ids, j, 2), "verified",
+                                                        sb_db_cell_int(&ids, j, 3) != 0));
         sb_db_rows_free(&ids);
-        json_array_append_new(items, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)id,
-                                               "name", cell(&r, i, 1), "company", cell(&r, i, 2),
-                                               "identities", idents, "created_at", cell(&r, i, 3),
-                                               "last_activity_at", cell(&r, i, 4)));
+        json_array_append_new(items,
+                              json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)id, "name",
+                                        sb_json_cell(&r, i, 1), "company", sb_json_cell(&r, i, 2),
+                                        "identities", idents, "created_at", sb_json_cell(&r, i, 3),
+                                        "last_activity_at", sb_json_cell(&r, i, 4)));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    sb_reply_json(rep, 200, page(items, r.nrows, limit, last));
+    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
     sb_db_rows_free(&r);
 }
 
@@ -186,25 +153,21 @@ void sb_api_clients_get(struct sb_app *app, struct sb_db *db, const struct sb_ht
     (void)app;
     int64_t id, merged, cursor;
     char err[256] = "";
-    if (sb_request_param_id(req, 0, &id) != SB_OK || cursor_id(req, &cursor) != 0) {
+    if (sb_request_param_id(req, 0, &id) != SB_OK || sb_api_cursor_id(req, &cursor) != 0) {
         sb_reply_error(rep, SB_ERR_INVALID, "bad client id or cursor");
         return;
     }
     json_t *client;
     int rc = sb_client_get(db, id, &client, &merged, err, sizeof err);
-    if (rc == SB_ERR_NOT_FOUND) {
-        sb_reply_error(rep, rc, "%s", err);
-        return;
-    }
     if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "get client", err);
+        sb_reply_result(rep, rc, "get client", err);
         return;
     }
     if (merged) {
         reply_merged(rep, merged);
         return;
     }
-    int limit = page_limit(req);
+    int limit = sb_api_limit(req);
     struct sb_db_val a[] = {SB_INT(id), cursor ? SB_INT(cursor) : SB_NULL, SB_INT(cursor),
                             SB_INT(limit)};
     struct sb_db_rows r;
@@ -215,25 +178,22 @@ void sb_api_clients_get(struct sb_app *app, struct sb_db *db, const struct sb_ht
         return;
     }
     json_t *items = json_array();
-    static const char *const flag_names[] = {"auto_reply", "bounce", "parse_error", "edited"};
     for (size_t i = 0; i < r.nrows; i++) {
-        json_t *flags = json_array();
-        int64_t f = sb_db_cell_int(&r, i, 9);
-        for (int b = 0; b < 4; b++)
-            if (f & (1 << b))
-                json_array_append_new(flags, json_string(flag_names[b]));
+        json_t *flags = sb_json_flags(sb_db_cell_int(&r, i, 9));
         json_array_append_new(
             items,
             json_pack("{s:I,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
                       (json_int_t)sb_db_cell_int(&r, i, 0), "conversation_id",
                       sb_db_cell(&r, i, 1) ? json_integer(sb_db_cell_int(&r, i, 1)) : json_null(),
                       "channel_id", (json_int_t)sb_db_cell_int(&r, i, 2), "channel_kind",
-                      cell(&r, i, 3), "direction", cell(&r, i, 4), "kind", cell(&r, i, 5), "sender",
-                      cell(&r, i, 6), "subject", cell(&r, i, 7), "text", cell(&r, i, 8), "flags",
-                      flags, "delivery_status", cell(&r, i, 10), "occurred_at", cell(&r, i, 11)));
+                      sb_json_cell(&r, i, 3), "direction", sb_json_cell(&r, i, 4), "kind",
+                      sb_json_cell(&r, i, 5), "sender", sb_json_cell(&r, i, 6), "subject",
+                      sb_json_cell(&r, i, 7), "text", sb_json_cell(&r, i, 8), "flags", flags,
+                      "delivery_status", sb_json_cell(&r, i, 10), "occurred_at",
+                      sb_json_cell(&r, i, 11)));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    json_object_set_new(client, "timeline", page(items, r.nrows, limit, last));
+    json_object_set_new(client, "timeline", sb_api_page(items, r.nrows, limit, last));
     sb_db_rows_free(&r);
     sb_reply_json(rep, 200, client);
 }
@@ -252,10 +212,8 @@ void sb_api_clients_patch(struct sb_app *app, struct sb_db *db, const struct sb_
     char err[256] = "";
     int rc = sb_client_update(db, id, body, req->user.id, err, sizeof err);
     json_decref(body);
-    if (rc == SB_ERR_INVALID || rc == SB_ERR_NOT_FOUND)
-        sb_reply_error(rep, rc, "%s", err);
-    else if (rc != SB_OK)
-        sb_reply_failure(rep, rc, "update client", err);
+    if (rc != SB_OK)
+        sb_reply_result(rep, rc, "update client", err);
     else
         sb_api_clients_get(app, db, req, rep);
 }
@@ -266,12 +224,8 @@ static void merge_reply(struct sb_app *app, struct sb_db *db, const struct sb_ht
     (void)app;
     char err[256] = "";
     int rc = sb_client_merge(db, keep, other, req->user.id, req->peer, err, sizeof err);
-    if (rc == SB_ERR_INVALID || rc == SB_ERR_NOT_FOUND) {
-        sb_reply_error(rep, rc, "%s", err);
-        return;
-    }
     if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "merge clients", err);
+        sb_reply_result(rep, rc, "merge clients", err);
         return;
     }
     json_t *client;
@@ -316,11 +270,11 @@ void sb_api_merge_suggestions_list(struct sb_app *app, struct sb_db *db,
         sb_reply_error(rep, SB_ERR_INVALID, "status must be open, accepted or dismissed");
         return;
     }
-    if (cursor_id(req, &cursor) != 0) {
+    if (sb_api_cursor_id(req, &cursor) != 0) {
         sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
         return;
     }
-    int limit = page_limit(req);
+    int limit = sb_api_limit(req);
     struct sb_db_val a[] = {SB_TEXT(status), cursor ? SB_INT(cursor) : SB_NULL, SB_INT(cursor),
                             SB_INT(limit)};
     struct sb_db_rows r;
@@ -331,15 +285,15 @@ void sb_api_merge_suggestions_list(struct sb_app *app, struct sb_db *db,
     }
     json_t *items = json_array();
     for (size_t i = 0; i < r.nrows; i++)
-        json_array_append_new(items, json_pack("{s:I,s:{s:I,s:o},s:{s:I,s:o},s:o,s:o,s:o}", "id",
-                                               (json_int_t)sb_db_cell_int(&r, i, 0), "client", "id",
-                                               (json_int_t)sb_db_cell_int(&r, i, 1), "name",
-                                               cell(&r, i, 2), "other", "id",
-                                               (json_int_t)sb_db_cell_int(&r, i, 3), "name",
-                                               cell(&r, i, 4), "reason", cell(&r, i, 5), "status",
-                                               cell(&r, i, 6), "created_at", cell(&r, i, 7)));
+        json_array_append_new(
+            items, json_pack("{s:I,s:{s:I,s:o},s:{s:I,s:o},s:o,s:o,s:o}", "id",
+                             (json_int_t)sb_db_cell_int(&r, i, 0), "client", "id",
+                             (json_int_t)sb_db_cell_int(&r, i, 1), "name", sb_json_cell(&r, i, 2),
+                             "other", "id", (json_int_t)sb_db_cell_int(&r, i, 3), "name",
+                             sb_json_cell(&r, i, 4), "reason", sb_json_cell(&r, i, 5), "status",
+                             sb_json_cell(&r, i, 6), "created_at", sb_json_cell(&r, i, 7)));
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    sb_reply_json(rep, 200, page(items, r.nrows, limit, last));
+    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
     sb_db_rows_free(&r);
 }
 

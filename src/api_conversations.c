@@ -5,6 +5,7 @@
  * to them, unassigned ones, and those of their teams (the WebSocket layer
  * applies the same rule to events). */
 #include "switchboard/api.h"
+#include "switchboard/apiutil.h"
 #include "switchboard/app.h"
 #include "switchboard/auth.h"
 #include "switchboard/config.h"
@@ -69,36 +70,17 @@ static const char q_note_insert[] =
 static const char q_note_touch[] =
     "UPDATE conversations SET last_activity_at = NOW(6) WHERE id = ?";
 
-static json_t *cell(const struct sb_db_rows *r, size_t row, size_t col)
-{
-    const char *v = sb_db_cell(r, row, col);
-    return v ? json_string(v) : json_null();
-}
-
-static json_t *cell_int(const struct sb_db_rows *r, size_t row, size_t col)
-{
-    return sb_db_cell(r, row, col) ? json_integer(sb_db_cell_int(r, row, col)) : json_null();
-}
-
 static json_t *conv_json(const struct sb_db_rows *r, size_t i)
 {
     return json_pack("{s:I,s:{s:I,s:o},s:{s:I,s:o,s:o},s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o}", "id",
                      (json_int_t)sb_db_cell_int(r, i, 0), "client", "id",
-                     (json_int_t)sb_db_cell_int(r, i, 1), "name", cell(r, i, 2), "channel", "id",
-                     (json_int_t)sb_db_cell_int(r, i, 3), "kind", cell(r, i, 4), "name",
-                     cell(r, i, 5), "status", cell(r, i, 6), "assignee_id", cell_int(r, i, 7),
-                     "team_id", cell_int(r, i, 8), "subject", cell(r, i, 9), "last_activity_at",
-                     cell(r, i, 10), "unread", (json_int_t)sb_db_cell_int(r, i, 11), "created_at",
-                     cell(r, i, 12), "snoozed_until", cell(r, i, 13));
-}
-
-static int page_limit(const struct sb_http_request *req)
-{
-    char v[16];
-    if (sb_request_query(req, "limit", v, sizeof v) != 0)
-        return PAGE_DEFAULT;
-    int n = atoi(v);
-    return n < 1 ? 1 : n > PAGE_MAX ? PAGE_MAX : n;
+                     (json_int_t)sb_db_cell_int(r, i, 1), "name", sb_json_cell(r, i, 2), "channel",
+                     "id", (json_int_t)sb_db_cell_int(r, i, 3), "kind", sb_json_cell(r, i, 4),
+                     "name", sb_json_cell(r, i, 5), "status", sb_json_cell(r, i, 6), "assignee_id",
+                     sb_json_cell_int(r, i, 7), "team_id", sb_json_cell_int(r, i, 8), "subject",
+                     sb_json_cell(r, i, 9), "last_activity_at", sb_json_cell(r, i, 10), "unread",
+                     (json_int_t)sb_db_cell_int(r, i, 11), "created_at", sb_json_cell(r, i, 12),
+                     "snoozed_until", sb_json_cell(r, i, 13));
 }
 
 static int valid_status(const char *s)
@@ -173,7 +155,7 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
             email[0] = '\0';
         snprintf(like, sizeof like, "%%%s%%", q);
     }
-    int limit = page_limit(req);
+    int limit = sb_api_limit(req);
     int admin = req->user.role == SB_ROLE_ADMIN;
     struct sb_db_val a[] = {
         SB_INT(admin),
@@ -381,7 +363,7 @@ void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
             return;
         }
     }
-    int limit = page_limit(req);
+    int limit = sb_api_limit(req);
     struct sb_db_val a[] = {SB_INT(id), cur ? SB_INT(cur) : SB_NULL, SB_INT(cur), SB_INT(limit)};
     struct sb_db_rows r;
     int rc = sb_db_exec(db, q_interactions, a, 4, &r, err, sizeof err);
@@ -389,23 +371,20 @@ void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
         sb_reply_failure(rep, rc, "list interactions", err);
         return;
     }
-    static const char *const flag_names[] = {"auto_reply", "bounce", "parse_error", "edited"};
     json_t *items = json_array();
     for (size_t i = 0; i < r.nrows; i++) {
-        json_t *flags = json_array();
-        for (int b = 0; b < 4; b++)
-            if (sb_db_cell_int(&r, i, 9) & (1 << b))
-                json_array_append_new(flags, json_string(flag_names[b]));
+        json_t *flags = sb_json_flags(sb_db_cell_int(&r, i, 9));
         const char *meta = sb_db_cell(&r, i, 7);
         json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
         json_array_append_new(
             items,
             json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-                      (json_int_t)sb_db_cell_int(&r, i, 0), "direction", cell(&r, i, 1), "kind",
-                      cell(&r, i, 2), "sender", cell(&r, i, 3), "subject", cell(&r, i, 4), "text",
-                      cell(&r, i, 5), "html", cell(&r, i, 6), "meta", m ? m : json_null(),
-                      "delivery_status", cell(&r, i, 8), "flags", flags, "author_user_id",
-                      cell_int(&r, i, 10), "occurred_at", cell(&r, i, 11)));
+                      (json_int_t)sb_db_cell_int(&r, i, 0), "direction", sb_json_cell(&r, i, 1),
+                      "kind", sb_json_cell(&r, i, 2), "sender", sb_json_cell(&r, i, 3), "subject",
+                      sb_json_cell(&r, i, 4), "text", sb_json_cell(&r, i, 5), "html",
+                      sb_json_cell(&r, i, 6), "meta", m ? m : json_null(), "delivery_status",
+                      sb_json_cell(&r, i, 8), "flags", flags, "author_user_id",
+                      sb_json_cell_int(&r, i, 10), "occurred_at", sb_json_cell(&r, i, 11)));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
     json_t *next = (int)r.nrows == limit ? json_sprintf("%lld", (long long)last) : json_null();

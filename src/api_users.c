@@ -45,12 +45,8 @@ void sb_api_users_create(struct sb_app *app, struct sb_db *db, const struct sb_h
     }
     int64_t id;
     int rc = sb_user_create(db, email, name, role, password, &id, err, sizeof err);
-    if (rc == SB_ERR_INVALID || rc == SB_ERR_EXISTS) {
-        sb_reply_error(rep, rc, "%s", err);
-        goto out;
-    }
     if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "create user", err);
+        sb_reply_result(rep, rc, "create user", err);
         goto out;
     }
     sb_audit(db, req->user.id, "user.create", "user", id, req->peer);

@@ -172,6 +172,26 @@ void sb_reply_failure(struct sb_http_reply *rep, int err, const char *what, cons
     sb_reply_error(rep, SB_ERR_INTERNAL, "internal error");
 }
 
+void sb_reply_result(struct sb_http_reply *rep, int err, const char *what, const char *detail)
+{
+    switch (err) {
+    case SB_OK:
+        return;
+    case SB_ERR_INVALID:
+    case SB_ERR_NOT_FOUND:
+    case SB_ERR_EXISTS:
+    case SB_ERR_FORBIDDEN:
+    case SB_ERR_UNAUTHORIZED:
+    case SB_ERR_LIMIT:
+    case SB_ERR_TOO_LARGE:
+    case SB_ERR_UNSUPPORTED_MEDIA:
+        sb_reply_error(rep, err, "%s", detail && *detail ? detail : sb_strerror(err));
+        return;
+    default:
+        sb_reply_failure(rep, err, what, detail);
+    }
+}
+
 int sb_reply_header(struct sb_http_reply *rep, const char *name, const char *value)
 {
     size_t room = sizeof rep->headers - rep->headers_len;

@@ -128,6 +128,10 @@ void sb_reply_error_status(struct sb_http_reply *rep, int status, const char *co
  * else 500 "internal error". The details (`what`: `detail`) go to the log only,
  * never to the client. */
 void sb_reply_failure(struct sb_http_reply *rep, int err, const char *what, const char *detail);
+/* Answer an operation's result code: codes the caller can act on (invalid,
+ * not found, exists, forbidden…) with `detail` as the message; the rest via
+ * sb_reply_failure(). Nothing is done for SB_OK. */
+void sb_reply_result(struct sb_http_reply *rep, int err, const char *what, const char *detail);
 /* Add a response header; returns SB_ERR_TOO_LARGE when it does not fit. */
 int sb_reply_header(struct sb_http_reply *rep, const char *name, const char *value);
 void sb_reply_free(struct sb_http_reply *rep);

@@ -1,0 +1,30 @@
+/* Small pieces every JSON list endpoint shares: paging parameters, the
+ * {"items", "next_cursor"} envelope, and table cells as JSON values. */
+#ifndef SB_APIUTIL_H
+#define SB_APIUTIL_H
+
+#include "switchboard/db.h"
+#include "switchboard/http.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SB_PAGE_DEFAULT 50
+#define SB_PAGE_MAX     200 /* a page is built in memory on a worker: keep it bounded */
+
+/* ?limit= clamped to 1..SB_PAGE_MAX; SB_PAGE_DEFAULT when absent. */
+int sb_api_limit(const struct sb_http_request *req);
+/* ?cursor= as the last id of the previous page: 0 and *id_r = 0 when absent,
+ * -1 when present but not a positive integer. */
+int sb_api_cursor_id(const struct sb_http_request *req, int64_t *id_r);
+/* {"items": items, "next_cursor": "<last_id>" or null}; steals `items`. */
+json_t *sb_api_page(json_t *items, size_t n, int limit, int64_t last_id);
+
+/* A cell as a JSON string / integer, or null for SQL NULL. */
+json_t *sb_json_cell(const struct sb_db_rows *r, size_t row, size_t col);
+json_t *sb_json_cell_int(const struct sb_db_rows *r, size_t row, size_t col);
+/* interactions.flags bits as ["auto_reply", "bounce", "parse_error", "edited"]. */
+json_t *sb_json_flags(int64_t bits);
+
+#endif
