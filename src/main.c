@@ -40,6 +40,11 @@ static const char usage_text[] =
     "  channel list | channel test ID   list channels; check a channel's credentials\n"
     "  identity normalize [--region RR] (--phone V | --email V | --kind K --value V)\n"
     "                                   print the normalised form ingest will store\n"
+    "  import clients FILE [--channel ID] [--region RR] [--dry-run]\n"
+    "                                   import clients from CSV or vCard; importing\n"
+    "                                   again creates no duplicates\n"
+    "  export DIR                       write clients, conversations and interactions\n"
+    "                                   as JSON lines into a new or empty directory\n"
     "  version                          print the version\n"
     "\n"
     "configuration: switchboard.conf (INI) and SWITCHBOARD_* variables; the database is\n"
@@ -348,6 +353,10 @@ int main(int argc, char **argv)
         rc = sb_cli_channel(c.argc, c.argv, &c.cfg);
     } else if (!strcmp(cmd, "identity")) {
         rc = sb_cli_identity(c.argc, c.argv, c.cfg.default_region);
+    } else if (!strcmp(cmd, "import")) {
+        rc = sb_cli_import(c.argc, c.argv, c.cfg.db_url, c.cfg.default_region);
+    } else if (!strcmp(cmd, "export")) {
+        rc = sb_cli_export(c.argc, c.argv, c.cfg.db_url);
     } else if (!strcmp(cmd, "version")) {
         printf("switchboard %s\n", SB_VERSION);
         rc = 0;
