@@ -5,9 +5,11 @@
 #include <string.h>
 
 extern const struct sb_channel_kind sb_channel_telegram;
+extern const struct sb_channel_kind sb_channel_whatsapp;
 
 const struct sb_channel_kind *const sb_channel_kinds[] = {
     &sb_channel_telegram,
+    &sb_channel_whatsapp,
     NULL,
 };
 

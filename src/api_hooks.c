@@ -11,6 +11,7 @@
 #include "switchboard/channel_store.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
+#include "switchboard/delivery.h"
 #include "switchboard/err.h"
 #include "switchboard/ingest.h"
 #include "switchboard/log.h"
@@ -36,29 +37,83 @@ static void quarantine(struct sb_db *db, const struct sb_channel *ch,
     sb_reply_json(rep, 200, json_pack("{s:b,s:b}", "ok", 1, "quarantined", 1));
 }
 
-void sb_api_hook(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
-                 struct sb_http_reply *rep)
+/* Provider statuses of our messages, in one transaction. */
+static int apply_statuses(struct sb_db *db, const struct sb_channel *ch,
+                          const struct sb_inbound_batch *b, char *err, size_t errlen)
+{
+    if (!b->nstatuses)
+        return SB_OK;
+    int rc = sb_db_begin(db, err, errlen);
+    for (size_t i = 0; rc == SB_OK && i < b->nstatuses; i++) {
+        int changed;
+        rc = sb_delivery_update(db, ch->id, &b->statuses[i], &changed, err, errlen);
+    }
+    if (rc == SB_OK)
+        return sb_db_commit(db, err, errlen);
+    sb_db_rollback(db);
+    return rc;
+}
+
+/* Load the channel named by the path; answers 404 itself when there is none. */
+static struct sb_channel *path_channel(struct sb_app *app, struct sb_db *db,
+                                       const struct sb_http_request *req, struct sb_http_reply *rep)
 {
     int64_t id;
     char err[512] = "";
+    struct sb_channel *ch = NULL;
     if (sb_request_param_id(req, 1, &id) != SB_OK) {
         sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
-        return;
+        return NULL;
     }
-    struct sb_channel *ch = NULL;
     int rc = sb_channel_load(db, app->has_secret_key ? app->secret_key : NULL, id, req->params[0],
                              &ch, err, sizeof err);
-    if (rc == SB_ERR_NOT_FOUND || (rc == SB_OK && !ch->kind->on_webhook)) {
+    if (rc == SB_ERR_NOT_FOUND) {
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
+        return NULL;
+    }
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "load channel", err);
+        return NULL;
+    }
+    return ch;
+}
+
+void sb_api_hook_verify(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                        struct sb_http_reply *rep)
+{
+    struct sb_channel *ch = path_channel(app, db, req, rep);
+    if (!ch)
+        return;
+    if (ch->kind->on_verify)
+        ch->kind->on_verify(ch, req, rep);
+    else
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
+    sb_channel_free(&ch);
+}
+
+void sb_api_hook(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                 struct sb_http_reply *rep)
+{
+    char err[512] = "";
+    struct sb_channel *ch = path_channel(app, db, req, rep);
+    if (!ch)
+        return;
+    if (!ch->kind->on_webhook) {
         sb_channel_free(&ch);
         sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
         return;
     }
-    if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "load channel", err);
+    struct sb_inbound_batch batch = {0};
+    int rc = ch->kind->on_webhook(ch, req, &batch, rep, err, sizeof err);
+    if (rc == SB_OK)
+        rc = apply_statuses(db, ch, &batch, err, sizeof err);
+    if (rc != SB_OK && rc != SB_ERR_UNAUTHORIZED && rc != SB_ERR_FORBIDDEN &&
+        rc != SB_ERR_INVALID) {
+        sb_reply_failure(rep, rc, "webhook", err);
+        sb_inbound_batch_free(&batch);
+        sb_channel_free(&ch);
         return;
     }
-    struct sb_inbound_batch batch = {0};
-    rc = ch->kind->on_webhook(ch, req, &batch, rep, err, sizeof err);
     if (rc == SB_ERR_UNAUTHORIZED || rc == SB_ERR_FORBIDDEN) {
         sb_reply_error(rep, rc, "%s", err);
     } else if (rc == SB_ERR_INVALID) {

@@ -243,10 +243,25 @@ int sb_inbound_batch_add(struct sb_inbound_batch *b, struct sb_inbound *in)
     return SB_OK;
 }
 
+int sb_inbound_batch_add_status(struct sb_inbound_batch *b, const struct sb_status_update *st)
+{
+    if (b->nstatuses == b->statuses_cap) {
+        size_t cap = b->statuses_cap ? b->statuses_cap * 2 : 4;
+        struct sb_status_update *n = realloc(b->statuses, cap * sizeof *n);
+        if (!n)
+            return SB_ERR_NOMEM;
+        b->statuses = n;
+        b->statuses_cap = cap;
+    }
+    b->statuses[b->nstatuses++] = *st;
+    return SB_OK;
+}
+
 void sb_inbound_batch_free(struct sb_inbound_batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
         sb_inbound_free(&b->items[i]);
     free(b->items);
+    free(b->statuses);
     memset(b, 0, sizeof *b);
 }

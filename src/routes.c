@@ -40,6 +40,7 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/conversations/{id}/notes", sb_api_conversations_note, 0, AGENTS),
 
     ROUTE(SB_POST, "/hooks/{kind}/{id}", sb_api_hook, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_GET, "/hooks/{kind}/{id}", sb_api_hook_verify, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_GET, "/api/v1/channels", sb_api_channels_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/channels", sb_api_channels_create, 0, SB_ROLE_ADMIN),
 

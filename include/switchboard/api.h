@@ -42,6 +42,7 @@ SB_HANDLER(sb_api_merge_suggestion_decide);
 
 /* api_hooks.c: provider webhooks */
 SB_HANDLER(sb_api_hook);
+SB_HANDLER(sb_api_hook_verify);
 
 /* api_channels.c: channel management (admins) */
 SB_HANDLER(sb_api_channels_list);

@@ -20,10 +20,24 @@ struct sb_channel;
 
 /* What webhook parsing hands to ingest: owned inbounds, stored in one
  * transaction. */
+/* A provider's word on one of our outbound messages (WhatsApp statuses,
+ * Viber delivered/seen/failed). */
+enum sb_delivery { SB_DELIVERY_SENT, SB_DELIVERY_DELIVERED, SB_DELIVERY_READ, SB_DELIVERY_FAILED };
+
+struct sb_status_update {
+    char external_id[256]; /* the provider's id of our message */
+    enum sb_delivery status;
+    char error[256]; /* for failed: the provider's reason */
+};
+
 struct sb_inbound_batch {
     struct sb_inbound **items;
     size_t n, cap;
+    struct sb_status_update *statuses;
+    size_t nstatuses, statuses_cap;
 };
+
+int sb_inbound_batch_add_status(struct sb_inbound_batch *b, const struct sb_status_update *st);
 
 /* Takes ownership of `in` (freed on failure too). */
 int sb_inbound_batch_add(struct sb_inbound_batch *b, struct sb_inbound *in);
@@ -52,6 +66,10 @@ struct sb_channel_kind {
     int (*on_webhook)(struct sb_channel *ch, const struct sb_http_request *req,
                       struct sb_inbound_batch *out, struct sb_http_reply *reply, char *err,
                       size_t errlen);
+    /* GET /hooks/{kind}/{id}: a provider's subscription check (WhatsApp's
+     * hub.challenge). Fills `reply`; NULL when the kind has none. */
+    int (*on_verify)(struct sb_channel *ch, const struct sb_http_request *req,
+                     struct sb_http_reply *reply);
     /* `switchboard channel test`: check the provider credentials. */
     int (*test)(struct sb_channel *ch, char *msg, size_t msglen);
 };

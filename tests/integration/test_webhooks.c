@@ -14,18 +14,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define SECRET "fixture-secret-0123456789"
+#include <sodium.h>
+
+#define SECRET     "fixture-secret-0123456789"
+#define APP_SECRET "whatsapp-app-secret"
+#define VERIFY     "verify-me-please"
 
 static struct th_server srv;
 static struct sb_db *db;
-static long long tg_id;
-static char hook[64];
+static long long tg_id, wa_id;
+static char hook[64], wa_hook[64];
 
 static char *fixture(const char *name)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/../shared/fixtures/webhooks/%s", th_root(), name);
+    /* Ours first (tests/fixtures/webhooks), then the shared ones. */
+    snprintf(path, sizeof path, "%s/tests/fixtures/webhooks/%s", th_root(), name);
+    if (access(path, R_OK) != 0)
+        snprintf(path, sizeof path, "%s/../shared/fixtures/webhooks/%s", th_root(), name);
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -89,6 +97,28 @@ static int setup(void **state)
     }
     json_decref(o);
     snprintf(hook, sizeof hook, "/hooks/telegram/%lld", tg_id);
+    const char *wa_args[] = {"channel",
+                             "add",
+                             "whatsapp",
+                             "--name",
+                             "WhatsApp",
+                             "--set",
+                             "access_token=EAAG-test",
+                             "--set",
+                             "app_secret=" APP_SECRET,
+                             "--set",
+                             "verify_token=" VERIFY,
+                             "--set",
+                             "phone_number_id=106540352242922",
+                             NULL};
+    if (th_run(wa_args, NULL, out, sizeof out) != 0) {
+        fprintf(stderr, "channel add whatsapp: %s\n", out);
+        return -1;
+    }
+    o = json_loads(out, 0, NULL);
+    wa_id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    snprintf(wa_hook, sizeof wa_hook, "/hooks/whatsapp/%lld", wa_id);
     struct sb_db_params p;
     char err[256] = "";
     sb_db_params_parse(th_db_url(), &p, err, sizeof err);
@@ -197,6 +227,102 @@ static void unknown_channel_is_404(void **state)
     th_resp_free(&r);
 }
 
+/* POST a fixture signed like Meta does, with `secret` (NULL: unsigned). */
+static long post_wa(const char *file, const char *secret, struct th_resp *r)
+{
+    char *body = fixture(file);
+    assert_non_null(body);
+    char h[128] = "X-Hub-Signature-256: sha256=";
+    if (secret) {
+        unsigned char mac[32];
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, strlen(body));
+        crypto_auth_hmacsha256_final(&st, mac);
+        sodium_bin2hex(h + strlen(h), sizeof h - strlen(h), mac, sizeof mac);
+    }
+    const char *headers[] = {"Content-Type: application/json", secret ? h : NULL, NULL};
+    assert_int_equal(th_http(&srv, "POST", wa_hook, body, headers, r), 0);
+    free(body);
+    return r->status;
+}
+
+static void whatsapp_verification_echoes_the_challenge(void **state)
+{
+    (void)state;
+    char path[256];
+    struct th_resp r;
+    snprintf(path, sizeof path,
+             "%s?hub.mode=subscribe&hub.verify_token=%s&hub.challenge=1158201444", wa_hook, VERIFY);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "1158201444");
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "%s?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+             wa_hook);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    th_resp_free(&r);
+}
+
+static void whatsapp_message_joins_anna(void **state)
+{
+    (void)state;
+    struct th_resp r;
+    int64_t before = count("SELECT COUNT(*) FROM interactions");
+    assert_int_equal(post_wa("whatsapp-text.json", "not-the-secret", &r), 401);
+    th_resp_free(&r);
+    assert_int_equal(post_wa("whatsapp-text.json", NULL, &r), 401);
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions"), before);
+
+    assert_int_equal(post_wa("whatsapp-text.json", APP_SECRET, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(post_wa("whatsapp-image.json", APP_SECRET, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(post_wa("whatsapp-text.json", APP_SECRET, &r), 200); /* redelivery */
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions"), before + 2);
+    /* One Анна across Telegram and WhatsApp: telegram, phone and whatsapp identities. */
+    assert_int_equal(count("SELECT COUNT(*) FROM clients"), 1);
+    assert_int_equal(count("SELECT COUNT(*) FROM client_identities WHERE kind = 'whatsapp' AND "
+                           "value = '79160001122'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(DISTINCT client_id) FROM client_identities"), 1);
+    assert_int_equal(count("SELECT COUNT(*) FROM attachments WHERE provider_ref = "
+                           "'1234567890123456' AND content_type = 'image/jpeg'"),
+                     1);
+}
+
+static void whatsapp_status_moves_our_message_forward_only(void **state)
+{
+    (void)state;
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, "
+             "external_id, text, delivery_status) SELECT c.id, c.client_id, %lld, 'out', "
+             "'message', 'wamid.HBgLNzkxNjAwMDExMjIVAgARGBI0QjQ2NDlDRkIzRkE5ODFDMkUA', "
+             "'Здравствуйте, Анна!', 'sent' FROM conversations c WHERE c.channel_id = %lld",
+             wa_id, wa_id);
+    char err[256] = "";
+    assert_int_equal(sb_db_exec_text(db, sql, err, sizeof err), SB_OK);
+    struct th_resp r;
+    assert_int_equal(post_wa("whatsapp-status-read.json", APP_SECRET, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions WHERE direction = 'out' AND "
+                           "delivery_status = 'read'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM events WHERE type = 'interaction.updated' AND "
+                           "JSON_VALUE(data, '$.delivery_status') = 'read'"),
+                     1);
+    /* Again: nothing moves, no new event. */
+    assert_int_equal(post_wa("whatsapp-status-read.json", APP_SECRET, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM events WHERE type = 'interaction.updated' AND "
+                           "JSON_VALUE(data, '$.delivery_status') = 'read'"),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +331,9 @@ int main(void)
         cmocka_unit_test(anna_text_contact_and_edit),
         cmocka_unit_test(unreadable_body_is_quarantined),
         cmocka_unit_test(unknown_channel_is_404),
+        cmocka_unit_test(whatsapp_verification_echoes_the_challenge),
+        cmocka_unit_test(whatsapp_message_joins_anna),
+        cmocka_unit_test(whatsapp_status_moves_our_message_forward_only),
     };
     return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
 }
