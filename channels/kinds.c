@@ -6,11 +6,11 @@
 
 extern const struct sb_channel_kind sb_channel_telegram;
 extern const struct sb_channel_kind sb_channel_whatsapp;
+extern const struct sb_channel_kind sb_channel_viber;
+extern const struct sb_channel_kind sb_channel_pbx;
 
 const struct sb_channel_kind *const sb_channel_kinds[] = {
-    &sb_channel_telegram,
-    &sb_channel_whatsapp,
-    NULL,
+    &sb_channel_telegram, &sb_channel_whatsapp, &sb_channel_viber, &sb_channel_pbx, NULL,
 };
 
 const struct sb_channel_kind *sb_channel_kind_find(const char *name)

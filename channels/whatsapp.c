@@ -9,6 +9,7 @@
  * identity and, with a '+', as a phone; statuses move the delivery status of
  * our outbound messages. Media is recorded by its media id; downloading it
  * is the sender thread's job. */
+#include "hmac.h"
 #include "switchboard/channel.h"
 #include "switchboard/err.h"
 #include "switchboard/log.h"
@@ -37,15 +38,6 @@ static int validate(json_t *cfg, char *err, size_t errlen)
     return SB_OK;
 }
 
-/* Equal-length digests, so timing says nothing about the secret. */
-static int same_secret(const char *a, const char *b)
-{
-    unsigned char ha[32], hb[32];
-    crypto_hash_sha256(ha, (const unsigned char *)a, strlen(a));
-    crypto_hash_sha256(hb, (const unsigned char *)b, strlen(b));
-    return sodium_memcmp(ha, hb, sizeof ha) == 0;
-}
-
 static int on_verify(struct sb_channel *ch, const struct sb_http_request *req,
                      struct sb_http_reply *reply)
 {
@@ -54,7 +46,7 @@ static int on_verify(struct sb_channel *ch, const struct sb_http_request *req,
     if (sb_request_query(req, "hub.mode", mode, sizeof mode) ||
         sb_request_query(req, "hub.verify_token", token, sizeof token) ||
         sb_request_query(req, "hub.challenge", challenge, sizeof challenge) ||
-        strcmp(mode, "subscribe") || !expected || !same_secret(expected, token)) {
+        strcmp(mode, "subscribe") || !expected || !sb_secret_equal(expected, token)) {
         sb_reply_error(reply, SB_ERR_FORBIDDEN, "verification failed");
         return SB_ERR_FORBIDDEN;
     }
@@ -66,19 +58,9 @@ static int on_verify(struct sb_channel *ch, const struct sb_http_request *req,
 static int signature_ok(const char *secret, const struct sb_http_request *req)
 {
     char header[128];
-    if (sb_request_header(req, "x-hub-signature-256", header, sizeof header) ||
-        strncmp(header, "sha256=", 7) != 0)
-        return 0;
-    unsigned char given[32], mac[32];
-    size_t len = 0;
-    if (sodium_hex2bin(given, sizeof given, header + 7, strlen(header + 7), NULL, &len, NULL) ||
-        len != sizeof given)
-        return 0;
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)req->body, req->body_len);
-    crypto_auth_hmacsha256_final(&st, mac);
-    return sodium_memcmp(given, mac, sizeof mac) == 0;
+    return !sb_request_header(req, "x-hub-signature-256", header, sizeof header) &&
+           !strncmp(header, "sha256=", 7) &&
+           sb_hmac_sha256_hex_ok(secret, req->body, req->body_len, header + 7);
 }
 
 /* The display name Meta sends for a wa_id in the same change. */

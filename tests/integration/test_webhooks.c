@@ -24,8 +24,25 @@
 
 static struct th_server srv;
 static struct sb_db *db;
-static long long tg_id, wa_id;
-static char hook[64], wa_hook[64];
+static long long tg_id, wa_id, vb_id, pbx_id;
+static char hook[64], wa_hook[64], vb_hook[64], pbx_hook[64];
+
+#define VIBER_TOKEN "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
+#define PBX_SECRET  "pbx-secret-0123456789"
+
+/* `switchboard channel add …`; returns the new id. */
+static long long add_channel(const char *const *args)
+{
+    char out[2048];
+    if (th_run(args, NULL, out, sizeof out) != 0) {
+        fprintf(stderr, "channel add: %s\n", out);
+        return 0;
+    }
+    json_t *o = json_loads(out, 0, NULL);
+    long long id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    return id;
+}
 
 static char *fixture(const char *name)
 {
@@ -119,6 +136,16 @@ static int setup(void **state)
     wa_id = json_integer_value(json_object_get(o, "id"));
     json_decref(o);
     snprintf(wa_hook, sizeof wa_hook, "/hooks/whatsapp/%lld", wa_id);
+    const char *vb_args[] = {
+        "channel", "add", "viber", "--name", "Viber", "--set", "auth_token=" VIBER_TOKEN, NULL};
+    const char *pbx_args[] = {
+        "channel", "add", "pbx", "--name", "Office PBX", "--set", "secret=" PBX_SECRET, NULL};
+    vb_id = add_channel(vb_args);
+    pbx_id = add_channel(pbx_args);
+    if (!vb_id || !pbx_id)
+        return -1;
+    snprintf(vb_hook, sizeof vb_hook, "/hooks/viber/%lld", vb_id);
+    snprintf(pbx_hook, sizeof pbx_hook, "/hooks/pbx/%lld", pbx_id);
     struct sb_db_params p;
     char err[256] = "";
     sb_db_params_parse(th_db_url(), &p, err, sizeof err);
@@ -227,12 +254,15 @@ static void unknown_channel_is_404(void **state)
     th_resp_free(&r);
 }
 
-/* POST a fixture signed like Meta does, with `secret` (NULL: unsigned). */
-static long post_wa(const char *file, const char *secret, struct th_resp *r)
+/* POST a fixture signed with HMAC-SHA256 of the body under `secret` (NULL:
+ * unsigned) in `header`, hex after `prefix`. */
+static long post_signed(const char *path, const char *file, const char *header, const char *prefix,
+                        const char *secret, struct th_resp *r)
 {
     char *body = fixture(file);
     assert_non_null(body);
-    char h[128] = "X-Hub-Signature-256: sha256=";
+    char h[160];
+    snprintf(h, sizeof h, "%s: %s", header, prefix);
     if (secret) {
         unsigned char mac[32];
         crypto_auth_hmacsha256_state st;
@@ -242,9 +272,79 @@ static long post_wa(const char *file, const char *secret, struct th_resp *r)
         sodium_bin2hex(h + strlen(h), sizeof h - strlen(h), mac, sizeof mac);
     }
     const char *headers[] = {"Content-Type: application/json", secret ? h : NULL, NULL};
-    assert_int_equal(th_http(&srv, "POST", wa_hook, body, headers, r), 0);
+    assert_int_equal(th_http(&srv, "POST", path, body, headers, r), 0);
     free(body);
     return r->status;
+}
+
+static long post_wa(const char *file, const char *secret, struct th_resp *r)
+{
+    return post_signed(wa_hook, file, "X-Hub-Signature-256", "sha256=", secret, r);
+}
+
+static void viber_message_and_statuses(void **state)
+{
+    (void)state;
+    struct th_resp r;
+    const char *sig = "X-Viber-Content-Signature";
+    assert_int_equal(post_signed(vb_hook, "viber-message.json", sig, "", "wrong", &r), 401);
+    th_resp_free(&r);
+    assert_int_equal(post_signed(vb_hook, "viber-subscribed.json", sig, "", VIBER_TOKEN, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(post_signed(vb_hook, "viber-message.json", sig, "", VIBER_TOKEN, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(post_signed(vb_hook, "viber-message.json", sig, "", VIBER_TOKEN, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions WHERE external_id = "
+                           "'5741311803571721087' AND text LIKE '%субботу%'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM clients c JOIN client_identities i ON "
+                           "i.client_id = c.id WHERE i.kind = 'viber' AND i.value = "
+                           "'01234567890A=' AND c.name = 'Ольга Кузнецова'"),
+                     1);
+    char err[256] = "", sql[400];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO interactions (channel_id, direction, kind, external_id, text, "
+             "delivery_status) VALUES (%lld, 'out', 'message', '5741311803571721099', 'Да', "
+             "'sent')",
+             vb_id);
+    assert_int_equal(sb_db_exec_text(db, sql, err, sizeof err), SB_OK);
+    assert_int_equal(post_signed(vb_hook, "viber-delivered.json", sig, "", VIBER_TOKEN, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions WHERE external_id = "
+                           "'5741311803571721099' AND delivery_status = 'delivered'"),
+                     1);
+}
+
+static void pbx_calls_join_the_client_by_phone(void **state)
+{
+    (void)state;
+    struct th_resp r;
+    const char *sig = "X-Switchboard-Signature";
+    assert_int_equal(post_signed(pbx_hook, "pbx-missed.json", sig, "sha256=", "wrong", &r), 401);
+    th_resp_free(&r);
+    assert_int_equal(post_signed(pbx_hook, "pbx-missed.json", sig, "sha256=", PBX_SECRET, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(post_signed(pbx_hook, "pbx-answered.json", sig, "sha256=", PBX_SECRET, &r),
+                     200);
+    th_resp_free(&r);
+    /* Both calls belong to Анна (the phone her Telegram contact gave), in one
+     * open conversation on the PBX channel, the missed one unread. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM interactions i JOIN client_identities ci ON ci.client_id = "
+             "i.client_id AND ci.kind = 'phone' AND ci.value = '+79160001122' "
+             "WHERE i.channel_id = %lld AND i.kind = 'call'",
+             pbx_id);
+    assert_int_equal(count(sql), 2);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM conversations WHERE channel_id = %lld AND status = 'open' "
+             "AND unread = 1",
+             pbx_id);
+    assert_int_equal(count(sql), 1);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions WHERE external_id = "
+                           "'1763813600.4411' AND JSON_EXTRACT(meta, '$.call.missed') = true"),
+                     1);
 }
 
 static void whatsapp_verification_echoes_the_challenge(void **state)
@@ -334,6 +434,8 @@ int main(void)
         cmocka_unit_test(whatsapp_verification_echoes_the_challenge),
         cmocka_unit_test(whatsapp_message_joins_anna),
         cmocka_unit_test(whatsapp_status_moves_our_message_forward_only),
+        cmocka_unit_test(viber_message_and_statuses),
+        cmocka_unit_test(pbx_calls_join_the_client_by_phone),
     };
     return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
 }

@@ -1,0 +1,138 @@
+/* Viber REST bot API, inbound: POST /hooks/viber/{id}.
+ *
+ * Viber signs each callback with X-Viber-Content-Signature, the hex
+ * HMAC-SHA256 of the raw body under the bot's auth token. Callbacks:
+ * message → an inbound keyed by message_token; subscribed /
+ * conversation_started carry the user's name (kept in meta only: they are
+ * not messages); delivered / seen / failed move our message's status;
+ * unsubscribed and the set-up "webhook" ping are acknowledged. */
+#include "hmac.h"
+#include "switchboard/channel.h"
+#include "switchboard/err.h"
+#include "switchboard/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const secret_keys[] = {"auth_token", NULL};
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static int validate(json_t *cfg, char *err, size_t errlen)
+{
+    if (!jstr(cfg, "auth_token") || !*jstr(cfg, "auth_token"))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "auth_token is required");
+    if (!json_object_get(cfg, "api_base"))
+        json_object_set_new(cfg, "api_base", json_string("https://chatapi.viber.com/pa"));
+    return SB_OK;
+}
+
+/* message_token is a 64-bit number in JSON; keep it exact as text. */
+static void token_text(json_t *v, char *out, size_t len)
+{
+    if (json_is_integer(v))
+        snprintf(out, len, "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v))
+        snprintf(out, len, "%s", json_string_value(v));
+    else
+        out[0] = '\0';
+}
+
+static int add_message(struct sb_channel *ch, json_t *root, struct sb_inbound_batch *out, char *err,
+                       size_t errlen)
+{
+    json_t *sender = json_object_get(root, "sender"), *msg = json_object_get(root, "message");
+    char token[64];
+    token_text(json_object_get(root, "message_token"), token, sizeof token);
+    if (!jstr(sender, "id") || !json_is_object(msg) || !token[0])
+        return sb_fail(err, errlen, SB_ERR_INVALID, "a message without sender, message or token");
+    struct sb_inbound *in = sb_inbound_new();
+    if (!in)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    in->channel_id = ch->id;
+    in->external_id = sb_inbound_strdup(in, token);
+    in->kind = SB_IK_MESSAGE;
+    in->occurred_at_us = (int64_t)json_integer_value(json_object_get(root, "timestamp")) * 1000;
+    in->display_name = sb_inbound_strdup(in, jstr(sender, "name"));
+    in->sender = in->display_name;
+    sb_inbound_add_identity(in, SB_ID_VIBER, jstr(sender, "id"));
+    in->chat_id = sb_inbound_strdup(in, jstr(sender, "id"));
+    const char *type = jstr(msg, "type") ? jstr(msg, "type") : "";
+    in->text = sb_inbound_strdup(in, jstr(msg, "text"));
+    if (!strcmp(type, "picture") || !strcmp(type, "video") || !strcmp(type, "file")) {
+        struct sb_inbound_attachment a = {0};
+        a.provider_ref = jstr(msg, "media");
+        a.filename = jstr(msg, "file_name");
+        a.content_type = !strcmp(type, "picture") ? "image/jpeg"
+                         : !strcmp(type, "video") ? "video/mp4"
+                                                  : "application/octet-stream";
+        if (a.provider_ref)
+            sb_inbound_add_attachment(in, &a);
+    } else if (!strcmp(type, "contact")) {
+        json_t *c = json_object_get(msg, "contact");
+        char buf[300];
+        snprintf(buf, sizeof buf, "Contact: %s %s", jstr(c, "name") ? jstr(c, "name") : "",
+                 jstr(c, "phone_number") ? jstr(c, "phone_number") : "");
+        if (!in->text)
+            in->text = sb_inbound_strdup(in, buf);
+    } else if (!strcmp(type, "location") && !in->text) {
+        json_t *l = json_object_get(msg, "location");
+        char buf[96];
+        snprintf(buf, sizeof buf, "Location: %.6f, %.6f",
+                 json_number_value(json_object_get(l, "lat")),
+                 json_number_value(json_object_get(l, "lon")));
+        in->text = sb_inbound_strdup(in, buf);
+    }
+    in->meta = json_pack("{s:{s:s,s:s?,s:s?}}", "viber", "type", type, "country",
+                         jstr(sender, "country"), "language", jstr(sender, "language"));
+    return sb_inbound_batch_add(out, in);
+}
+
+static int on_webhook(struct sb_channel *ch, const struct sb_http_request *req,
+                      struct sb_inbound_batch *out, struct sb_http_reply *reply, char *err,
+                      size_t errlen)
+{
+    (void)reply;
+    char sig[80];
+    if (sb_request_header(req, "x-viber-content-signature", sig, sizeof sig) ||
+        !sb_hmac_sha256_hex_ok(sb_channel_conf(ch, "auth_token"), req->body, req->body_len, sig))
+        return sb_fail(err, errlen, SB_ERR_UNAUTHORIZED,
+                       "wrong or missing X-Viber-Content-Signature");
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->body_len, 0, &jerr);
+    const char *event = jstr(root, "event");
+    int rc = SB_OK;
+    if (!event) {
+        rc = sb_fail(err, errlen, SB_ERR_INVALID, "not a Viber callback: %s",
+                     root ? "no event" : jerr.text);
+    } else if (!strcmp(event, "message")) {
+        rc = add_message(ch, root, out, err, errlen);
+    } else if (!strcmp(event, "delivered") || !strcmp(event, "seen") || !strcmp(event, "failed")) {
+        struct sb_status_update st = {0};
+        token_text(json_object_get(root, "message_token"), st.external_id, sizeof st.external_id);
+        st.status = event[0] == 'd'   ? SB_DELIVERY_DELIVERED
+                    : event[0] == 's' ? SB_DELIVERY_READ
+                                      : SB_DELIVERY_FAILED;
+        if (jstr(root, "desc"))
+            snprintf(st.error, sizeof st.error, "%s", jstr(root, "desc"));
+        if (st.external_id[0])
+            rc = sb_inbound_batch_add_status(out, &st);
+    } else {
+        /* subscribed, unsubscribed, conversation_started, webhook: acknowledged */
+        sb_debug("viber", "channel %lld: %s", (long long)ch->id, event);
+    }
+    json_decref(root);
+    return rc;
+}
+
+const struct sb_channel_kind sb_channel_viber = {
+    .name = "viber",
+    .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
+    .secret_keys = secret_keys,
+    .validate_config = validate,
+    .on_webhook = on_webhook,
+};
