@@ -8,9 +8,11 @@ extern const struct sb_channel_kind sb_channel_telegram;
 extern const struct sb_channel_kind sb_channel_whatsapp;
 extern const struct sb_channel_kind sb_channel_viber;
 extern const struct sb_channel_kind sb_channel_pbx;
+extern const struct sb_channel_kind sb_channel_webform;
 
 const struct sb_channel_kind *const sb_channel_kinds[] = {
-    &sb_channel_telegram, &sb_channel_whatsapp, &sb_channel_viber, &sb_channel_pbx, NULL,
+    &sb_channel_telegram, &sb_channel_whatsapp, &sb_channel_viber,
+    &sb_channel_pbx,      &sb_channel_webform,  NULL,
 };
 
 const struct sb_channel_kind *sb_channel_kind_find(const char *name)

@@ -45,13 +45,16 @@
 enum { F_NAME, F_PHONE, F_EMAIL, F_MESSAGE, F__COUNT };
 static const char *const our_fields[F__COUNT] = {"name", "phone", "email", "message"};
 
+/* The form limits live in limits.h (with their reasons); these fallbacks keep
+ * this file building against a limits.h that does not list them yet. */
 /* Field names and setting values are short; a longer one is not a form. */
 #define NAME_MAX_BYTES 128
 #define URL_MAX_BYTES  1024
 
 static const char *const config_keys[] = {
-    "redirect_url", "allowed_origins", "honeypot_field", "fields", "default_region",
-    "max_file_size", NULL,
+    "redirect_url", "allowed_origins", "honeypot_field",
+    "fields",       "default_region",  "max_file_size",
+    NULL,
 };
 
 /* --- configuration -------------------------------------------------------- */
@@ -145,8 +148,8 @@ static int check_origins(json_t *cfg, char *err, size_t errlen)
         {
             if (!json_is_string(e))
                 return sb_fail(err, errlen, SB_ERR_INVALID, "allowed_origins: strings only");
-            rc = origin_normalise(json_string_value(e), json_string_length(e), one, sizeof one,
-                                  err, errlen);
+            rc = origin_normalise(json_string_value(e), json_string_length(e), one, sizeof one, err,
+                                  errlen);
             if (rc != SB_OK)
                 return rc;
             used += (size_t)snprintf(all + used, sizeof all - used, "%s%s", used ? "," : "", one);
@@ -268,8 +271,8 @@ static int check_fields(json_t *cfg, char *err, size_t errlen)
     if (rc != SB_OK)
         return rc;
     char canon[4 * (NAME_MAX_BYTES + 16)];
-    snprintf(canon, sizeof canon, "name=%s,phone=%s,email=%s,message=%s", map[F_NAME],
-             map[F_PHONE], map[F_EMAIL], map[F_MESSAGE]);
+    snprintf(canon, sizeof canon, "name=%s,phone=%s,email=%s,message=%s", map[F_NAME], map[F_PHONE],
+             map[F_EMAIL], map[F_MESSAGE]);
     json_object_set_new(cfg, "fields", json_string(canon));
     return SB_OK;
 }
@@ -339,15 +342,14 @@ static int validate(json_t *cfg, char *err, size_t errlen)
         char whole[4 * (NAME_MAX_BYTES + 16) + 1];
         snprintf(whole, sizeof whole, "%s,", map);
         if (strstr(whole, probe))
-            return sb_fail(err, errlen, SB_ERR_INVALID,
-                           "honeypot_field: '%s' is also the %s field", hpname, our_fields[i]);
+            return sb_fail(err, errlen, SB_ERR_INVALID, "honeypot_field: '%s' is also the %s field",
+                           hpname, our_fields[i]);
     }
 
     json_t *region = json_object_get(cfg, "default_region");
     if (region) {
         const char *r = json_string_value(region);
-        if (!r || strlen(r) != 2 || !isalpha((unsigned char)r[0]) ||
-            !isalpha((unsigned char)r[1]))
+        if (!r || strlen(r) != 2 || !isalpha((unsigned char)r[0]) || !isalpha((unsigned char)r[1]))
             return sb_fail(err, errlen, SB_ERR_INVALID,
                            "default_region: a two-letter country code such as RU");
         char up[3] = {(char)toupper((unsigned char)r[0]), (char)toupper((unsigned char)r[1]), 0};
@@ -411,6 +413,17 @@ static int utf8_valid(const unsigned char *s, size_t n)
         i += len;
     }
     return 1;
+}
+
+/* At most `max` bytes of valid UTF-8 `s`, not cutting a character. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    while (max && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
 }
 
 struct form {
@@ -530,7 +543,8 @@ static int add_json_scalar(struct form *f, const char *key, json_t *v)
         return rc;
     }
     return sb_fail(f->err, f->errlen, SB_ERR_INVALID,
-                   "field '%.64s': a form field is a string, a number or a list of them", key);
+                   "field '%.*s': a form field is a string, a number or a list of them",
+                   (int)utf8_cut(key, 64), key);
 }
 
 static int parse_json(struct form *f, const char *body, size_t len)
@@ -555,7 +569,8 @@ static int parse_json(struct form *f, const char *body, size_t len)
                 if (rc == SB_OK)
                     rc = json_is_array(e) || json_is_object(e)
                              ? sb_fail(f->err, f->errlen, SB_ERR_INVALID,
-                                       "field '%.64s': a list of strings or numbers", key)
+                                       "field '%.*s': a list of strings or numbers",
+                                       (int)utf8_cut(key, 64), key)
                              : add_json_scalar(f, key, e);
             }
         } else {
@@ -669,9 +684,9 @@ static int add_file(struct form *f, const char *field, char *filename, const cha
     else if (f->nfiles >= SB_FORM_FILES_MAX)
         reason = "too many files";
     if (reason) {
-        json_array_append_new(f->dropped, json_pack("{s:s,s:s,s:I,s:s}", "field", field,
-                                                    "filename", base, "size", (json_int_t)size,
-                                                    "reason", reason));
+        json_array_append_new(f->dropped,
+                              json_pack("{s:s,s:s,s:I,s:s}", "field", field, "filename", base,
+                                        "size", (json_int_t)size, "reason", reason));
         return SB_OK;
     }
     /* "type/subtype" without parameters, or the generic type. */
@@ -786,8 +801,9 @@ static int parse_multipart(struct form *f, const char *ct, const char *body, siz
         const char *data = hend + 2;
         const char *next = memmem(data, (size_t)(end - data), delim, (size_t)dl);
         if (!next)
-            return sb_fail(f->err, f->errlen, SB_ERR_INVALID, "multipart without a closing "
-                                                              "boundary");
+            return sb_fail(f->err, f->errlen, SB_ERR_INVALID,
+                           "multipart without a closing "
+                           "boundary");
         int rc = parse_part(f, p, (size_t)(hend - p), data, (size_t)(next - data));
         if (rc != SB_OK)
             return rc;
@@ -813,17 +829,6 @@ static void field_map(const struct sb_channel *ch, char map[F__COUNT][NAME_MAX_B
                 snprintf(map[i], sizeof map[i], "%.*s", (int)(n - (size_t)(eq - s) - 1), eq + 1);
         s += n + (comma ? 1 : 0);
     }
-}
-
-/* At most `max` bytes of valid UTF-8 `s`, not cutting a character. */
-static size_t utf8_cut(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n <= max)
-        return n;
-    while (max && ((unsigned char)s[max] & 0xc0) == 0x80)
-        max--;
-    return max;
 }
 
 /* The first non-blank value of a field, trimmed, copied into the inbound. */
@@ -955,8 +960,8 @@ static int build(struct sb_channel *ch, const struct sb_http_request *req, struc
     char map[F__COUNT][NAME_MAX_BYTES + 1];
     field_map(ch, map);
     json_t *form = json_object(), *source = json_object(), *contact = json_object();
-    json_t *meta = json_pack("{s:o,s:o,s:o}", "form", form, "lead_source", source, "contact",
-                             contact);
+    json_t *meta =
+        json_pack("{s:o,s:o,s:o}", "form", form, "lead_source", source, "contact", contact);
     in->meta = meta;
     if (!meta)
         return sb_fail(f->err, f->errlen, SB_ERR_NOMEM, "out of memory");
@@ -1008,10 +1013,8 @@ static int build(struct sb_channel *ch, const struct sb_http_request *req, struc
             utf8_valid((const unsigned char *)eq + 1, strlen(eq + 1)))
             set_if(source, name, eq + 1);
     }
-    char hv[600];
-    if (sb_request_header(req, "referer", hv, sizeof hv) == 0 &&
-        utf8_valid((const unsigned char *)hv, strlen(hv)))
-        set_if(source, "referer", hv);
+    if (!json_object_size(form))
+        json_object_del(meta, "form");
     if (!json_object_size(source))
         json_object_del(meta, "lead_source");
     if (!json_object_size(contact))
@@ -1043,11 +1046,10 @@ static int build(struct sb_channel *ch, const struct sb_http_request *req, struc
     char sender[520];
     const char *who = val[F_NAME] ? val[F_NAME] : val[F_EMAIL] ? val[F_EMAIL] : val[F_PHONE];
     if (val[F_NAME] && val[F_EMAIL])
-        snprintf(sender, sizeof sender, "%.*s <%.*s>", (int)utf8_cut(val[F_NAME], 200),
-                 val[F_NAME], (int)utf8_cut(val[F_EMAIL], 300), val[F_EMAIL]);
+        snprintf(sender, sizeof sender, "%.*s <%.*s>", (int)utf8_cut(val[F_NAME], 200), val[F_NAME],
+                 (int)utf8_cut(val[F_EMAIL], 300), val[F_EMAIL]);
     else
-        snprintf(sender, sizeof sender, "%.*s", who ? (int)utf8_cut(who, 500) : 0,
-                 who ? who : "");
+        snprintf(sender, sizeof sender, "%.*s", who ? (int)utf8_cut(who, 500) : 0, who ? who : "");
     in->sender = sender[0] ? sb_inbound_strdup(in, sender) : NULL;
     if (keep_raw) {
         in->raw = sb_inbound_memdup(in, req->body, req->body_len);
@@ -1109,6 +1111,9 @@ static int on_webhook(struct sb_channel *ch, const struct sb_http_request *req,
         /* Multipart bodies are not kept raw: every field is in meta and every
          * file an attachment, and the file would be stored twice. */
         rc = build(ch, req, &f, !media_is(ct, "multipart/form-data"), out);
+    /* The message is stored with a quarantined body: keep it valid UTF-8. */
+    if (rc != SB_OK && !utf8_valid((const unsigned char *)err, strlen(err)))
+        snprintf(err, errlen, "the body cannot be read as a form");
     sb_inbound_free(&f.in);
     json_decref(f.fields);
     json_decref(f.dropped);

@@ -91,55 +91,134 @@ void sb_api_hook_verify(struct sb_app *app, struct sb_db *db, const struct sb_ht
     sb_channel_free(&ch);
 }
 
+/* One webhook request between parsing and storing. */
+struct hook {
+    const struct sb_http_request *req;
+    struct sb_http_reply *rep;
+    struct sb_channel *ch;
+    struct sb_inbound_batch batch;
+    int pending; /* parsed, has inbounds, not yet answered */
+};
+
+/* Verify and parse; answer everything that needs no ingest. */
+static void hook_parse(struct sb_app *app, struct sb_db *db, struct hook *h)
+{
+    char err[512] = "";
+    h->ch = path_channel(app, db, h->req, h->rep);
+    if (!h->ch)
+        return;
+    if (!h->ch->kind->on_webhook) {
+        sb_reply_error(h->rep, SB_ERR_NOT_FOUND, "no such channel");
+        return;
+    }
+    int rc = h->ch->kind->on_webhook(h->ch, h->req, &h->batch, h->rep, err, sizeof err);
+    if (rc == SB_OK)
+        rc = apply_statuses(db, h->ch, &h->batch, err, sizeof err);
+    if (rc == SB_ERR_UNAUTHORIZED || rc == SB_ERR_FORBIDDEN)
+        sb_reply_error(h->rep, rc, "%s", err);
+    else if (rc == SB_ERR_INVALID)
+        quarantine(db, h->ch, h->req, err, h->rep);
+    else if (rc != SB_OK)
+        sb_reply_failure(h->rep, rc, "webhook", err);
+    else if (h->batch.n)
+        h->pending = 1;
+    else if (!h->rep->status)
+        sb_reply_json(h->rep, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void hook_answer(struct hook *h, const struct sb_ingest_result *res)
+{
+    h->pending = 0;
+    if (h->rep->status)
+        return; /* the adapter answered in the provider's own way */
+    json_t *ids = json_array();
+    for (size_t i = 0; i < h->batch.n; i++)
+        json_array_append_new(ids, json_integer(res[i].interaction_id));
+    sb_reply_json(h->rep, 200, json_pack("{s:b,s:o}", "ok", 1, "interactions", ids));
+}
+
+/* Store one request's inbounds in a transaction of its own. */
+static void hook_ingest_one(struct sb_app *app, struct sb_db *db, struct hook *h)
+{
+    char err[512] = "";
+    struct sb_ingest_options opt = {app->cfg->default_region, app->cfg->reopen_window};
+    struct sb_ingest_result *res = calloc(h->batch.n, sizeof *res);
+    int rc = res ? sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)h->batch.items,
+                                   h->batch.n, res, err, sizeof err)
+                 : SB_ERR_NOMEM;
+    if (rc == SB_ERR_INVALID) {
+        h->pending = 0;
+        quarantine(db, h->ch, h->req, err, h->rep);
+    } else if (rc != SB_OK) {
+        h->pending = 0;
+        sb_reply_failure(h->rep, rc, "ingest webhook", err);
+    } else {
+        hook_answer(h, res);
+    }
+    free(res);
+}
+
+static void hook_free(struct hook *h)
+{
+    sb_inbound_batch_free(&h->batch);
+    sb_channel_free(&h->ch);
+}
+
 void sb_api_hook(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                  struct sb_http_reply *rep)
 {
-    char err[512] = "";
-    struct sb_channel *ch = path_channel(app, db, req, rep);
-    if (!ch)
-        return;
-    if (!ch->kind->on_webhook) {
-        sb_channel_free(&ch);
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
+    struct hook h = {.req = req, .rep = rep};
+    hook_parse(app, db, &h);
+    if (h.pending)
+        hook_ingest_one(app, db, &h);
+    hook_free(&h);
+}
+
+/* Several webhook requests that were queued together: their inbounds go into
+ * one ingest transaction, so a burst costs one commit. If that transaction
+ * fails (one request's input refused, a conflict that kept losing), each
+ * request is stored on its own, so one bad request never fails the others. */
+void sb_api_hook_group(struct sb_app *app, struct sb_db *db,
+                       const struct sb_http_request *const *reqs, struct sb_http_reply **reps,
+                       size_t n)
+{
+    struct hook *hs = calloc(n, sizeof *hs);
+    if (!hs) {
+        for (size_t i = 0; i < n; i++)
+            sb_api_hook(app, db, reqs[i], reps[i]);
         return;
     }
-    struct sb_inbound_batch batch = {0};
-    int rc = ch->kind->on_webhook(ch, req, &batch, rep, err, sizeof err);
-    if (rc == SB_OK)
-        rc = apply_statuses(db, ch, &batch, err, sizeof err);
-    if (rc != SB_OK && rc != SB_ERR_UNAUTHORIZED && rc != SB_ERR_FORBIDDEN &&
-        rc != SB_ERR_INVALID) {
-        sb_reply_failure(rep, rc, "webhook", err);
-        sb_inbound_batch_free(&batch);
-        sb_channel_free(&ch);
-        return;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        hs[i] = (struct hook){.req = reqs[i], .rep = reps[i]};
+        hook_parse(app, db, &hs[i]);
+        total += hs[i].pending ? hs[i].batch.n : 0;
     }
-    if (rc == SB_ERR_UNAUTHORIZED || rc == SB_ERR_FORBIDDEN) {
-        sb_reply_error(rep, rc, "%s", err);
-    } else if (rc == SB_ERR_INVALID) {
-        quarantine(db, ch, req, err, rep);
-    } else if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "parse webhook", err);
-    } else if (batch.n) {
+    const struct sb_inbound **all = total ? calloc(total, sizeof *all) : NULL;
+    struct sb_ingest_result *res = total ? calloc(total, sizeof *res) : NULL;
+    int rc = SB_ERR_NOMEM;
+    if (all && res) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; hs[i].pending && j < hs[i].batch.n; j++)
+                all[k++] = hs[i].batch.items[j];
+        char err[512] = "";
         struct sb_ingest_options opt = {app->cfg->default_region, app->cfg->reopen_window};
-        struct sb_ingest_result *res = calloc(batch.n, sizeof *res);
-        rc = res ? sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)batch.items, batch.n,
-                                   res, err, sizeof err)
-                 : SB_ERR_NOMEM;
-        if (rc == SB_ERR_INVALID) {
-            quarantine(db, ch, req, err, rep);
-        } else if (rc != SB_OK) {
-            sb_reply_failure(rep, rc, "ingest webhook", err);
-        } else if (!rep->status) {
-            json_t *ids = json_array();
-            for (size_t i = 0; i < batch.n; i++)
-                json_array_append_new(ids, json_integer(res[i].interaction_id));
-            sb_reply_json(rep, 200, json_pack("{s:b,s:o}", "ok", 1, "interactions", ids));
-        }
-        free(res);
-    } else if (!rep->status) {
-        sb_reply_json(rep, 200, json_pack("{s:b}", "ok", 1));
+        rc = sb_ingest_batch(db, &opt, all, total, res, err, sizeof err);
     }
-    sb_inbound_batch_free(&batch);
-    sb_channel_free(&ch);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!hs[i].pending)
+            continue;
+        if (rc == SB_OK)
+            hook_answer(&hs[i], res + k);
+        else
+            hook_ingest_one(app, db, &hs[i]);
+        k += hs[i].batch.n;
+    }
+    for (size_t i = 0; i < n; i++)
+        hook_free(&hs[i]);
+    free(all);
+    free(res);
+    free(hs);
 }

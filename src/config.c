@@ -53,6 +53,8 @@ static const struct config_key {
     {"auth", "cookie_secure", KEY_BOOL_AUTO, offsetof(struct sb_config, cookie_secure), 0, 0, NULL},
     {"identity", "default_region", KEY_STR, offsetof(struct sb_config, default_region), 0, 0, NULL},
     {"security", "secret_key", KEY_STR, offsetof(struct sb_config, secret_key), 0, 0, NULL},
+    {"forms", "rate_limit", KEY_INT, offsetof(struct sb_config, forms_rate_limit), 1, 1000000,
+     NULL},
     {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
      365L * 24 * 3600, NULL},
 };
@@ -169,6 +171,7 @@ static int defaults(struct sb_config *cfg)
     cfg->login_window = SB_LOGIN_WINDOW_DEFAULT;
     cfg->cookie_secure = -1;
     cfg->reopen_window = SB_REOPEN_WINDOW_DEFAULT;
+    cfg->forms_rate_limit = SB_FORMS_RATE_LIMIT_DEFAULT;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

@@ -150,6 +150,12 @@ int sb_metrics_render(const struct sb_app *app, char **text_r, size_t *len_r)
             (unsigned long long)st.rejected, (double)st.wait_us_total / 1e6);
     }
     put(&o,
+        "# HELP switchboard_forms_honeypot_total Form posts accepted and dropped because the "
+        "honeypot field was filled.\n"
+        "# TYPE switchboard_forms_honeypot_total counter\n"
+        "switchboard_forms_honeypot_total %llu\n",
+        __atomic_load_n(&app->forms_honeypot, __ATOMIC_RELAXED));
+    put(&o,
         "# HELP switchboard_start_time_seconds When this process started.\n"
         "# TYPE switchboard_start_time_seconds gauge\n"
         "switchboard_start_time_seconds %lld\n",

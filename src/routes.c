@@ -39,8 +39,14 @@ struct sb_route sb_routes[] = {
           AGENTS),
     ROUTE(SB_POST, "/api/v1/conversations/{id}/notes", sb_api_conversations_note, 0, AGENTS),
 
-    ROUTE(SB_POST, "/hooks/{kind}/{id}", sb_api_hook, SB_ROUTE_PUBLIC, 0),
+    {.methods = SB_POST,
+     .pattern = "/hooks/{kind}/{id}",
+     .handler = sb_api_hook,
+     .flags = SB_ROUTE_PUBLIC,
+     .group = sb_api_hook_group},
     ROUTE(SB_GET, "/hooks/{kind}/{id}", sb_api_hook_verify, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_POST, "/forms/{public_key}", sb_api_form_post, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_OPTIONS, "/forms/{public_key}", sb_api_form_preflight, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_GET, "/api/v1/channels", sb_api_channels_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/channels", sb_api_channels_create, 0, SB_ROLE_ADMIN),
 

@@ -113,6 +113,9 @@ static const char *const provider_header_names[] = {
     "x-hub-signature-256:",
     "x-viber-content-signature:",
     "x-switchboard-signature:",
+    /* website forms (api_forms.c, channels/webform.c) */
+    "idempotency-key:",
+    "sec-fetch-mode:",
     NULL,
 };
 
@@ -322,6 +325,30 @@ static void run_job(struct sb_db *db, void *arg)
     r->handler(x->app, db, &x->req, &x->rep);
 }
 
+/* On a DB worker: queued requests of grouped routes, handled together.
+ * The pool groups by this function, so one call may hold several routes;
+ * each route's group handler gets its own requests. */
+static void run_group(struct sb_db *db, void **args, size_t n)
+{
+    struct xfer **xs = (struct xfer **)args;
+    const struct sb_http_request *reqs[SB_DB_GROUP_MAX];
+    struct sb_http_reply *reps[SB_DB_GROUP_MAX];
+    int done[SB_DB_GROUP_MAX] = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && xs[j]->route->group == xs[i]->route->group) {
+                reqs[m] = &xs[j]->req;
+                reps[m] = &xs[j]->rep;
+                m++;
+                done[j] = 1;
+            }
+        xs[i]->route->group(xs[i]->app, db, reqs, reps, m);
+    }
+}
+
 /* Back on the loop thread. */
 static void job_done(void *arg)
 {
@@ -343,7 +370,9 @@ static void dispatch(struct xfer *x)
         return;
     }
     x->state = X_QUEUED;
-    int rc = sb_dbpool_submit(x->app->pool, run_job, job_done, x);
+    int rc = x->route->group && (x->route->flags & SB_ROUTE_PUBLIC)
+                 ? sb_dbpool_submit_group(x->app->pool, run_group, job_done, x)
+                 : sb_dbpool_submit(x->app->pool, run_job, job_done, x);
     if (rc != SB_OK) {
         sb_reply_error(&x->rep, SB_ERR_UNAVAILABLE, "the server is overloaded; retry shortly");
         sb_reply_header(&x->rep, "Retry-After", "1");
@@ -480,6 +509,7 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     copy_header(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin);
     copy_header(wsi, WSI_TOKEN_HOST, req->host, sizeof req->host);
     copy_header(wsi, WSI_TOKEN_HTTP_USER_AGENT, req->user_agent, sizeof req->user_agent);
+    copy_header(wsi, WSI_TOKEN_HTTP_ACCEPT, req->accept, sizeof req->accept);
     copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, req->if_none_match, sizeof req->if_none_match);
     lws_get_peer_simple(wsi, req->peer, sizeof req->peer);
     capture_provider_headers(wsi, req);
@@ -789,7 +819,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
                          sizeof app.dummy_hash, derr, sizeof derr) != SB_OK ||
         sb_ratelimit_new(cfg->login_ip_limit, cfg->login_window, &app.login_ip) != SB_OK ||
         sb_ratelimit_new(cfg->login_account_limit, cfg->login_window, &app.login_account) !=
-            SB_OK) {
+            SB_OK ||
+        sb_ratelimit_new(cfg->forms_rate_limit, 60, &app.forms_ip) != SB_OK) {
         rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory at start-up");
         goto out;
     }
@@ -864,6 +895,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
 out:
     sodium_memzero(app.secret_key, sizeof app.secret_key);
     sb_ratelimit_free(&app.login_ip);
+    sb_ratelimit_free(&app.forms_ip);
     sb_ratelimit_free(&app.login_account);
     sb_db_params_free(&params);
     return rc;

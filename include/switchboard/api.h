@@ -43,6 +43,13 @@ SB_HANDLER(sb_api_merge_suggestion_decide);
 /* api_hooks.c: provider webhooks */
 SB_HANDLER(sb_api_hook);
 SB_HANDLER(sb_api_hook_verify);
+void sb_api_hook_group(struct sb_app *app, struct sb_db *db,
+                       const struct sb_http_request *const *reqs, struct sb_http_reply **reps,
+                       size_t n);
+
+/* api_forms.c: website forms (public; rate-limited per IP, CORS) */
+SB_HANDLER(sb_api_form_post);
+SB_HANDLER(sb_api_form_preflight);
 
 /* api_channels.c: channel management (admins) */
 SB_HANDLER(sb_api_channels_list);

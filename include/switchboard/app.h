@@ -17,6 +17,9 @@ struct sb_app {
     struct sb_dbpool *pool;
     struct sb_ratelimit *login_ip;      /* failed logins per client IP */
     struct sb_ratelimit *login_account; /* failed logins per e-mail */
+    struct sb_ratelimit *forms_ip;      /* form posts per client IP (forms.rate_limit a minute) */
+    /* Form posts the honeypot dropped; DB workers add with __atomic builtins. */
+    unsigned long long forms_honeypot;
     char dummy_hash[128]; /* verified against when the e-mail is unknown, for equal timing */
     int cookie_secure;
     /* Seals channel secrets; has_secret_key is 0 when none is configured,

@@ -36,6 +36,8 @@ struct sb_config {
     char *secret_key; /* base64 of 32 bytes: seals channel secrets at rest */
     /* [ingest] */
     int reopen_window; /* seconds: a resolved conversation reopens within it */
+    /* [forms] */
+    int forms_rate_limit; /* form posts per client IP per minute */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf

@@ -20,6 +20,9 @@ struct sb_dbpool;
 
 typedef void (*sb_dbjob_run_fn)(struct sb_db *db, void *arg);
 typedef void (*sb_dbjob_done_fn)(void *arg);
+/* Runs several jobs of one group on one worker: `args` has `n` entries, in
+ * submission order. */
+typedef void (*sb_dbjob_group_fn)(struct sb_db *db, void **args, size_t n);
 
 struct sb_dbpool_stats {
     int workers;
@@ -37,6 +40,11 @@ int sb_dbpool_start(const struct sb_db_params *params, int workers, void (*wake)
 
 /* Queue a job. SB_ERR_LIMIT when the queue is full (the caller answers 503). */
 int sb_dbpool_submit(struct sb_dbpool *pool, sb_dbjob_run_fn run, sb_dbjob_done_fn done, void *arg);
+
+/* Queue a job that may run together with other queued jobs of the same
+ * `group` function (at most SB_DB_GROUP_MAX at once). */
+int sb_dbpool_submit_group(struct sb_dbpool *pool, sb_dbjob_group_fn group, sb_dbjob_done_fn done,
+                           void *arg);
 
 /* Run the `done` callbacks of finished jobs (loop thread). */
 void sb_dbpool_drain(struct sb_dbpool *pool);

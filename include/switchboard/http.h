@@ -55,6 +55,7 @@ struct sb_http_request {
     char origin[512];
     char host[256];
     char user_agent[256];
+    char accept[256]; /* forms answer a script with JSON, a browser with a page */
     char if_none_match[128];
     char peer[64]; /* client IP address */
     /* Provider headers adapters need (signatures, secret tokens), as
@@ -80,6 +81,12 @@ struct sb_http_reply {
 typedef void (*sb_handler_fn)(struct sb_app *app, struct sb_db *db,
                               const struct sb_http_request *req, struct sb_http_reply *rep);
 
+/* Several requests of one route handled together on one worker (see
+ * sb_dbpool_submit_group): `reqs` and `reps` have `n` entries. */
+typedef void (*sb_group_handler_fn)(struct sb_app *app, struct sb_db *db,
+                                    const struct sb_http_request *const *reqs,
+                                    struct sb_http_reply **reps, size_t n);
+
 enum sb_route_flags {
     SB_ROUTE_PUBLIC = 1 << 0, /* no credentials needed */
     SB_ROUTE_LOOP = 1 << 1,   /* run on the loop thread; no database handle */
@@ -94,6 +101,9 @@ struct sb_route {
     sb_handler_fn handler;
     unsigned flags;
     int roles; /* SB_ROLE_* allowed; ignored for public routes */
+    /* Optional: handles queued requests of this route together (public
+     * routes only: requests in a group are not authenticated one by one). */
+    sb_group_handler_fn group;
     /* Runtime counters, touched only on the loop thread (metrics.c reads
      * them there too). */
     uint64_t count_by_status[SB_STATUS_SLOTS];

@@ -37,6 +37,11 @@
  * without bound only turns overload into timeouts for everybody. */
 #define SB_DB_QUEUE_MAX 4096
 
+/* Queued webhook requests one worker stores in one transaction: enough to
+ * turn a burst into a few commits, few enough that one bad request in a
+ * group (which makes the group fall back to one transaction each) is cheap. */
+#define SB_DB_GROUP_MAX 64
+
 /* Seconds a connect to MariaDB may take before /readyz says 503. */
 #define SB_DB_CONNECT_TIMEOUT 3
 
@@ -67,5 +72,22 @@
  * keeps a hostile body from costing seconds of hashing. */
 #define SB_PASSWORD_MAX 256
 #define SB_PASSWORD_MIN 8
+
+/* Website forms (channels/webform.c, src/api_forms.c). One uploaded file: the
+ * default and the ceiling of a webform channel's max_file_size. Each file is
+ * one blob INSERT, which must fit in MariaDB's max_allowed_packet (16 MiB by
+ * default) with room for the statement; 10 MiB takes a phone photo, a CV or
+ * a scanned page, and anything bigger belongs behind a link. The whole post
+ * is capped first by server.body_limit (raise it for forms that take files). */
+#define SB_FORM_FILE_MAX (10 * 1024 * 1024)
+/* Files stored per form post; more are listed in meta, not stored. A lead
+ * form asks for a few photos at most; this bounds blob rows per request. */
+#define SB_FORM_FILES_MAX 10
+/* Fields per form post: real forms have tens. More is junk, quarantined
+ * rather than blown up into a huge meta document on every agent's screen. */
+#define SB_FORM_FIELDS_MAX 200
+/* Form posts per client IP per minute; config forms.rate_limit. A person
+ * sends one; an office or a mobile carrier's NAT shares an address. */
+#define SB_FORMS_RATE_LIMIT_DEFAULT 20
 
 #endif
