@@ -42,7 +42,14 @@ static const char q_timeline[] =
     "SELECT i.id, i.conversation_id, i.channel_id, ch.kind, i.direction, i.kind, i.sender, "
     "i.subject, LEFT(i.text, 500), i.flags + 0, i.delivery_status, i.occurred_at "
     "FROM interactions i JOIN channels ch ON ch.id = i.channel_id "
-    "WHERE i.client_id = ? AND (? IS NULL OR i.id < ?) ORDER BY i.id DESC LIMIT ?";
+    "WHERE i.client_id = ? AND (? IS NULL OR i.id < ?) "
+    /* the conversations' visibility rule (api_conversations.c): an agent
+     * sees their own, unassigned and their teams' conversations */
+    "AND (? = 1 OR i.conversation_id IS NULL OR i.conversation_id IN ("
+    " SELECT c.id FROM conversations c WHERE c.client_id = i.client_id AND (c.assignee_id = ? OR "
+    " c.assignee_id IS NULL OR c.team_id IN (SELECT team_id FROM team_members WHERE user_id = "
+    "?)))) "
+    "ORDER BY i.id DESC LIMIT ?";
 
 /* -- name: merge-suggestions-list */
 static const char q_suggestions[] =
@@ -167,11 +174,19 @@ void sb_api_clients_get(struct sb_app *app, struct sb_db *db, const struct sb_ht
         reply_merged(rep, merged);
         return;
     }
+    if (req->user.role == SB_ROLE_MARKETER) {
+        /* Marketers segment clients; they do not read conversations. */
+        json_object_set_new(client, "timeline", json_null());
+        sb_reply_json(rep, 200, client);
+        return;
+    }
     int limit = sb_api_limit(req);
-    struct sb_db_val a[] = {SB_INT(id), cursor ? SB_INT(cursor) : SB_NULL, SB_INT(cursor),
+    struct sb_db_val a[] = {SB_INT(id),           cursor ? SB_INT(cursor) : SB_NULL,
+                            SB_INT(cursor),       SB_INT(req->user.role == SB_ROLE_ADMIN),
+                            SB_INT(req->user.id), SB_INT(req->user.id),
                             SB_INT(limit)};
     struct sb_db_rows r;
-    rc = sb_db_exec(db, q_timeline, a, 4, &r, err, sizeof err);
+    rc = sb_db_exec(db, q_timeline, a, 7, &r, err, sizeof err);
     if (rc != SB_OK) {
         json_decref(client);
         sb_reply_failure(rep, rc, "client timeline", err);

@@ -171,12 +171,11 @@ void sb_api_form_post(struct sb_app *app, struct sb_db *db, const struct sb_http
                       struct sb_http_reply *rep)
 {
     /* Count first, so a flood costs one lookup a post at most. */
-    const char *ip = req->peer[0] ? req->peer : "unknown";
+    char ip[80];
+    sb_ratelimit_ip_key(req->peer[0] ? req->peer : "unknown", ip, sizeof ip);
     time_t now = time(NULL);
     int retry_after = 0;
-    int limited = sb_ratelimit_check(app->forms_ip, ip, now, &retry_after) == SB_ERR_LIMIT;
-    if (!limited)
-        sb_ratelimit_hit(app->forms_ip, ip, now);
+    int limited = sb_ratelimit_take(app->forms_ip, ip, now, &retry_after) == SB_ERR_LIMIT;
 
     struct sb_channel *ch = load(app, db, req, rep);
     if (!ch)

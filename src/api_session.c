@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static void rate_limited(struct sb_http_reply *rep, int retry_after)
@@ -54,10 +55,28 @@ void sb_api_session_create(struct sb_app *app, struct sb_db *db, const struct sb
         goto out;
     }
 
+    /* A sign-in from another site's page is refused outright: SameSite
+     * covers the cookie, this covers the attempt itself. */
+    if (req->origin[0]) {
+        const char *o = strstr(req->origin, "://");
+        if (!o || strcasecmp(o + 3, req->host) != 0) {
+            sb_reply_error(rep, SB_ERR_FORBIDDEN, "cross-origin sign-in refused");
+            goto out;
+        }
+    }
     time_t now = time(NULL);
     int retry = 0;
-    if (sb_ratelimit_check(app->login_ip, req->peer, now, &retry) != SB_OK ||
-        sb_ratelimit_check(app->login_account, email, now, &retry) != SB_OK) {
+    char ipkey[80];
+    sb_ratelimit_ip_key(req->peer, ipkey, sizeof ipkey);
+    /* Count the attempt before the (slow) password check, so concurrent
+     * guesses cannot all pass a check made before any of them failed; a
+     * right password takes its count back. */
+    if (sb_ratelimit_take(app->login_ip, ipkey, now, &retry) != SB_OK) {
+        rate_limited(rep, retry);
+        goto out;
+    }
+    if (sb_ratelimit_take(app->login_account, email, now, &retry) != SB_OK) {
+        sb_ratelimit_refund(app->login_ip, ipkey);
         rate_limited(rep, retry);
         goto out;
     }
@@ -73,8 +92,6 @@ void sb_api_session_create(struct sb_app *app, struct sb_db *db, const struct sb
     int ok = sb_password_verify(found ? hash : app->dummy_hash, password) == 0 && found;
     sodium_memzero(hash, sizeof hash);
     if (!ok) {
-        sb_ratelimit_hit(app->login_ip, req->peer, now);
-        sb_ratelimit_hit(app->login_account, email, now);
         sb_audit(db, found ? user.id : 0, "login.failed", "user", found ? user.id : 0, req->peer);
         sb_reply_error(rep, SB_ERR_UNAUTHORIZED, "wrong e-mail or password");
         goto out;
@@ -87,6 +104,7 @@ void sb_api_session_create(struct sb_app *app, struct sb_db *db, const struct sb
         sb_reply_failure(rep, rc, "create session", err);
         goto out;
     }
+    sb_ratelimit_refund(app->login_ip, ipkey);
     sb_ratelimit_reset(app->login_account, email);
     sb_audit(db, user.id, "login", "user", user.id, req->peer);
     char cookie[256];

@@ -217,6 +217,12 @@ void sb_channel_free(struct sb_channel **chp)
     struct sb_channel *ch = *chp;
     if (!ch)
         return;
+    /* Decrypted secrets must not linger in freed heap memory. */
+    for (const char *const *k = ch->kind ? ch->kind->secret_keys : NULL; k && *k; k++) {
+        json_t *v = json_object_get(ch->config, *k);
+        if (json_is_string(v))
+            sodium_memzero((char *)json_string_value(v), json_string_length(v));
+    }
     json_decref(ch->config); /* decrypted secrets die with it */
     free(ch);
     *chp = NULL;

@@ -10,8 +10,9 @@ static const char q_update[] =
     "UPDATE interactions SET delivery_status = ?, "
     "meta = IF(? = '', meta, JSON_SET(COALESCE(meta, '{}'), '$.delivery_error', ?)) "
     "WHERE channel_id = ? AND external_id = ? AND direction = 'out' AND ("
-    " FIELD(delivery_status, 'none', 'queued', 'sent', 'delivered', 'read') <"
-    " FIELD(?, 'none', 'queued', 'sent', 'delivered', 'read')"
+    " (delivery_status <> 'failed' AND"
+    "  FIELD(delivery_status, 'none', 'queued', 'sent', 'delivered', 'read') <"
+    "  FIELD(?, 'none', 'queued', 'sent', 'delivered', 'read'))"
     " OR (? = 'failed' AND delivery_status NOT IN ('read', 'failed')))";
 
 static const char q_ids[] = "SELECT id, COALESCE(conversation_id, 0), COALESCE(client_id, 0) "

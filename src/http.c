@@ -194,6 +194,9 @@ void sb_reply_result(struct sb_http_reply *rep, int err, const char *what, const
 
 int sb_reply_header(struct sb_http_reply *rep, const char *name, const char *value)
 {
+    /* A line break in a value would start a header of its own. */
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return SB_ERR_INVALID;
     size_t room = sizeof rep->headers - rep->headers_len;
     int n = snprintf(rep->headers + rep->headers_len, room, "%s: %s\r\n", name, value);
     if (n < 0 || (size_t)n >= room) {

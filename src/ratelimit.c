@@ -3,7 +3,9 @@
 #include "switchboard/err.h"
 #include "switchboard/limits.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -103,6 +105,50 @@ void sb_ratelimit_hit(struct sb_ratelimit *rl, const char *key, time_t now)
     }
     s->count++;
     pthread_mutex_unlock(&rl->lock);
+}
+
+int sb_ratelimit_take(struct sb_ratelimit *rl, const char *key, time_t now, int *retry_after_r)
+{
+    int rc = SB_OK;
+    pthread_mutex_lock(&rl->lock);
+    struct slot *s = find(rl, hash_key(rl, key), 1);
+    if (s->count == 0 || now - s->window_start >= rl->window) {
+        s->window_start = now;
+        s->count = 0;
+    }
+    if (s->count >= rl->limit) {
+        rc = SB_ERR_LIMIT;
+        if (retry_after_r) {
+            long left = (long)(s->window_start + rl->window - now);
+            *retry_after_r = left > 0 ? (int)left : 1;
+        }
+    } else {
+        s->count++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return rc;
+}
+
+void sb_ratelimit_refund(struct sb_ratelimit *rl, const char *key)
+{
+    pthread_mutex_lock(&rl->lock);
+    struct slot *s = find(rl, hash_key(rl, key), 0);
+    if (s && s->count > 0)
+        s->count--;
+    pthread_mutex_unlock(&rl->lock);
+}
+
+void sb_ratelimit_ip_key(const char *addr, char *out, size_t outlen)
+{
+    struct in6_addr a6;
+    if (strchr(addr, ':') && inet_pton(AF_INET6, addr, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+        snprintf(out, outlen, "%s/64", buf);
+        return;
+    }
+    snprintf(out, outlen, "%s", addr);
 }
 
 void sb_ratelimit_reset(struct sb_ratelimit *rl, const char *key)

@@ -496,10 +496,10 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     for (int f = 0;; f++) {
         int n = lws_hdr_copy_fragment(wsi, req->query + qlen, (int)(sizeof req->query - qlen - 1),
                                       WSI_TOKEN_HTTP_URI_ARGS, f);
-        if (n < 0 || (n == 0 && f > 0))
-            break;
+        if (n < 0)
+            break; /* no such fragment: the end */
         if (n == 0)
-            break;
+            continue; /* "a=1&&b=2": an empty part, keep going */
         qlen += (size_t)n + 1;
     }
     req->query[qlen] = '\0';
@@ -520,7 +520,16 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     char te[32];
     copy_header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, te, sizeof te);
     unsigned long long content_length = clen[0] ? strtoull(clen, NULL, 10) : 0;
-    int has_body = content_length > 0 || (te[0] && strcasestr(te, "chunked"));
+    int has_body = content_length > 0;
+    /* lws 4.1 delivers no body callbacks for a chunked HTTP/1 upload, so the
+     * request would hang until the timeout: ask for a length instead. */
+    if (te[0] && strcasestr(te, "chunked") && !clen[0]) {
+        x->close_after = 1;
+        sb_reply_error_status(&x->rep, 411, "length_required",
+                              "send the body with a Content-Length, not chunked");
+        make_ready(x);
+        return 0;
+    }
 
     struct sb_route *route;
     int rc = sb_route_match(sb_routes, sb_nroutes, req, &route);

@@ -21,4 +21,15 @@ int sb_ratelimit_check(struct sb_ratelimit *rl, const char *key, time_t now, int
 void sb_ratelimit_hit(struct sb_ratelimit *rl, const char *key, time_t now);
 void sb_ratelimit_reset(struct sb_ratelimit *rl, const char *key);
 
+/* Check and count in one step (no window for concurrent requests to slip
+ * past between the two): SB_ERR_LIMIT without counting when over, else SB_OK
+ * with the attempt counted. sb_ratelimit_refund() takes one count back (a
+ * sign-in that turned out right). */
+int sb_ratelimit_take(struct sb_ratelimit *rl, const char *key, time_t now, int *retry_after_r);
+void sb_ratelimit_refund(struct sb_ratelimit *rl, const char *key);
+
+/* The key for a client address: IPv6 by its /64, which one subscriber
+ * holds whole, so rotating addresses inside it does not reset the count. */
+void sb_ratelimit_ip_key(const char *addr, char *out, size_t outlen);
+
 #endif

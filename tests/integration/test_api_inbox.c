@@ -164,6 +164,10 @@ static void client_has_identities_and_timeline(void **state)
         }
     }
     assert_true(phone_ok);
+    /* Marketers see the card, not the conversations. */
+    assert_true(json_is_null(json_object_get(o, "timeline")));
+    json_decref(o);
+    o = get_json(agent, "GET", path, NULL, 200);
     json_t *tl = json_object_get(json_object_get(o, "timeline"), "items");
     assert_int_equal(json_array_size(tl), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(tl, 0), "channel_kind")),

@@ -226,6 +226,21 @@ static void cross_origin_writes_are_refused(void **state)
     th_resp_free(&r);
 }
 
+static void cross_origin_sign_in_is_refused(void **state)
+{
+    (void)state;
+    const char *h[] = {"Content-Type: application/json", "Origin: https://evil.example", NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "POST", "/api/v1/session",
+                             "{\"email\":\"admin@example.com\",\"password\":\"admin-password-1\"}",
+                             h, &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    char v[64];
+    assert_int_not_equal(th_header(&r, "set-cookie", v, sizeof v), 0);
+    th_resp_free(&r);
+}
+
 static void account_is_rate_limited(void **state)
 {
     (void)state;
@@ -280,6 +295,7 @@ int main(void)
         cmocka_unit_test(api_token_authenticates),
         cmocka_unit_test(roles_are_enforced),
         cmocka_unit_test(cross_origin_writes_are_refused),
+        cmocka_unit_test(cross_origin_sign_in_is_refused),
         cmocka_unit_test(account_is_rate_limited),
         cmocka_unit_test(address_is_rate_limited),
     };

@@ -156,12 +156,13 @@ static void body_over_limit_is_413(void **state)
     assert_int_equal(th_http(&srv, "POST", "/api/v1/session", big, json_h, &r), 0);
     assert_int_equal(r.status, 400);
     th_resp_free(&r);
-    /* A chunked body announces no length; the cap applies as it arrives. */
-    big[65536] = 'x';
+    /* A chunked body is refused with 411 at once rather than left hanging
+     * (lws 4.1 never hands a chunked HTTP/1 upload to us). */
     const char *chunked_h[] = {"Content-Type: application/json", "Transfer-Encoding: chunked",
                                NULL};
-    assert_int_equal(th_http(&srv, "POST", "/api/v1/session", big, chunked_h, &r), 0);
-    assert_int_equal(r.status, 413);
+    assert_int_equal(th_http(&srv, "POST", "/api/v1/session", "{}", chunked_h, &r), 0);
+    assert_int_equal(r.status, 411);
+    assert_true(r.seconds < 5);
     th_resp_free(&r);
     free(big);
     /* The server is still fine afterwards. */
