@@ -2,9 +2,9 @@
  *
  * Viber signs each callback with X-Viber-Content-Signature, the hex
  * HMAC-SHA256 of the raw body under the bot's auth token. Callbacks:
- * message → an inbound keyed by message_token; subscribed /
- * conversation_started carry the user's name (kept in meta only: they are
- * not messages); delivered / seen / failed move our message's status;
+ * message → an inbound keyed by message_token; subscribed and
+ * conversation_started are not messages and are only acknowledged;
+ * delivered / seen / failed move our message's status;
  * unsubscribed and the set-up "webhook" ping are acknowledged. */
 #include "hmac.h"
 #include "switchboard/channel.h"

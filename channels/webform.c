@@ -45,8 +45,7 @@
 enum { F_NAME, F_PHONE, F_EMAIL, F_MESSAGE, F__COUNT };
 static const char *const our_fields[F__COUNT] = {"name", "phone", "email", "message"};
 
-/* The form limits live in limits.h (with their reasons); these fallbacks keep
- * this file building against a limits.h that does not list them yet. */
+/* The form limits (files, fields) live in limits.h with their reasons. */
 /* Field names and setting values are short; a longer one is not a form. */
 #define NAME_MAX_BYTES 128
 #define URL_MAX_BYTES  1024

@@ -159,7 +159,9 @@ static int add_message(struct sb_channel *ch, json_t *value, json_t *m,
     in->meta = json_pack("{s:{s:s?,s:O?}}", "whatsapp", "type", jstr(m, "type"), "context",
                          json_object_get(m, "context"));
     json_t *ctx = json_object_get(m, "context");
-    if (jstr(ctx, "id")) /* a reply to one of ours: thread like mail */
+    /* A reply to one of ours names it; kept for threading (ingest threads
+     * messengers by client and channel today, so it is informational). */
+    if (jstr(ctx, "id"))
         in->in_reply_to = sb_inbound_strdup(in, jstr(ctx, "id"));
     return sb_inbound_batch_add(out, in);
 }
