@@ -226,6 +226,14 @@ void sb_dbpool_drain(struct sb_dbpool *pool)
     }
 }
 
+size_t sb_dbpool_queued(struct sb_dbpool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    size_t n = pool->queued;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
 void sb_dbpool_stats(struct sb_dbpool *pool, struct sb_dbpool_stats *st)
 {
     pthread_mutex_lock(&pool->lock);

@@ -369,6 +369,13 @@ static void dispatch(struct xfer *x)
         make_ready(x);
         return;
     }
+    if ((x->route->flags & SB_ROUTE_PUBLIC) &&
+        sb_dbpool_queued(x->app->pool) >= SB_DB_QUEUE_PUBLIC_MAX) {
+        sb_reply_error(&x->rep, SB_ERR_UNAVAILABLE, "the server is busy; retry shortly");
+        sb_reply_header(&x->rep, "Retry-After", "1");
+        make_ready(x);
+        return;
+    }
     x->state = X_QUEUED;
     int rc = x->route->group && (x->route->flags & SB_ROUTE_PUBLIC)
                  ? sb_dbpool_submit_group(x->app->pool, run_group, job_done, x)

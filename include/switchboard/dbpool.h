@@ -51,6 +51,9 @@ void sb_dbpool_drain(struct sb_dbpool *pool);
 
 void sb_dbpool_stats(struct sb_dbpool *pool, struct sb_dbpool_stats *st);
 
+/* Jobs waiting for a worker now (a snapshot; loop thread or any). */
+size_t sb_dbpool_queued(struct sb_dbpool *pool);
+
 /* Finish queued jobs, join the workers, run the remaining `done` callbacks
  * and free the pool. */
 void sb_dbpool_stop(struct sb_dbpool **pool);

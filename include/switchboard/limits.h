@@ -37,6 +37,12 @@
  * without bound only turns overload into timeouts for everybody. */
 #define SB_DB_QUEUE_MAX 4096
 
+/* Jobs waiting for a DB worker beyond which requests from the internet
+ * (webhooks, forms, sign-in) get 503 while signed-in agents still get in: a
+ * flood of anonymous posts must not lock the agents out of their inbox.
+ * Providers redeliver on 503. */
+#define SB_DB_QUEUE_PUBLIC_MAX 1024
+
 /* Queued webhook requests one worker stores in one transaction: enough to
  * turn a burst into a few commits, few enough that one bad request in a
  * group (which makes the group fall back to one transaction each) is cheap. */
