@@ -36,6 +36,7 @@
  * writing; rows of the file that share an identity count once, as they
  * would in a real run. */
 #include "switchboard/import.h"
+#include "switchboard/arena.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/events.h"
@@ -174,57 +175,6 @@ static void buf_free(struct buf *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
-}
-
-/* Rows of one batch live in an arena freed when the batch is written. */
-#define ARENA_BLOCK 16384
-
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-
-struct arena {
-    struct arena_block *head;
-};
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    struct arena_block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-        b = malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = a->head;
-        a->head = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
-    return p;
-}
-
-static char *arena_strndup(struct arena *a, const char *s, size_t n)
-{
-    char *d = arena_alloc(a, n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-static void arena_free(struct arena *a)
-{
-    while (a->head) {
-        struct arena_block *next = a->head->next;
-        free(a->head);
-        a->head = next;
-    }
 }
 
 /* A set of strings (dry run: identities seen earlier in the file). */
@@ -656,7 +606,7 @@ struct imp {
     struct sb_import_result *res;
     uint64_t file_size;
     struct src src;
-    struct arena arena;
+    struct sb_arena arena;
     struct row rows[SB_IMPORT_BATCH];
     size_t nrows;
     struct strset seen; /* dry run */
@@ -730,7 +680,7 @@ static const char *row_text(struct imp *im, const char *s, size_t n, size_t char
     if (!n)
         return NULL;
     n = utf8_prefix(s, n, chars);
-    char *d = arena_strndup(&im->arena, s, n);
+    char *d = sb_arena_strndup(&im->arena, s, n);
     if (!d) {
         *nomem = 1;
         return NULL;
@@ -870,11 +820,11 @@ static int row_finish(struct imp *im, struct row *r, int *valid_r)
         char value[SB_EMAIL_MAX + 1], why[256] = "";
         if (sb_identity_normalize(id.kind, id.raw, region, value, sizeof value, why, sizeof why) ==
             SB_OK) {
-            id.value = arena_strndup(&im->arena, value, strlen(value));
+            id.value = sb_arena_strndup(&im->arena, value, strlen(value));
             if (!id.value)
                 return SB_ERR_NOMEM;
         } else {
-            id.why = arena_strndup(&im->arena, why, strlen(why));
+            id.why = sb_arena_strndup(&im->arena, why, strlen(why));
             if (!id.why)
                 return SB_ERR_NOMEM;
         }
@@ -1241,7 +1191,7 @@ static int flush(struct imp *im, char *err, size_t errlen)
     for (size_t i = 0; i < im->nrows; i++)
         row_discard(&im->rows[i]);
     im->nrows = 0;
-    arena_free(&im->arena);
+    sb_arena_free(&im->arena);
     if (rc == SB_OK && im->opt->progress)
         im->opt->progress(im->opt->arg, im->src.consumed, im->file_size,
                           im->res->created + im->res->matched + im->res->invalid);
@@ -2121,7 +2071,7 @@ int sb_import_clients(struct sb_db *db, const char *path, const struct sb_import
 out:
     for (size_t i = 0; i < im->nrows; i++)
         row_discard(&im->rows[i]);
-    arena_free(&im->arena);
+    sb_arena_free(&im->arena);
     strset_free(&im->seen);
     buf_free(&im->tmp);
     buf_free(&im->tmp2);

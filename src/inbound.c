@@ -1,44 +1,12 @@
-/* struct sb_inbound and its arena (see inbound.h).
- *
- * The arena is a list of blocks; allocations are bump-pointer and never
- * freed one by one. An inbound is short-lived (one request, one message),
- * so this trades a little slack for "free once, on every path". */
+/* struct sb_inbound (see inbound.h). Its strings live in an arena (arena.h):
+ * an inbound is short-lived (one request, one message), so this trades a
+ * little slack for "free once, on every path". */
 #include "switchboard/inbound.h"
+#include "switchboard/arena.h"
 #include "switchboard/err.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define ARENA_BLOCK 8192
-
-struct block {
-    struct block *next;
-    size_t used, cap;
-    max_align_t data[]; /* aligned for anything */
-};
-
-struct sb_arena {
-    struct block *head;
-};
-
-static void *arena_alloc(struct sb_arena *a, size_t n)
-{
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    struct block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-        b = malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = a->head;
-        a->head = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
-    return p;
-}
 
 struct sb_inbound *sb_inbound_new(void)
 {
@@ -59,10 +27,7 @@ void sb_inbound_free(struct sb_inbound **inp)
     struct sb_inbound *in = *inp;
     if (!in)
         return;
-    for (struct block *b = in->arena->head, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
+    sb_arena_free(in->arena);
     free(in->arena);
     free(in->ids);
     free(in->references);
@@ -76,7 +41,7 @@ void *sb_inbound_memdup(struct sb_inbound *in, const void *p, size_t n)
 {
     if (!p)
         return NULL;
-    void *d = arena_alloc(in->arena, n ? n : 1);
+    void *d = sb_arena_alloc(in->arena, n ? n : 1);
     if (d && n)
         memcpy(d, p, n);
     return d;
@@ -86,7 +51,7 @@ const char *sb_inbound_strndup(struct sb_inbound *in, const char *s, size_t n)
 {
     if (!s)
         return NULL;
-    char *d = arena_alloc(in->arena, n + 1);
+    char *d = sb_arena_alloc(in->arena, n + 1);
     if (!d)
         return NULL;
     memcpy(d, s, n);
