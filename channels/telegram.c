@@ -8,11 +8,11 @@
  * them through getFile is the sender thread's job, never the request's.
  * Everything but the table row at the end is static. */
 #include "hmac.h"
+#include "provider_http.h"
 #include "switchboard/channel.h"
 #include "switchboard/err.h"
 #include "switchboard/log.h"
 
-#include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,58 +179,46 @@ static int on_webhook(struct sb_channel *ch, const struct sb_http_request *req,
     return rc;
 }
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *d, size_t s, size_t n, void *arg)
-{
-    struct buf *b = arg;
-    size_t add = s * n;
-    if (b->n + add > 65536)
-        return 0;
-    char *np = realloc(b->p, b->n + add + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, d, add);
-    b->p = np;
-    b->n += add;
-    b->p[b->n] = '\0';
-    return add;
-}
-
-/* getMe: proves the token works. Blocking; the CLI runs it. */
+/* getMe: proves the token works. */
 static int test(struct sb_channel *ch, char *msg, size_t msglen)
 {
-    char url[600];
+    char url[600], err[256] = "";
     snprintf(url, sizeof url, "%s/bot%s/getMe", sb_channel_conf(ch, "api_base"),
              sb_channel_conf(ch, "token"));
-    CURL *c = curl_easy_init();
-    struct buf b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    json_t *o = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    int ok = cc == CURLE_OK && json_is_true(json_object_get(o, "ok"));
+    json_t *o;
+    long status = sb_provider_call(url, NULL, NULL, &o, err, sizeof err);
+    int ok = status == 200 && json_is_true(json_object_get(o, "ok"));
+    const char *user = jstr(json_object_get(o, "result"), "username");
     if (ok)
-        snprintf(msg, msglen, "ok: bot @%s",
-                 jstr(json_object_get(o, "result"), "username")
-                     ? jstr(json_object_get(o, "result"), "username")
-                     : "?");
+        snprintf(msg, msglen, "ok: bot @%s", user ? user : "?");
     else
         snprintf(msg, msglen, "getMe failed: %s",
-                 cc != CURLE_OK           ? curl_easy_strerror(cc)
+                 status < 0               ? err
                  : jstr(o, "description") ? jstr(o, "description")
                                           : "unexpected answer");
     json_decref(o);
-    (void)status;
+    return ok ? SB_OK : SB_ERR_UNAVAILABLE;
+}
+
+/* setWebhook with our secret_token, so Telegram proves itself on each post. */
+static int set_webhook(struct sb_channel *ch, const char *hook_url, char *msg, size_t msglen)
+{
+    char url[600], err[256] = "";
+    snprintf(url, sizeof url, "%s/bot%s/setWebhook", sb_channel_conf(ch, "api_base"),
+             sb_channel_conf(ch, "token"));
+    json_t *body = json_pack("{s:s,s:s,s:[s,s]}", "url", hook_url, "secret_token",
+                             sb_channel_conf(ch, "secret_token"), "allowed_updates", "message",
+                             "edited_message");
+    json_t *o;
+    long status = sb_provider_call(url, NULL, body, &o, err, sizeof err);
+    json_decref(body);
+    int ok = status == 200 && json_is_true(json_object_get(o, "ok"));
+    snprintf(msg, msglen, "%s%s", ok ? "ok: webhook set to " : "setWebhook failed: ",
+             ok                       ? hook_url
+             : status < 0             ? err
+             : jstr(o, "description") ? jstr(o, "description")
+                                      : "unexpected answer");
+    json_decref(o);
     return ok ? SB_OK : SB_ERR_UNAVAILABLE;
 }
 
@@ -240,5 +228,6 @@ const struct sb_channel_kind sb_channel_telegram = {
     .secret_keys = secret_keys,
     .validate_config = validate,
     .on_webhook = on_webhook,
+    .set_webhook = set_webhook,
     .test = test,
 };

@@ -7,6 +7,7 @@
  * delivered / seen / failed move our message's status;
  * unsubscribed and the set-up "webhook" ping are acknowledged. */
 #include "hmac.h"
+#include "provider_http.h"
 #include "switchboard/channel.h"
 #include "switchboard/err.h"
 #include "switchboard/log.h"
@@ -129,10 +130,33 @@ static int on_webhook(struct sb_channel *ch, const struct sb_http_request *req,
     return rc;
 }
 
+/* set_webhook: Viber then posts a "webhook" callback, which we acknowledge. */
+static int set_webhook(struct sb_channel *ch, const char *hook_url, char *msg, size_t msglen)
+{
+    char url[600], header[300], err[256] = "";
+    snprintf(url, sizeof url, "%s/set_webhook", sb_channel_conf(ch, "api_base"));
+    snprintf(header, sizeof header, "X-Viber-Auth-Token: %s", sb_channel_conf(ch, "auth_token"));
+    json_t *body = json_pack("{s:s,s:[s,s,s],s:b}", "url", hook_url, "event_types", "delivered",
+                             "seen", "failed", "send_name", 1);
+    json_t *o;
+    long status = sb_provider_call(url, header, body, &o, err, sizeof err);
+    json_decref(body);
+    int ok = status == 200 && json_integer_value(json_object_get(o, "status")) == 0 &&
+             json_object_get(o, "status");
+    snprintf(msg, msglen, "%s%s", ok ? "ok: webhook set to " : "set_webhook failed: ",
+             ok                          ? hook_url
+             : status < 0                ? err
+             : jstr(o, "status_message") ? jstr(o, "status_message")
+                                         : "unexpected answer");
+    json_decref(o);
+    return ok ? SB_OK : SB_ERR_UNAVAILABLE;
+}
+
 const struct sb_channel_kind sb_channel_viber = {
     .name = "viber",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
     .secret_keys = secret_keys,
     .validate_config = validate,
     .on_webhook = on_webhook,
+    .set_webhook = set_webhook,
 };

@@ -16,7 +16,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: switchboard channel add KIND --name N [--set key=value ...]\n"
                     "       switchboard channel list\n"
-                    "       switchboard channel test ID\n");
+                    "       switchboard channel test ID\n"
+                    "       switchboard channel webhook ID --url https://HOST/hooks/KIND/ID\n");
     return 2;
 }
 
@@ -132,6 +133,55 @@ static int cmd_list(const struct sb_config *cfg)
     return 0;
 }
 
+/* Load channel argv[1] with its secrets; 0 on success, else the exit code. */
+static int load_channel(char **argv, const struct sb_config *cfg, struct sb_channel **ch_r)
+{
+    char *end;
+    long long id = strtoll(argv[1], &end, 10);
+    if (*end || id <= 0)
+        return usage();
+    unsigned char keybuf[32];
+    int bad;
+    const unsigned char *key = secret_key(cfg, keybuf, &bad);
+    struct sb_db *db = NULL;
+    if (bad || open_db(cfg, &db))
+        return 1;
+    char err[512] = "";
+    int rc = sb_channel_load(db, key, id, NULL, ch_r, err, sizeof err);
+    sb_db_close(&db);
+    sodium_memzero(keybuf, sizeof keybuf);
+    if (rc != SB_OK) {
+        fprintf(stderr, "switchboard: channel %lld: %s\n", id, err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_webhook(int argc, char **argv, const struct sb_config *cfg)
+{
+    if (argc != 4 || strcmp(argv[2], "--url") != 0 ||
+        (strncmp(argv[3], "https://", 8) && strncmp(argv[3], "http://", 7)))
+        return usage();
+    struct sb_channel *ch;
+    int rc = load_channel(argv, cfg, &ch);
+    if (rc)
+        return rc;
+    if (!ch->kind->set_webhook) {
+        fprintf(stderr, "switchboard: %s channels have no webhook to register\n", ch->kind->name);
+        sb_channel_free(&ch);
+        return 1;
+    }
+    char msg[512] = "";
+    rc = ch->kind->set_webhook(ch, argv[3], msg, sizeof msg);
+    sb_channel_free(&ch);
+    if (rc != SB_OK) {
+        fprintf(stderr, "switchboard: %s\n", msg);
+        return 1;
+    }
+    printf("%s\n", msg);
+    return 0;
+}
+
 static int cmd_test(int argc, char **argv, const struct sb_config *cfg)
 {
     if (argc != 2)
@@ -181,5 +231,7 @@ int sb_cli_channel(int argc, char **argv, const struct sb_config *cfg)
         return cmd_list(cfg);
     if (!strcmp(argv[0], "test"))
         return cmd_test(argc, argv, cfg);
+    if (!strcmp(argv[0], "webhook"))
+        return cmd_webhook(argc, argv, cfg);
     return usage();
 }

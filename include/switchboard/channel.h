@@ -70,6 +70,10 @@ struct sb_channel_kind {
      * hub.challenge). Fills `reply`; NULL when the kind has none. */
     int (*on_verify)(struct sb_channel *ch, const struct sb_http_request *req,
                      struct sb_http_reply *reply);
+    /* `switchboard channel webhook ID --url URL`: tell the provider where to
+     * post (Telegram setWebhook with our secret_token, Viber set_webhook).
+     * Blocking; CLI only. */
+    int (*set_webhook)(struct sb_channel *ch, const char *url, char *msg, size_t msglen);
     /* `switchboard channel test`: check the provider credentials. */
     int (*test)(struct sb_channel *ch, char *msg, size_t msglen);
 };

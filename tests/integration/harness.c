@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 static char db_url[1024];
 static char base_url[1024];
@@ -347,4 +348,79 @@ void th_login(const struct th_server *s, const char *email, const char *password
         fatal("login as %s failed: %ld %s", email, r.status, r.body ? r.body : "");
     th_resp_free(&r);
     snprintf(cookie, cookielen, "Cookie: %.*s", (int)strcspn(set, ";"), set);
+}
+
+/* --- mock provider --------------------------------------------------------- */
+
+static pthread_mutex_t mock_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void th_mock_respond(struct th_mock *m, int status, const char *json_body)
+{
+    pthread_mutex_lock(&mock_lock);
+    snprintf(m->response, sizeof m->response,
+             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             status, strlen(json_body), json_body);
+    pthread_mutex_unlock(&mock_lock);
+}
+
+static void *mock_main(void *arg)
+{
+    struct th_mock *m = arg;
+    for (;;) {
+        int c = accept(m->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* closed by th_mock_stop */
+        char req[16384];
+        size_t got = 0;
+        for (;;) { /* headers, then Content-Length bytes of body */
+            ssize_t n = read(c, req + got, sizeof req - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            req[got] = '\0';
+            char *end = strstr(req, "\r\n\r\n");
+            if (!end)
+                continue;
+            char *cl = strcasestr(req, "content-length:");
+            size_t want = cl && cl < end ? (size_t)atol(cl + 15) : 0;
+            if (got >= (size_t)(end + 4 - req) + want)
+                break;
+        }
+        req[got] = '\0';
+        pthread_mutex_lock(&mock_lock);
+        char *eol = strstr(req, "\r\n"), *body = strstr(req, "\r\n\r\n");
+        size_t used = strlen(m->seen);
+        snprintf(m->seen + used, sizeof m->seen - used, "%.*s\n%s\n\n", eol ? (int)(eol - req) : 0,
+                 req, body ? body + 4 : "");
+        m->requests++;
+        ssize_t w = write(c, m->response, strlen(m->response));
+        (void)w;
+        pthread_mutex_unlock(&mock_lock);
+        close(c);
+    }
+}
+
+void th_mock_start(struct th_mock *m, int status, const char *json_body)
+{
+    memset(m, 0, sizeof *m);
+    th_mock_respond(m, status, json_body);
+    m->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&a, sizeof a) || listen(m->fd, 16) ||
+        getsockname(m->fd, (struct sockaddr *)&a, &len))
+        fatal("mock provider: %s", strerror(errno));
+    m->port = ntohs(a.sin_port);
+    pthread_t t;
+    if (pthread_create(&t, NULL, mock_main, m) != 0)
+        fatal("mock provider thread");
+    m->thread = (unsigned long)t;
+}
+
+void th_mock_stop(struct th_mock *m)
+{
+    shutdown(m->fd, SHUT_RDWR);
+    close(m->fd);
+    pthread_join((pthread_t)m->thread, NULL);
 }

@@ -52,6 +52,21 @@ void th_user(const char *email, const char *role, const char *password);
 void th_login(const struct th_server *s, const char *email, const char *password, char *cookie,
               size_t cookielen);
 
+/* A mock provider API on loopback: answers every request with one canned
+ * response and remembers the requests it got (line + body, separated by
+ * "\n\n", one after another). */
+struct th_mock {
+    int port;
+    int fd;
+    unsigned long thread;
+    char response[4096]; /* full HTTP response, set before requests arrive */
+    char seen[65536];
+    int requests;
+};
+void th_mock_start(struct th_mock *m, int status, const char *json_body);
+void th_mock_respond(struct th_mock *m, int status, const char *json_body);
+void th_mock_stop(struct th_mock *m);
+
 /* Path of the repository root (tests run from it). */
 const char *th_root(void);
 
