@@ -424,6 +424,271 @@ static void eight_threads_create_one_client(void **state)
         query_int("SELECT COUNT(*) FROM conversations WHERE client_id = ?", r[0].res.client_id), 1);
 }
 
+/* ---- batches: later inbounds see what earlier ones of the same batch did */
+
+static void ingest_batch_ok(struct sb_inbound **in, size_t n, struct sb_ingest_result *res)
+{
+    char err[512] = "";
+    int rc =
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)in, n, res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest batch: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+}
+
+/* The types of the events after `after`, in id order, comma-separated. */
+static const char *event_types(int64_t after, char *buf, size_t len)
+{
+    static const char q[] = "SELECT type FROM events WHERE id > ? ORDER BY id";
+    struct sb_db_val a[] = {SB_INT(after)};
+    struct sb_db_rows r;
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, q, a, 1, &r, err, sizeof err), SB_OK);
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < r.nrows && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", sb_db_cell(&r, i, 0));
+    sb_db_rows_free(&r);
+    return buf;
+}
+
+static void one_new_person_twice_in_a_batch_is_one_client(void **state)
+{
+    (void)state;
+    int64_t last_event = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
+    struct sb_inbound *in[3];
+    in[0] = message(ch_telegram, "900:1", "Вера", "первое");
+    sb_inbound_add_identity(in[0], SB_ID_TELEGRAM, "900");
+    in[1] = message(ch_telegram, "900:2", "Вера", "второе");
+    sb_inbound_add_identity(in[1], SB_ID_TELEGRAM, "900");
+    sb_inbound_add_identity(in[1], SB_ID_PHONE, "8 (926) 900-00-00");
+    /* Another channel: the same client, another conversation. */
+    in[2] = message(ch_whatsapp, "wamid.900", "Вера", "третье");
+    sb_inbound_add_identity(in[2], SB_ID_PHONE, "+7 926 900 00 00");
+    struct sb_ingest_result r[3];
+    ingest_batch_ok(in, 3, r);
+    assert_true(r[0].client_created);
+    assert_false(r[1].client_created);
+    assert_false(r[2].client_created);
+    assert_int_equal(r[1].client_id, r[0].client_id);
+    assert_int_equal(r[2].client_id, r[0].client_id);
+    /* Message 2 joins the conversation message 1 opened. */
+    assert_true(r[0].conversation_created);
+    assert_false(r[1].conversation_created);
+    assert_int_equal(r[1].conversation_id, r[0].conversation_id);
+    assert_true(r[2].conversation_created);
+    assert_int_not_equal(r[2].conversation_id, r[0].conversation_id);
+    assert_true(r[0].interaction_id < r[1].interaction_id);
+    assert_true(r[1].interaction_id < r[2].interaction_id);
+    assert_int_equal(
+        query_int("SELECT unread FROM conversations WHERE id = ?", r[0].conversation_id), 2);
+    char buf[64];
+    assert_string_equal(identity_value(r[0].client_id, "phone", buf, sizeof buf), "+79269000000");
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM client_identities WHERE client_id = ?", r[0].client_id), 2);
+    /* Events in the order of the changes, as if stored one by one. */
+    char types[512];
+    assert_string_equal(event_types(last_event, types, sizeof types),
+                        "client.created,conversation.created,interaction.created,"
+                        "conversation.updated,interaction.created,"
+                        "conversation.created,interaction.created");
+    for (int i = 0; i < 3; i++)
+        sb_inbound_free(&in[i]);
+}
+
+static void a_message_and_its_edit_in_one_batch(void **state)
+{
+    (void)state;
+    int64_t last_event = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
+    struct sb_inbound *in[3];
+    in[0] = message(ch_telegram, "901:1", "Глеб", "черновик");
+    sb_inbound_add_identity(in[0], SB_ID_TELEGRAM, "901");
+    in[1] = message(ch_telegram, "901:1", "Глеб", "черновик"); /* redelivered */
+    sb_inbound_add_identity(in[1], SB_ID_TELEGRAM, "901");
+    in[2] = message(ch_telegram, "901:1", "Глеб", "чистовик");
+    sb_inbound_add_identity(in[2], SB_ID_TELEGRAM, "901");
+    in[2]->flags |= SB_IN_EDITED;
+    struct sb_ingest_result r[3];
+    ingest_batch_ok(in, 3, r);
+    assert_false(r[0].duplicate);
+    for (int i = 1; i < 3; i++) {
+        assert_true(r[i].duplicate);
+        assert_int_equal(r[i].interaction_id, r[0].interaction_id);
+        assert_int_equal(r[i].conversation_id, r[0].conversation_id);
+        assert_int_equal(r[i].client_id, r[0].client_id);
+    }
+    static const char q[] =
+        "SELECT text, JSON_UNQUOTE(JSON_EXTRACT(meta, '$.edits[0].text')), flags + 0 "
+        "FROM interactions WHERE id = ?";
+    struct sb_db_val a[] = {SB_INT(r[0].interaction_id)};
+    struct sb_db_rows rows;
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, q, a, 1, &rows, err, sizeof err), SB_OK);
+    assert_string_equal(sb_db_cell(&rows, 0, 0), "чистовик");
+    assert_string_equal(sb_db_cell(&rows, 0, 1), "черновик");
+    assert_int_equal(sb_db_cell_int(&rows, 0, 2) & SB_IN_EDITED, SB_IN_EDITED);
+    sb_db_rows_free(&rows);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM interactions WHERE external_id = '901:1'", 0),
+                     1);
+    char types[512];
+    assert_string_equal(event_types(last_event, types, sizeof types),
+                        "client.created,conversation.created,interaction.created,"
+                        "interaction.updated");
+    for (int i = 0; i < 3; i++)
+        sb_inbound_free(&in[i]);
+}
+
+static void a_reply_threads_to_a_mail_earlier_in_the_batch(void **state)
+{
+    (void)state;
+    struct sb_inbound *in[3];
+    in[0] = mail("batch-a@client.example", NULL, "lena@client.example", "Диван");
+    in[1] = mail("batch-b@client.example", "batch-a@client.example", "lena@client.example",
+                 "Re: Диван");
+    /* Only References, and from another address: still the thread. */
+    in[2] =
+        mail("batch-c@client.example", "unknown@elsewhere", "boss@client.example", "Re: Re: Диван");
+    sb_inbound_add_reference(in[2], "batch-b@client.example");
+    struct sb_ingest_result r[3];
+    ingest_batch_ok(in, 3, r);
+    assert_true(r[0].conversation_created);
+    assert_int_equal(r[1].conversation_id, r[0].conversation_id);
+    assert_int_equal(r[1].client_id, r[0].client_id);
+    assert_false(r[1].client_created);
+    assert_int_equal(r[2].conversation_id, r[0].conversation_id);
+    assert_true(r[2].client_created);
+    assert_int_equal(
+        query_int("SELECT unread FROM conversations WHERE id = ?", r[0].conversation_id), 3);
+    for (int i = 0; i < 3; i++)
+        sb_inbound_free(&in[i]);
+}
+
+static void a_batch_joins_the_conversation_it_opens(void **state)
+{
+    (void)state;
+    /* A known client whose last conversation was resolved long ago: the
+     * first message opens a new one, the second joins it. */
+    struct sb_inbound *m0 = message(ch_telegram, "902:0", "Лев", "давно");
+    sb_inbound_add_identity(m0, SB_ID_TELEGRAM, "902");
+    struct sb_ingest_result r0 = ingest_ok(m0);
+    static const char age[] = "UPDATE conversations SET status = 'resolved', "
+                              "last_activity_at = NOW(6) - INTERVAL 30 DAY WHERE id = ?";
+    struct sb_db_val a[] = {SB_INT(r0.conversation_id)};
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, age, a, 1, NULL, err, sizeof err), SB_OK);
+    struct sb_inbound *in[2];
+    in[0] = message(ch_telegram, "902:1", "Лев", "снова");
+    sb_inbound_add_identity(in[0], SB_ID_TELEGRAM, "902");
+    in[1] = message(ch_telegram, "902:2", "Лев", "и ещё");
+    sb_inbound_add_identity(in[1], SB_ID_TELEGRAM, "902");
+    struct sb_ingest_result r[2];
+    ingest_batch_ok(in, 2, r);
+    assert_int_equal(r[0].client_id, r0.client_id);
+    assert_true(r[0].conversation_created);
+    assert_int_not_equal(r[0].conversation_id, r0.conversation_id);
+    assert_false(r[1].conversation_created);
+    assert_int_equal(r[1].conversation_id, r[0].conversation_id);
+    assert_int_equal(
+        query_int("SELECT status = 'resolved' FROM conversations WHERE id = ?", r0.conversation_id),
+        1);
+    sb_inbound_free(&m0);
+    for (int i = 0; i < 2; i++)
+        sb_inbound_free(&in[i]);
+}
+
+/* A known client without a conversation on a channel writes there from
+ * eight workers at once: the client lock serialises them, and the locked
+ * read sees the conversation the first one opened. */
+struct opener {
+    int n;
+    pthread_barrier_t *go;
+    int rc;
+    struct sb_ingest_result res;
+};
+
+static void *open_race(void *arg)
+{
+    struct opener *o = arg;
+    struct sb_db_params p;
+    char err[512] = "";
+    sb_db_params_parse(th_db_url(), &p, err, sizeof err);
+    struct sb_db *mine = NULL;
+    o->rc = sb_db_open(&p, 0, &mine, err, sizeof err);
+    sb_db_params_free(&p);
+    struct sb_inbound *in[2];
+    for (int i = 0; i < 2; i++) {
+        char ext[32];
+        snprintf(ext, sizeof ext, "903:%d:%d", o->n, i);
+        in[i] = message(ch_telegram, ext, "Нина", "одновременно");
+        sb_inbound_add_identity(in[i], SB_ID_TELEGRAM, "903");
+    }
+    struct sb_ingest_result res[2];
+    pthread_barrier_wait(o->go);
+    if (o->rc == SB_OK)
+        o->rc = sb_ingest_batch(mine, &opt, (const struct sb_inbound *const *)in, 2, res, err,
+                                sizeof err);
+    if (o->rc != SB_OK)
+        fprintf(stderr, "opener %d: %s\n", o->n, err);
+    o->res = res[1];
+    for (int i = 0; i < 2; i++)
+        sb_inbound_free(&in[i]);
+    sb_db_close(&mine);
+    return NULL;
+}
+
+static void concurrent_batches_open_one_conversation(void **state)
+{
+    (void)state;
+    struct sb_inbound *first = message(ch_form, "form:903", "Нина", "заявка");
+    sb_inbound_add_identity(first, SB_ID_TELEGRAM, "903");
+    struct sb_ingest_result r0 = ingest_ok(first);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 8);
+    pthread_t t[8];
+    struct opener o[8];
+    for (int i = 0; i < 8; i++) {
+        o[i] = (struct opener){.n = i, .go = &go};
+        pthread_create(&t[i], NULL, open_race, &o[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(o[i].rc, SB_OK);
+        assert_int_equal(o[i].res.client_id, r0.client_id);
+        assert_int_equal(o[i].res.conversation_id, o[0].res.conversation_id);
+    }
+    assert_int_equal(query_int("SELECT COUNT(*) FROM conversations WHERE client_id = ? AND "
+                               "channel_id = (SELECT id FROM channels WHERE kind = 'telegram')",
+                               r0.client_id),
+                     1);
+    assert_int_equal(
+        query_int("SELECT unread FROM conversations WHERE id = ?", o[0].res.conversation_id), 16);
+    sb_inbound_free(&first);
+}
+
+/* Batches reach the server as JSON, which carries only UTF-8: text that a
+ * utf8mb4 column refuses is refused as before, and nothing is stored. */
+static void text_that_is_not_utf8_is_refused(void **state)
+{
+    (void)state;
+    struct sb_inbound *in[2];
+    in[0] = message(ch_telegram, "904:1", "Ян", "хорошо");
+    sb_inbound_add_identity(in[0], SB_ID_TELEGRAM, "904");
+    in[1] = message(ch_telegram, "904:2", "Ян", "plain \xD0 broken");
+    sb_inbound_add_identity(in[1], SB_ID_TELEGRAM, "904");
+    struct sb_ingest_result r[2];
+    char err[256] = "";
+    assert_int_equal(
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)in, 2, r, err, sizeof err),
+        SB_ERR_INVALID);
+    assert_int_equal(
+        query_int("SELECT COUNT(*) FROM interactions WHERE external_id LIKE '904:%'", 0), 0);
+    assert_int_equal(query_int("SELECT COUNT(*) FROM client_identities WHERE value = '904'", 0), 0);
+    for (int i = 0; i < 2; i++)
+        sb_inbound_free(&in[i]);
+}
+
 static void bad_inbound_is_refused_clearly(void **state)
 {
     (void)state;
@@ -448,6 +713,12 @@ int main(void)
         cmocka_unit_test(several_clients_oldest_wins_and_merge_is_suggested),
         cmocka_unit_test(invalid_phone_is_kept_raw_and_never_matched),
         cmocka_unit_test(eight_threads_create_one_client),
+        cmocka_unit_test(one_new_person_twice_in_a_batch_is_one_client),
+        cmocka_unit_test(a_message_and_its_edit_in_one_batch),
+        cmocka_unit_test(a_reply_threads_to_a_mail_earlier_in_the_batch),
+        cmocka_unit_test(a_batch_joins_the_conversation_it_opens),
+        cmocka_unit_test(concurrent_batches_open_one_conversation),
+        cmocka_unit_test(text_that_is_not_utf8_is_refused),
         cmocka_unit_test(bad_inbound_is_refused_clearly),
     };
     return cmocka_run_group_tests_name("ingest", tests, setup, teardown);
