@@ -171,21 +171,23 @@ fail:
     return rc;
 }
 
+static int dup_field(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? SB_ERR_NOMEM : SB_OK;
+}
+
 static int copy_params(struct sb_db_params *dst, const struct sb_db_params *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->port = src->port;
-#define COPY(f)                                                                                    \
-    if (src->f && !(dst->f = strdup(src->f)))                                                      \
-        goto fail;
-    COPY(user)
-    COPY(password)
-    COPY(host) COPY(database) COPY(socket)
-#undef COPY
-        return SB_OK;
-fail:
-    sb_db_params_free(dst);
-    return SB_ERR_NOMEM;
+    if (dup_field(&dst->user, src->user) || dup_field(&dst->password, src->password) ||
+        dup_field(&dst->host, src->host) || dup_field(&dst->database, src->database) ||
+        dup_field(&dst->socket, src->socket)) {
+        sb_db_params_free(dst);
+        return SB_ERR_NOMEM;
+    }
+    return SB_OK;
 }
 
 /* Errors that mean the connection, not the statement, failed. */
