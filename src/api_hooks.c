@@ -34,6 +34,7 @@ static void quarantine(struct sb_db *db, const struct sb_channel *ch,
     }
     sb_warn("hooks", "%s channel %lld: quarantined a body we cannot read: %s", ch->kind->name,
             (long long)ch->id, why);
+    sb_channel_status(db, ch->id, why);
     sb_reply_json(rep, 200, json_pack("{s:b,s:b}", "ok", 1, "quarantined", 1));
 }
 
@@ -154,6 +155,7 @@ static void hook_ingest_one(struct sb_app *app, struct sb_db *db, struct hook *h
         sb_reply_failure(h->rep, rc, "ingest webhook", err);
     } else {
         hook_answer(h, res);
+        sb_channel_status(db, h->ch->id, NULL);
     }
     free(res);
 }
@@ -210,10 +212,17 @@ void sb_api_hook_group(struct sb_app *app, struct sb_db *db,
     for (size_t i = 0; i < n; i++) {
         if (!hs[i].pending)
             continue;
-        if (rc == SB_OK)
+        if (rc == SB_OK) {
             hook_answer(&hs[i], res + k);
-        else
+            /* one status write per channel of the group, not per request */
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = hs[j].ch && hs[j].ch->id == hs[i].ch->id && hs[j].batch.n;
+            if (!seen)
+                sb_channel_status(db, hs[i].ch->id, NULL);
+        } else {
             hook_ingest_one(app, db, &hs[i]);
+        }
         k += hs[i].batch.n;
     }
     for (size_t i = 0; i < n; i++)

@@ -2,6 +2,7 @@
 #include "switchboard/channel_store.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
+#include "switchboard/log.h"
 #include "switchboard/secrets.h"
 
 #include <sodium.h>
@@ -199,6 +200,31 @@ int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen
     sb_db_rows_free(&r);
     *array_r = arr;
     return SB_OK;
+}
+
+static const char q_status_ok[] =
+    "UPDATE channels SET last_success_at = NOW(6) WHERE id = ? AND (last_success_at IS NULL OR "
+    "last_success_at < NOW(6) - INTERVAL 60 SECOND)";
+static const char q_status_error[] =
+    "UPDATE channels SET last_error_at = NOW(6), last_error = ? WHERE id = ?";
+
+void sb_channel_status(struct sb_db *db, int64_t id, const char *error)
+{
+    char err[256] = "", msg[1024];
+    int rc;
+    if (!error) {
+        struct sb_db_val a[] = {SB_INT(id)};
+        rc = sb_db_exec(db, q_status_ok, a, 1, NULL, err, sizeof err);
+    } else {
+        snprintf(msg, sizeof msg, "%s", error);
+        for (char *c = msg; *c; c++) /* a reason quoted from input stays one printable line */
+            if ((unsigned char)*c < 0x20)
+                *c = ' ';
+        struct sb_db_val a[] = {SB_TEXT(msg), SB_INT(id)};
+        rc = sb_db_exec(db, q_status_error, a, 2, NULL, err, sizeof err);
+    }
+    if (rc != SB_OK)
+        sb_warn("channels", "cannot record the status of channel %lld: %s", (long long)id, err);
 }
 
 int sb_quarantine(struct sb_db *db, int64_t channel_id, const char *source, const char *error,

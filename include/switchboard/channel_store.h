@@ -28,6 +28,12 @@ int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const 
 /* Every channel as public JSON, secrets masked as "********". */
 int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
 
+/* Record how the channel is doing, for `channel list` and the admin page:
+ * `error` NULL marks a success (written at most once a minute, so a busy
+ * channel does not turn every request into an extra write); otherwise the
+ * error and its time. Failures are logged, not returned. */
+void sb_channel_status(struct sb_db *db, int64_t id, const char *error);
+
 /* Keep unparseable provider input for admins (the quarantine). */
 int sb_quarantine(struct sb_db *db, int64_t channel_id, const char *source, const char *error,
                   const char *content_type, const void *body, size_t len, char *err, size_t errlen);

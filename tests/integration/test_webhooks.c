@@ -226,6 +226,13 @@ static void anna_text_contact_and_edit(void **state)
 
 static void unreadable_body_is_quarantined(void **state)
 {
+    /* The channel's status shows the last success before, and the error after. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM channels WHERE id = %lld AND last_success_at IS NOT NULL AND "
+             "last_error IS NULL",
+             tg_id);
+    assert_int_equal(count(sql), 1);
     (void)state;
     const char *h[] = {"Content-Type: application/json", "X-Telegram-Bot-Api-Secret-Token: " SECRET,
                        NULL};
@@ -237,6 +244,10 @@ static void unreadable_body_is_quarantined(void **state)
     assert_int_equal(count("SELECT COUNT(*) FROM raw_inbound WHERE source = 'webhook:telegram' "
                            "AND body = '{\"not\": \"an update\"'"),
                      1);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM channels WHERE id = %lld AND last_error LIKE 'not a Telegram%%'",
+             tg_id);
+    assert_int_equal(count(sql), 1);
 }
 
 static void unknown_channel_is_404(void **state)
