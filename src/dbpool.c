@@ -226,6 +226,21 @@ void sb_dbpool_drain(struct sb_dbpool *pool)
     }
 }
 
+void sb_dbpool_abandon_queued(struct sb_dbpool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    if (pool->head) {
+        if (pool->done_tail)
+            pool->done_tail->next = pool->head;
+        else
+            pool->done_head = pool->head;
+        pool->done_tail = pool->tail;
+        pool->head = pool->tail = NULL;
+        pool->queued = 0;
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
 size_t sb_dbpool_queued(struct sb_dbpool *pool)
 {
     pthread_mutex_lock(&pool->lock);

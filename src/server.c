@@ -894,8 +894,10 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
             lws_cancel_service(ctx); /* wake the listener so lws closes it */
         }
         if (app.draining && (app.inflight == 0 || now_s() > deadline)) {
-            if (app.inflight)
+            if (app.inflight) {
                 sb_warn("http", "drain timeout: abandoning %lu request(s)", app.inflight);
+                sb_dbpool_abandon_queued(app.pool); /* do not run what nobody will hear */
+            }
             break;
         }
         serr = lws_service(ctx, 0);

@@ -54,6 +54,12 @@ void sb_dbpool_stats(struct sb_dbpool *pool, struct sb_dbpool_stats *st);
 /* Jobs waiting for a worker now (a snapshot; loop thread or any). */
 size_t sb_dbpool_queued(struct sb_dbpool *pool);
 
+/* Give up on jobs still waiting for a worker: they never run and go to the
+ * done list as they are (their requests are dropped unanswered, which is
+ * safe: nothing was stored, and providers redeliver what got no 200). For a
+ * stop whose drain time is over. */
+void sb_dbpool_abandon_queued(struct sb_dbpool *pool);
+
 /* Finish queued jobs, join the workers, run the remaining `done` callbacks
  * and free the pool. */
 void sb_dbpool_stop(struct sb_dbpool **pool);
