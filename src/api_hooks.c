@@ -97,6 +97,7 @@ struct hook {
     const struct sb_http_request *req;
     struct sb_http_reply *rep;
     struct sb_channel *ch;
+    int borrowed; /* `ch` belongs to an earlier request of the same group */
     struct sb_inbound_batch batch;
     int pending; /* parsed, has inbounds, not yet answered */
 };
@@ -105,7 +106,8 @@ struct hook {
 static void hook_parse(struct sb_app *app, struct sb_db *db, struct hook *h)
 {
     char err[512] = "";
-    h->ch = path_channel(app, db, h->req, h->rep);
+    if (!h->ch)
+        h->ch = path_channel(app, db, h->req, h->rep);
     if (!h->ch)
         return;
     if (!h->ch->kind->on_webhook) {
@@ -163,7 +165,8 @@ static void hook_ingest_one(struct sb_app *app, struct sb_db *db, struct hook *h
 static void hook_free(struct hook *h)
 {
     sb_inbound_batch_free(&h->batch);
-    sb_channel_free(&h->ch);
+    if (!h->borrowed)
+        sb_channel_free(&h->ch);
 }
 
 void sb_api_hook(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
@@ -193,6 +196,13 @@ void sb_api_hook_group(struct sb_app *app, struct sb_db *db,
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         hs[i] = (struct hook){.req = reqs[i], .rep = reps[i]};
+        /* A burst is mostly one provider posting to one channel: load and
+         * decrypt it once for the group. */
+        for (size_t j = 0; j < i && !hs[i].ch; j++)
+            if (hs[j].ch && !hs[j].borrowed && !strcmp(reqs[j]->path, reqs[i]->path)) {
+                hs[i].ch = hs[j].ch;
+                hs[i].borrowed = 1;
+            }
         hook_parse(app, db, &hs[i]);
         total += hs[i].pending ? hs[i].batch.n : 0;
     }
