@@ -164,7 +164,10 @@ static int defaults(struct sb_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->body_limit = SB_BODY_LIMIT_DEFAULT;
     cfg->drain_timeout = SB_DRAIN_TIMEOUT;
-    cfg->db_workers = SB_DB_WORKERS_DEFAULT;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->db_workers = cores < SB_DB_WORKERS_MIN   ? SB_DB_WORKERS_MIN
+                      : cores > SB_DB_WORKERS_MAX ? SB_DB_WORKERS_MAX
+                                                  : (int)cores;
     cfg->session_ttl = SB_SESSION_TTL_DEFAULT;
     cfg->login_ip_limit = SB_LOGIN_IP_LIMIT_DEFAULT;
     cfg->login_account_limit = SB_LOGIN_ACCOUNT_LIMIT_DEFAULT;

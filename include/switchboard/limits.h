@@ -28,9 +28,13 @@
  * larger ones stream from disk. The web view's bundles are well under it. */
 #define SB_STATIC_INLINE_MAX (2 * 1024 * 1024)
 
-/* DB worker threads; config database.workers. Each holds one MariaDB
- * connection, so this also bounds our share of max_connections. */
-#define SB_DB_WORKERS_DEFAULT 4
+/* DB worker threads; config database.workers, by default one per CPU core
+ * (at least SB_DB_WORKERS_MIN). Each holds one MariaDB connection, so this
+ * also bounds our share of max_connections. More workers than cores only
+ * split webhook bursts into smaller groups and more commits: on 2 cores, 2
+ * workers stored 2.8-3.7k webhooks/s where 4 stored 2.3k and 8 stored 1.4k,
+ * and answered /api/v1/me faster too (docs/benchmarks.md). */
+#define SB_DB_WORKERS_MIN 2
 #define SB_DB_WORKERS_MAX     64
 
 /* Jobs waiting for a DB worker before new requests get 503: a queue that grows

@@ -126,7 +126,12 @@ static void assert_defaults(const struct sb_config *c)
     assert_int_equal(c->body_limit, SB_BODY_LIMIT_DEFAULT);
     assert_int_equal(c->drain_timeout, SB_DRAIN_TIMEOUT);
     assert_null(c->db_url);
-    assert_int_equal(c->db_workers, SB_DB_WORKERS_DEFAULT);
+    /* one per core, at least SB_DB_WORKERS_MIN */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cores < SB_DB_WORKERS_MIN   ? SB_DB_WORKERS_MIN
+               : cores > SB_DB_WORKERS_MAX ? SB_DB_WORKERS_MAX
+                                           : (int)cores;
+    assert_int_equal(c->db_workers, want);
     assert_string_equal(c->schema_dir, "schema");
     assert_string_equal(c->log_level, "info");
     assert_string_equal(c->log_format, "text");
