@@ -67,8 +67,7 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
                          struct sb_http_reply *rep)
 {
     char q[256] = "", email_in[330] = "", phone_in[128] = "", err[256] = "";
-    char email[SB_EMAIL_MAX + 1] = "", like[300] = "", phone_q[SB_PHONE_MAX] = "",
-                              email_q[SB_EMAIL_MAX + 1] = "";
+    char email[SB_EMAIL_MAX + 1] = "";
     struct sb_phone ph;
     int64_t cursor;
     if (sb_api_cursor_id(req, &cursor) != 0) {
@@ -88,16 +87,9 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
     }
     if (*phone_in)
         snprintf(phone_in, sizeof phone_in, "%s", ph.e164);
-    if (*q) {
-        /* A free-text query may itself be a phone or an address in any format. */
-        char ignored[128];
-        if (sb_phone_normalize(q, app->cfg->default_region, &ph, ignored, sizeof ignored) == SB_OK)
-            snprintf(phone_q, sizeof phone_q, "%s", ph.e164);
-        if (sb_email_normalize(q, email_q, sizeof email_q, NULL, 0, ignored, sizeof ignored) !=
-            SB_OK)
-            email_q[0] = '\0';
-        snprintf(like, sizeof like, "%%%s%%", q);
-    }
+    /* A free-text query may itself be a phone or an address in any format. */
+    struct sb_search_terms t;
+    sb_api_search_terms(q, app->cfg->default_region, &t);
     int limit = sb_api_limit(req);
     struct sb_db_val a[] = {
         cursor ? SB_INT(cursor) : SB_NULL,
@@ -107,11 +99,11 @@ void sb_api_clients_list(struct sb_app *app, struct sb_db *db, const struct sb_h
         SB_TEXT(*phone_in ? phone_in : NULL),
         SB_TEXT(phone_in),
         SB_TEXT(*q ? q : NULL),
-        SB_TEXT(like),
-        SB_TEXT(like),
-        SB_TEXT(*phone_q ? phone_q : NULL),
-        SB_TEXT(*email_q ? email_q : NULL),
-        SB_TEXT(like),
+        SB_TEXT(t.like),
+        SB_TEXT(t.like),
+        SB_TEXT(*t.phone ? t.phone : NULL),
+        SB_TEXT(*t.email ? t.email : NULL),
+        SB_TEXT(t.like),
         SB_INT(limit),
     };
     struct sb_db_rows r;

@@ -93,7 +93,7 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
                                const struct sb_http_request *req, struct sb_http_reply *rep)
 {
     char status[16] = "", assignee[24] = "", channel[24] = "", cursor[80] = "", q[256] = "";
-    char err[256] = "", like[300] = "", phone[SB_PHONE_MAX] = "", email[SB_EMAIL_MAX + 1] = "";
+    char err[256] = "";
     sb_request_query(req, "status", status, sizeof status);
     sb_request_query(req, "assignee", assignee, sizeof assignee);
     sb_request_query(req, "channel", channel, sizeof channel);
@@ -146,15 +146,8 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
         if (t)
             *t = ' ';
     }
-    if (*q) {
-        char ignored[128];
-        struct sb_phone ph;
-        if (sb_phone_normalize(q, app->cfg->default_region, &ph, ignored, sizeof ignored) == SB_OK)
-            snprintf(phone, sizeof phone, "%s", ph.e164);
-        if (sb_email_normalize(q, email, sizeof email, NULL, 0, ignored, sizeof ignored) != SB_OK)
-            email[0] = '\0';
-        snprintf(like, sizeof like, "%%%s%%", q);
-    }
+    struct sb_search_terms t;
+    sb_api_search_terms(q, app->cfg->default_region, &t);
     int limit = sb_api_limit(req);
     int admin = req->user.role == SB_ROLE_ADMIN;
     struct sb_db_val a[] = {
@@ -173,10 +166,10 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
         SB_TEXT(cur_time),
         SB_INT(cur_id),
         SB_TEXT(*q ? q : NULL),
-        SB_TEXT(like),
-        SB_TEXT(like),
-        SB_TEXT(*phone ? phone : NULL),
-        SB_TEXT(*email ? email : NULL),
+        SB_TEXT(t.like),
+        SB_TEXT(t.like),
+        SB_TEXT(*t.phone ? t.phone : NULL),
+        SB_TEXT(*t.email ? t.email : NULL),
         SB_TEXT(q),
         SB_INT(limit),
     };

@@ -1,5 +1,10 @@
 /* Shared pieces of the JSON list endpoints (see apiutil.h). */
 #include "switchboard/apiutil.h"
+#include "switchboard/err.h"
+#include "switchboard/identity.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include <stdlib.h>
 
@@ -54,4 +59,24 @@ json_t *sb_json_flags(int64_t bits)
         if (bits & (1 << b))
             json_array_append_new(a, json_string(names[b]));
     return a;
+}
+
+void sb_api_search_terms(const char *q, const char *region, struct sb_search_terms *t)
+{
+    char ignored[128];
+    struct sb_phone ph;
+    memset(t, 0, sizeof *t);
+    if (sb_phone_normalize(q, region, &ph, ignored, sizeof ignored) == SB_OK)
+        snprintf(t->phone, sizeof t->phone, "%s", ph.e164);
+    if (sb_email_normalize(q, t->email, sizeof t->email, NULL, 0, ignored, sizeof ignored) != SB_OK)
+        t->email[0] = '\0';
+    size_t o = 0;
+    t->like[o++] = '%';
+    for (const char *c = q; *c && o + 3 < sizeof t->like; c++) {
+        if (*c == '%' || *c == '_' || *c == '\\')
+            t->like[o++] = '\\';
+        t->like[o++] = *c;
+    }
+    t->like[o++] = '%';
+    t->like[o] = '\0';
 }

@@ -21,6 +21,16 @@ int sb_api_cursor_id(const struct sb_http_request *req, int64_t *id_r);
 /* {"items": items, "next_cursor": "<last_id>" or null}; steals `items`. */
 json_t *sb_api_page(json_t *items, size_t n, int limit, int64_t last_id);
 
+/* What a free-text search `q` can match: itself as a phone (E.164, "" when
+ * it is not one) and as an e-mail address ("" when not), and a LIKE pattern
+ * "%q%" with q's own % _ \ escaped, so they match literally. */
+struct sb_search_terms {
+    char phone[32];
+    char email[321];
+    char like[600];
+};
+void sb_api_search_terms(const char *q, const char *region, struct sb_search_terms *t);
+
 /* A cell as a JSON string / integer, or null for SQL NULL. */
 json_t *sb_json_cell(const struct sb_db_rows *r, size_t row, size_t col);
 json_t *sb_json_cell_int(const struct sb_db_rows *r, size_t row, size_t col);

@@ -35,7 +35,7 @@
  * workers stored 2.8-3.7k webhooks/s where 4 stored 2.3k and 8 stored 1.4k,
  * and answered /api/v1/me faster too (docs/benchmarks.md). */
 #define SB_DB_WORKERS_MIN 2
-#define SB_DB_WORKERS_MAX     64
+#define SB_DB_WORKERS_MAX 64
 
 /* Jobs waiting for a DB worker before new requests get 503: a queue that grows
  * without bound only turns overload into timeouts for everybody. */

@@ -57,6 +57,20 @@ const char *th_db_url(void)
     return db_url;
 }
 
+struct sb_db *th_db_connect(void)
+{
+    struct sb_db_params p;
+    char err[512] = "";
+    if (sb_db_params_parse(db_url, &p, err, sizeof err) != SB_OK)
+        fatal("%s", err);
+    struct sb_db *d = NULL;
+    int rc = sb_db_open(&p, 0, &d, err, sizeof err);
+    sb_db_params_free(&p);
+    if (rc != SB_OK)
+        fatal("cannot connect to the scratch database: %s", err);
+    return d;
+}
+
 static void admin_exec(const char *sql)
 {
     struct sb_db_params p;

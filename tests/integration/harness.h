@@ -26,6 +26,9 @@ void th_db_setup(void);
 void th_db_teardown(void);
 /* The URL of the scratch database. */
 const char *th_db_url(void);
+/* A connection of the test's own to the scratch database (fails the run
+ * when it cannot be had). Close it with sb_db_close(). */
+struct sb_db *th_db_connect(void);
 
 /* Path of the binary under test ($SB_BUILD/switchboard). */
 const char *th_bin(void);

@@ -29,20 +29,6 @@
 static struct sb_db *db;
 static char tmpdir[256];
 
-static struct sb_db *connect_db(void)
-{
-    struct sb_db_params p;
-    char err[512] = "";
-    assert_int_equal(sb_db_params_parse(th_db_url(), &p, err, sizeof err), SB_OK);
-    struct sb_db *d = NULL;
-    int rc = sb_db_open(&p, 0, &d, err, sizeof err);
-    sb_db_params_free(&p);
-    if (rc != SB_OK)
-        fprintf(stderr, "%s\n", err);
-    assert_int_equal(rc, SB_OK);
-    return d;
-}
-
 static void rm_tree(const char *path)
 {
     DIR *d = opendir(path);
@@ -66,7 +52,7 @@ static int setup(void **state)
 {
     (void)state;
     th_db_setup();
-    db = connect_db();
+    db = th_db_connect();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sb-test-import-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
     return 0;

@@ -22,20 +22,6 @@ static struct sb_db *db;
 static int64_t ch_telegram, ch_whatsapp, ch_email, ch_form;
 static const struct sb_ingest_options opt = {"RU", 7 * 24 * 3600};
 
-static struct sb_db *connect_db(void)
-{
-    struct sb_db_params p;
-    char err[512] = "";
-    assert_int_equal(sb_db_params_parse(th_db_url(), &p, err, sizeof err), SB_OK);
-    struct sb_db *d = NULL;
-    int rc = sb_db_open(&p, 0, &d, err, sizeof err);
-    sb_db_params_free(&p);
-    if (rc != SB_OK)
-        fprintf(stderr, "%s\n", err);
-    assert_int_equal(rc, SB_OK);
-    return d;
-}
-
 static int64_t query_int(const char *sql, int64_t arg)
 {
     struct sb_db_val a[] = {SB_INT(arg)};
@@ -64,7 +50,7 @@ static int setup(void **state)
 {
     (void)state;
     th_db_setup();
-    db = connect_db();
+    db = th_db_connect();
     ch_telegram = add_channel("telegram", "Telegram bot");
     ch_whatsapp = add_channel("whatsapp", "WhatsApp");
     ch_email = add_channel("email", "Sales mailbox");
