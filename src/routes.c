@@ -50,6 +50,10 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_GET, "/api/v1/channels", sb_api_channels_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/channels", sb_api_channels_create, 0, SB_ROLE_ADMIN),
 
+    ROUTE(SB_GET, "/api/v1/quarantine", sb_api_quarantine_list, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_GET, "/api/v1/quarantine/{id}/body", sb_api_quarantine_body, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_POST, "/api/v1/quarantine/{id}/resolve", sb_api_quarantine_resolve, 0, SB_ROLE_ADMIN),
+
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/users", sb_api_users_create, 0, SB_ROLE_ADMIN),
 };

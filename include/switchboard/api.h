@@ -55,6 +55,11 @@ SB_HANDLER(sb_api_form_preflight);
 SB_HANDLER(sb_api_channels_list);
 SB_HANDLER(sb_api_channels_create);
 
+/* api_quarantine.c: unreadable provider input, for admins */
+SB_HANDLER(sb_api_quarantine_list);
+SB_HANDLER(sb_api_quarantine_body);
+SB_HANDLER(sb_api_quarantine_resolve);
+
 /* api_conversations.c */
 SB_HANDLER(sb_api_conversations_list);
 SB_HANDLER(sb_api_conversations_get);

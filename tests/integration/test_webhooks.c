@@ -250,6 +250,50 @@ static void unreadable_body_is_quarantined(void **state)
     assert_int_equal(count(sql), 1);
 }
 
+/* Admins see the quarantine, download the raw body and mark it dealt with. */
+static void admins_work_the_quarantine(void **state)
+{
+    (void)state;
+    th_user("admin@example.com", "admin", "admin-password-1");
+    char cookie[512];
+    th_login(&srv, "admin@example.com", "admin-password-1", cookie, sizeof cookie);
+    const char *h[] = {cookie, NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", "/api/v1/quarantine", NULL, h, &r), 0);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_loads(r.body, 0, NULL);
+    th_resp_free(&r);
+    json_t *item = json_array_get(json_object_get(o, "items"), 0);
+    assert_non_null(item);
+    assert_string_equal(json_string_value(json_object_get(item, "source")), "webhook:telegram");
+    long long id = json_integer_value(json_object_get(item, "id"));
+    json_decref(o);
+
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/quarantine/%lld/body", id);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"not\": \"an update\"");
+    char v[128];
+    assert_int_equal(th_header(&r, "content-disposition", v, sizeof v), 0);
+    assert_string_equal(v, "attachment");
+    th_resp_free(&r);
+
+    snprintf(path, sizeof path, "/api/v1/quarantine/%lld/resolve", id);
+    assert_int_equal(th_http(&srv, "POST", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 204);
+    th_resp_free(&r);
+    assert_int_equal(th_http(&srv, "POST", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 404);
+    th_resp_free(&r);
+    assert_int_equal(th_http(&srv, "GET", "/api/v1/quarantine", NULL, h, &r), 0);
+    assert_non_null(strstr(r.body, "\"items\":[]"));
+    th_resp_free(&r);
+    assert_int_equal(th_http(&srv, "GET", "/api/v1/quarantine", NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    th_resp_free(&r);
+}
+
 static void unknown_channel_is_404(void **state)
 {
     (void)state;
@@ -441,6 +485,7 @@ int main(void)
         cmocka_unit_test(wrong_secret_stores_nothing),
         cmocka_unit_test(anna_text_contact_and_edit),
         cmocka_unit_test(unreadable_body_is_quarantined),
+        cmocka_unit_test(admins_work_the_quarantine),
         cmocka_unit_test(unknown_channel_is_404),
         cmocka_unit_test(whatsapp_verification_echoes_the_challenge),
         cmocka_unit_test(whatsapp_message_joins_anna),
