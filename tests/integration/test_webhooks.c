@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,57 @@ static void unreadable_body_is_quarantined(void **state)
              "SELECT COUNT(*) FROM channels WHERE id = %lld AND last_error LIKE 'not a Telegram%%'",
              tg_id);
     assert_int_equal(count(sql), 1);
+}
+
+struct burst {
+    int n;
+    long status;
+};
+
+static void *post_one(void *arg)
+{
+    struct burst *b = arg;
+    char body[512];
+    /* ten senders, four messages each, all new to the database */
+    snprintf(body, sizeof body,
+             "{\"update_id\":%d,\"message\":{\"message_id\":%d,\"from\":{\"id\":%d,"
+             "\"first_name\":\"Burst\"},\"chat\":{\"id\":%d,\"type\":\"private\"},"
+             "\"date\":1763812800,\"text\":\"message %d\"}}",
+             900000 + b->n, 5000 + b->n, 777000 + b->n % 10, 777000 + b->n % 10, b->n);
+    const char *headers[] = {"Content-Type: application/json",
+                             "X-Telegram-Bot-Api-Secret-Token: " SECRET, NULL};
+    struct th_resp r;
+    b->status = th_http(&srv, "POST", hook, body, headers, &r) == 0 ? r.status : -1;
+    th_resp_free(&r);
+    return NULL;
+}
+
+/* Requests that queue up together are stored in one transaction (group
+ * commit): every one is answered 200 only once stored, none is lost or
+ * doubled, and a sender's messages share one client and one conversation. */
+static void a_burst_of_webhooks_is_stored_whole(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    pthread_t t[N];
+    struct burst b[N];
+    int64_t before = count("SELECT COUNT(*) FROM interactions");
+    for (int i = 0; i < N; i++) {
+        b[i] = (struct burst){.n = i};
+        pthread_create(&t[i], NULL, post_one, &b[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(b[i].status, 200);
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions"), before + N);
+    assert_int_equal(count("SELECT COUNT(DISTINCT client_id) FROM client_identities WHERE kind = "
+                           "'telegram' AND value LIKE '777%'"),
+                     10);
+    assert_int_equal(count("SELECT COUNT(*) FROM conversations c JOIN client_identities i ON "
+                           "i.client_id = c.client_id WHERE i.kind = 'telegram' AND i.value LIKE "
+                           "'777%'"),
+                     10);
 }
 
 /* Admins see the quarantine, download the raw body and mark it dealt with. */
@@ -492,6 +544,7 @@ int main(void)
         cmocka_unit_test(whatsapp_status_moves_our_message_forward_only),
         cmocka_unit_test(viber_message_and_statuses),
         cmocka_unit_test(pbx_calls_join_the_client_by_phone),
+        cmocka_unit_test(a_burst_of_webhooks_is_stored_whole),
     };
     return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
 }
