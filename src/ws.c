@@ -37,6 +37,12 @@
 #define AUTH_NEG_TTL_S   5
 #define RX_MAX           4096
 #define HOLD_US          200000
+/* Socket writes a second the fan-out aims to stay under: one write(2) to a
+ * loopback socket costs about 8 us here (BENCH-NOTES.md). The tailer reads
+ * new events at most every connections / WRITES_PER_S seconds, so each
+ * connection gets what arrived meanwhile in one write: with 1,000 agents,
+ * every 25 ms; with 20, every half millisecond. */
+#define WRITES_PER_S 40000
 
 /* --- frames -------------------------------------------------------------- */
 
@@ -326,7 +332,10 @@ static void conn_push(struct conn *c, struct frame *f)
     c->q[(c->qhead + c->qlen) % c->qcap] = f;
     c->qlen++;
     f->refs++;
-    if (c->cu == CU_NONE && !c->holding)
+    /* Asking lws for a writeable callback costs a poll change: once, when
+     * the queue stops being empty (on_writeable asks again while frames
+     * remain). */
+    if (c->qlen == 1 && c->cu == CU_NONE && !c->holding)
         lws_callback_on_writable(c->wsi);
 }
 
@@ -787,7 +796,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (ws.conns)
             ws.conns->prev = c;
         ws.conns = c;
-        ws.nconns++;
+        __atomic_add_fetch(&ws.nconns, 1, __ATOMIC_RELAXED);
         if (after >= 0) {
             on_resume(c, after);
         } else {
@@ -809,7 +818,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         presence_change(c, 0);
         conn_unlink(c);
-        ws.nconns--;
+        __atomic_sub_fetch(&ws.nconns, 1, __ATOMIC_RELAXED);
         conn_clear_queue(c);
         free(c->q);
         if (c->backlog)
@@ -1139,7 +1148,16 @@ static void *tailer_main(void *arg)
 {
     struct tail *t = arg;
     int again = 0;
+    int64_t last_read = 0;
     for (;;) {
+        /* Batch for the fan-out's sake: see WRITES_PER_S. */
+        size_t conns = __atomic_load_n(&ws.nconns, __ATOMIC_RELAXED);
+        int64_t gap_ms = (int64_t)(conns * 1000 / WRITES_PER_S);
+        int64_t since = now_ms() - last_read;
+        if (gap_ms > 0 && since < gap_ms) {
+            struct timespec pause = {0, (long)((gap_ms - since) * 1000000)};
+            nanosleep(&pause, NULL);
+        }
         pthread_mutex_lock(&ws.lock);
         if (!again && !ws.nudged && !ws.stop) {
             struct timespec ts;
@@ -1163,6 +1181,7 @@ static void *tailer_main(void *arg)
                 continue;
             }
         }
+        last_read = now_ms();
         again = tail_once(t);
         if (t->db)
             tail_prune(t);
