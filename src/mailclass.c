@@ -329,6 +329,9 @@ static const char *const bounce_subjects[] = {"undeliver",
                                               "undeliverable",
                                               "error sending message",
                                               "mail failure",
+                                              "mail failed",
+                                              "returning to sender",
+                                              "メールエラー",
                                               "недоставленное сообщение",
                                               "не доставлено",
                                               "не может быть доставлено",
@@ -400,12 +403,18 @@ static const char *const bounce_phrases[] = {"could not be delivered",
                                              "сообщение не доставлено",
                                              "адрес не существует",
                                              "ящик переполнен",
+                                             "did not reach the following recipient",
+                                             "unknown recipient",
+                                             "transcript of session follows",
+                                             "failed addresses follow",
+                                             "invalid user address",
                                              NULL};
 
 static const char *const daemon_locals[] = {
-    "mailer-daemon",     "postmaster", "mail-daemon", "mailerdaemon",  "mdaemon", "maildaemon",
-    "mail.daemon",       "bounce",     "bounces",     "mailer_daemon", "nobody",  "mail-delivery",
-    "microsoftexchange", "mailadmin",  NULL};
+    "mailer-daemon",     "postmaster",    "mail-daemon", "mailerdaemon",
+    "mdaemon",           "maildaemon",    "mail.daemon", "bounce",
+    "bounces",           "mailer_daemon", "nobody",      "mail-delivery",
+    "microsoftexchange", "mailadmin",     "post_master", NULL};
 
 static const char *const daemon_names[] = {
     "mail delivery", "mailer-daemon",        "mailer daemon",
@@ -700,10 +709,80 @@ static void score_text(struct cands *cs, const char *text, size_t len)
 
 /* ---- the three classes ---- */
 
-static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l, json_t *meta,
-                              int *hit)
+/* Amazon SES notifications through SNS: a JSON document in the body,
+ * {"notificationType":"Bounce", "bounce":{...}} (or eventType). */
+static int ses_notification(const char *text_l, const char *type)
+{
+    if (!text_l || !strstr(text_l, "amazonses") || !strchr(text_l, '{'))
+        return 0;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"notificationtype\":\"%s\"", type);
+    if (strstr(text_l, pat))
+        return 1;
+    snprintf(pat, sizeof pat, "\"eventtype\":\"%s\"", type);
+    if (strstr(text_l, pat))
+        return 1;
+    /* wrapped in an SNS envelope: the notification is a JSON string */
+    snprintf(pat, sizeof pat, "\\\"notificationtype\\\":\\\"%s\\\"", type);
+    return strstr(text_l, pat) != NULL;
+}
+
+static json_t *ses_json(const char *text)
+{
+    const char *p = text ? strchr(text, '{') : NULL;
+    if (!p)
+        return NULL;
+    json_error_t e;
+    json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &e);
+    if (!j) {
+        /* Some relays fold the long JSON line ("\n " inside a string):
+         * unfold and try again. */
+        size_t n = strnlen(p, SCAN_MAX), o = 0;
+        char *u = malloc(n + 1);
+        if (!u)
+            return NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] == '\r')
+                continue;
+            if (p[i] == '\n' && i + 1 < n && p[i + 1] == ' ') {
+                i++;
+                continue;
+            }
+            u[o++] = p[i];
+        }
+        u[o] = '\0';
+        j = json_loads(u, JSON_DISABLE_EOF_CHECK, &e);
+        free(u);
+    }
+    const char *inner = json_string_value(json_object_get(j, "Message"));
+    if (inner && !json_object_get(j, "notificationType")) {
+        json_t *k = json_loads(inner, 0, &e);
+        json_decref(j);
+        j = k;
+    }
+    return j;
+}
+
+static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l,
+                              const char *text_l, json_t *meta, int *hit)
 {
     *hit = 0;
+    if (ses_notification(text_l, "complaint")) {
+        json_t *j = ses_json(mi->text);
+        json_t *cp = json_object_get(j, "complaint");
+        const char *addr = json_string_value(json_object_get(
+            json_array_get(json_object_get(cp, "complainedRecipients"), 0), "emailAddress"));
+        const char *ft = json_string_value(json_object_get(cp, "complaintFeedbackType"));
+        json_t *c = json_object();
+        int rc = !c || json_object_set_new(meta, "complaint", c) ||
+                         set_str(c, "feedback_type", ft ? ft : "abuse") != SB_OK ||
+                         set_str(c, "recipient", addr) != SB_OK
+                     ? SB_ERR_NOMEM
+                     : SB_OK;
+        json_decref(j);
+        *hit = 1;
+        return rc;
+    }
     const char *apple = hdr(mi, "X-Apple-Unsubscribe");
     int arf = (mi->report_type && !strcmp(mi->report_type, "feedback-report")) ||
               mi->feedback_report != NULL;
@@ -825,6 +904,45 @@ static int parse_dsn(const char *ds, struct dsn_rec *out)
     return best >= 0;
 }
 
+static int parse_ses(const char *text, struct dsn_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *j = ses_json(text);
+    if (!j)
+        return 0;
+    json_t *b = json_object_get(j, "bounce");
+    json_t *d = json_object_get(j, "delivery");
+    json_t *rs = b ? json_object_get(b, "bouncedRecipients") : NULL;
+    json_t *r0 = json_array_get(rs, 0);
+    const char *addr = json_string_value(json_object_get(r0, "emailAddress"));
+    if (!addr && d)
+        addr = json_string_value(json_array_get(json_object_get(d, "recipients"), 0));
+    int ok = 0;
+    if (addr && first_addr(addr, out->recipient, sizeof out->recipient)) {
+        ok = 1;
+        const char *st = json_string_value(json_object_get(r0, "status"));
+        const char *dc = json_string_value(json_object_get(r0, "diagnosticCode"));
+        const char *bt = json_string_value(json_object_get(b, "bounceType"));
+        if (st)
+            find_status(st, out->status, sizeof out->status);
+        if (d && !out->status[0])
+            snprintf(out->status, sizeof out->status, "2.0.0");
+        if (dc)
+            snprintf(out->diagnostic, sizeof out->diagnostic, "%s", dc);
+        else if (d)
+            snprintf(out->diagnostic, sizeof out->diagnostic, "%s",
+                     json_string_value(json_object_get(d, "smtpResponse"))
+                         ? json_string_value(json_object_get(d, "smtpResponse"))
+                         : "");
+        snprintf(out->action, sizeof out->action, "%s",
+                 d                                    ? "delivered"
+                 : bt && !strcasecmp(bt, "Transient") ? "delayed"
+                                                      : "failed");
+    }
+    json_decref(j);
+    return ok;
+}
+
 static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj_l,
                            const char *text_l, json_t *meta, int *hit)
 {
@@ -854,7 +972,8 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
     int subj = contains_any(subj_l, bounce_subjects);
     int body = contains_any(text_l, bounce_phrases);
     int signals = daemon + subj + body + (null_sender && (subj || body));
-    if (!strong && signals < 2)
+    int ses = ses_notification(text_l, "bounce") || ses_notification(text_l, "delivery");
+    if (!strong && !ses && signals < 2)
         return SB_OK;
     *hit = 1;
 
@@ -865,6 +984,11 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
     int have_dsn = mi->delivery_status && parse_dsn(mi->delivery_status, &r);
     if (!have_dsn && mi->text && strstr(text_l, "final-recipient"))
         have_dsn = parse_dsn(mi->text, &r); /* a DSN pasted as text */
+    if (!have_dsn && ses)
+        have_dsn = parse_ses(mi->text, &r);
+    /* A bounce of a bounce: the returned message is itself a report. */
+    if (!have_dsn && !xfr && mi->original && strcasestr(mi->original, "final-recipient"))
+        have_dsn = parse_dsn(mi->original, &r);
     char recipient[ADDR_MAX] = "", status[16] = "";
     const char *diag = "";
     const char *action = NULL;
@@ -883,9 +1007,12 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
         size_t nexcl = 0;
         if (mi->from_addr && first_addr(mi->from_addr, excl[nexcl], ADDR_MAX))
             nexcl++;
+        /* The bounce's To is the original sender, but a message bounced
+         * back to its own sender names it too: a penalty, not a ban. */
+        char to_addr[ADDR_MAX] = "";
         const char *to = hdr(mi, "To");
-        if (to && first_addr(to, excl[nexcl], ADDR_MAX))
-            nexcl++;
+        if (to)
+            first_addr(to, to_addr, sizeof to_addr);
         if (rp && first_addr(rp, excl[nexcl], ADDR_MAX))
             nexcl++;
         char v[1024];
@@ -915,14 +1042,18 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
             }
         }
         const struct cand *best = NULL;
+        int best_score = 0;
         for (size_t i = 0; i < cs->n; i++) {
             const struct cand *c = &cs->c[i];
             if (excluded(c->addr, excl, nexcl))
                 continue;
-            if (!best || c->score > best->score)
+            int sc = c->score - (to_addr[0] && !strcmp(c->addr, to_addr) ? 8 : 0);
+            if (!best || sc > best_score) {
                 best = c;
+                best_score = sc;
+            }
         }
-        if (best && best->score >= 4)
+        if (best && best_score >= 4)
             memcpy(recipient, best->addr, sizeof recipient);
         free(cs);
     }
@@ -1035,7 +1166,7 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
     int rc = SB_ERR_NOMEM, hit = 0;
     if ((mi->subject && !subj_l) || !text_l)
         goto out;
-    if ((rc = classify_complaint(mi, subj_l, meta, &hit)) != SB_OK)
+    if ((rc = classify_complaint(mi, subj_l, text_l, meta, &hit)) != SB_OK)
         goto out;
     if (hit) {
         *class_r = SB_MAIL_COMPLAINT;
