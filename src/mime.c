@@ -170,6 +170,10 @@ static int buf_add_utf8_repair(struct buf *b, const char *s, size_t n, int *fall
 
 /* The iconv name for a mail charset label; NULL for "UTF-8 or, failing
  * that, windows-1252". `tmp` holds a cleaned copy of the label. */
+/* Charset labels decoded as windows-1252 directly: the superset browsers use
+ * for them, and every byte means something. */
+#define CS_LATIN ((const char *)1)
+
 static const char *charset_iconv_name(const char *label, char *tmp, size_t tmplen)
 {
     if (!label)
@@ -185,9 +189,11 @@ static const char *charset_iconv_name(const char *label, char *tmp, size_t tmple
     const char *c = tmp;
     if (!strncmp(c, "x-", 2) && strcmp(c, "x-mac-cyrillic") != 0)
         c += 2;
-    if (!*c || !strcmp(c, "us-ascii") || !strcmp(c, "ascii") || !strcmp(c, "iso-8859-1") ||
-        !strcmp(c, "iso8859-1") || !strcmp(c, "latin1") || !strcmp(c, "iso_8859-1") ||
-        !strcmp(c, "windows-1252") || !strcmp(c, "cp1252") || !strcmp(c, "utf-8") ||
+    if (!strcmp(c, "iso-8859-1") || !strcmp(c, "iso8859-1") || !strcmp(c, "latin1") ||
+        !strcmp(c, "iso_8859-1") || !strcmp(c, "windows-1252") || !strcmp(c, "cp1252"))
+        return CS_LATIN;
+    /* us-ascii with 8-bit bytes is almost always undeclared UTF-8 */
+    if (!*c || !strcmp(c, "us-ascii") || !strcmp(c, "ascii") || !strcmp(c, "utf-8") ||
         !strcmp(c, "utf8") || !strcmp(c, "unknown-8bit") || !strcmp(c, "unknown") ||
         !strcmp(c, "default") || !strcmp(c, "8bit") || !strcmp(c, "ansi_x3.4-1968"))
         return NULL;
@@ -220,7 +226,15 @@ int sb_mime_to_utf8(const char *charset, const char *s, size_t n, char **out, si
     char tmp[64];
     const char *cs = charset_iconv_name(charset, tmp, sizeof tmp);
     iconv_t cd = (iconv_t)-1;
-    if (cs) {
+    if (cs == CS_LATIN) {
+        if (buf_reserve(&b, n * 2 + 1) != SB_OK)
+            goto nomem;
+        for (size_t i = 0; i < n; i++)
+            if (buf_add_cp1252(&b, (unsigned char)s[i]) != SB_OK)
+                goto nomem;
+        cs = NULL;
+        n = 0; /* converted: the UTF-8 path below appends nothing */
+    } else if (cs) {
         cd = iconv_open("UTF-8", cs);
         if (cd == (iconv_t)-1)
             fallback = 1; /* a charset nobody knows: keep the bytes */
