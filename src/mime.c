@@ -583,39 +583,47 @@ static const char *decode_into(struct ctx *c, const char *v)
     return r;
 }
 
-/* A message id: what is inside the first <...>, else the first token. */
+/* The next message id at *pp: what is inside <...>, else a bare token;
+ * comments and empty ids are skipped (a loop: a header of a million "()"
+ * must not recurse). NULL at the end. */
 static const char *msgid_at(struct ctx *c, const char **pp)
 {
     const char *p = *pp;
-    while (*p && (isspace((unsigned char)*p) || *p == ','))
-        p++;
-    if (!*p)
-        return NULL;
-    const char *s, *e;
-    if (*p == '<') {
-        s = p + 1;
-        e = strchr(s, '>');
-        if (!e)
-            e = s + strlen(s);
-        *pp = *e ? e + 1 : e;
-    } else if (*p == '(') { /* a comment */
-        const char *q = strchr(p, ')');
-        *pp = q ? q + 1 : p + strlen(p);
-        return msgid_at(c, pp);
-    } else {
-        s = p;
-        e = p;
-        while (*e && !isspace((unsigned char)*e) && *e != ',' && *e != '<')
-            e++;
-        *pp = e;
+    for (;;) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!*p) {
+            *pp = p;
+            return NULL;
+        }
+        const char *s, *e;
+        if (*p == '(') {
+            const char *q = strchr(p, ')');
+            p = q ? q + 1 : p + strlen(p);
+            continue;
+        }
+        if (*p == '<') {
+            s = p + 1;
+            e = strchr(s, '>');
+            if (!e)
+                e = s + strlen(s);
+            p = *e ? e + 1 : e;
+        } else {
+            s = p;
+            e = p;
+            while (*e && !isspace((unsigned char)*e) && *e != ',' && *e != '<')
+                e++;
+            p = e;
+        }
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > s) {
+            *pp = p;
+            return sb_inbound_strndup(c->in, s, (size_t)(e - s));
+        }
     }
-    while (s < e && isspace((unsigned char)*s))
-        s++;
-    while (e > s && isspace((unsigned char)e[-1]))
-        e--;
-    if (e == s)
-        return msgid_at(c, pp);
-    return sb_inbound_strndup(c->in, s, (size_t)(e - s));
 }
 
 /* "Name <addr>" or "addr", decoded. */
@@ -1039,8 +1047,14 @@ static int add_text(struct ctx *c, struct buf *b, int *count, const char *charse
 }
 
 /* A report part kept for the classifier, as UTF-8 in the scratch arena. */
+/* The classifier reads the report fields and the returned message's
+ * headers, never a returned attachment: a cap keeps a huge one cheap. */
+#define REPORT_PART_MAX (256 * 1024)
+
 static const char *scratch_text(struct ctx *c, const char *charset, const char *s, size_t n)
 {
+    if (n > REPORT_PART_MAX)
+        n = REPORT_PART_MAX;
     char *u = NULL;
     size_t ul = 0;
     int fb = 0;
@@ -1262,11 +1276,76 @@ static int walk(struct ctx *c, const struct mailmime *m, int depth)
     }
 }
 
+/* libetpan parses nested parts recursively and looks for each boundary
+ * through the rest of the message: tens of thousands of nested parts take
+ * minutes or overflow the stack. Real mail has a handful; a digest perhaps a
+ * few hundred. Above the limit the message is kept raw and flagged. */
+#define MIME_CONTAINERS_MAX 512
+
+/* Counts "Content-Type: multipart/..." and "message/..." header lines (the
+ * value may be folded onto the next line). */
+static size_t count_containers(const char *s, size_t n)
+{
+    size_t count = 0;
+    const char *end = s + n;
+    for (const char *p = s; p < end;) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        if (!e)
+            e = end;
+        if ((size_t)(e - p) >= 13 && !strncasecmp(p, "content-type:", 13)) {
+            const char *v = p + 13;
+            while (v < e && (*v == ' ' || *v == '\t' || *v == '\r'))
+                v++;
+            if (v == e && e + 1 < end) { /* folded: the value is on the next line */
+                v = e + 1;
+                while (v < end && (*v == ' ' || *v == '\t'))
+                    v++;
+            }
+            if ((end - v >= 9 && !strncasecmp(v, "multipart", 9)) ||
+                (end - v >= 8 && !strncasecmp(v, "message/", 8)))
+                count++;
+        }
+        p = e + 1;
+    }
+    return count;
+}
+
 static int set_parse_error(struct ctx *c, const char *why)
 {
     c->in->flags |= SB_IN_PARSE_ERROR;
     c->in->parse_error = sb_inbound_strdup(c->in, why);
     return c->in->parse_error ? SB_OK : SB_ERR_NOMEM;
+}
+
+/* References: the thread's root and its latest ids are what threading
+ * needs; a runaway header (thousands of ids) keeps the first and the last
+ * REFS_MAX - 1, as mail clients trim it. */
+#define REFS_MAX 100
+
+static int add_references(struct ctx *c, const char *v)
+{
+    const char *p = v, *id;
+    const char **all = NULL;
+    size_t n = 0, cap = 0;
+    while ((id = msgid_at(c, &p)) != NULL) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            const char **t = realloc(all, ncap * sizeof *t);
+            if (!t) {
+                free(all);
+                return SB_ERR_NOMEM;
+            }
+            all = t;
+            cap = ncap;
+        }
+        all[n++] = id;
+    }
+    int rc = SB_OK;
+    for (size_t i = 0; i < n && rc == SB_OK; i++)
+        if (n <= REFS_MAX || i == 0 || i >= n - (REFS_MAX - 1))
+            rc = sb_inbound_add_reference(c->in, all[i]);
+    free(all);
+    return rc;
 }
 
 static const char *const kept_headers[] = {
@@ -1315,10 +1394,8 @@ static int header_fields(struct ctx *c)
             const char *p = v;
             in->in_reply_to = msgid_at(c, &p);
         } else if (!strcasecmp(n, "References") && !in->nreferences) {
-            const char *p = v, *id;
-            while ((id = msgid_at(c, &p)) != NULL)
-                if (sb_inbound_add_reference(in, id) != SB_OK)
-                    goto nomem;
+            if (add_references(c, v) != SB_OK)
+                goto nomem;
         } else {
             for (size_t k = 0; k < sizeof kept_headers / sizeof *kept_headers; k++)
                 if (!strcasecmp(n, kept_headers[k]) && !json_object_get(hk, kept_headers[k])) {
@@ -1417,10 +1494,19 @@ int sb_mime_parse(const unsigned char *raw, size_t len, struct sb_inbound **out,
         if (header_fields(&c) != SB_OK)
             goto nomem;
         size_t idx = 0;
-        int r = mailmime_parse(s + off, len - off, &idx, &mime);
+        size_t containers = count_containers(s + off, len - off);
+        int r =
+            containers > MIME_CONTAINERS_MAX ? -1 : mailmime_parse(s + off, len - off, &idx, &mime);
         if (r == MAILIMF_ERROR_MEMORY)
             goto nomem;
-        if (r != MAILIMF_NO_ERROR || !mime) {
+        if (r == -1) {
+            char why[128];
+            snprintf(why, sizeof why,
+                     "MIME structure too complex: %zu multipart/message parts (limit %d)",
+                     containers, MIME_CONTAINERS_MAX);
+            if (set_parse_error(&c, why) != SB_OK)
+                goto nomem;
+        } else if (r != MAILIMF_NO_ERROR || !mime) {
             char why[96];
             snprintf(why, sizeof why, "MIME structure could not be parsed (libetpan error %d)", r);
             if (set_parse_error(&c, why) != SB_OK)
