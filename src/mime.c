@@ -1114,10 +1114,11 @@ static int leaf(struct ctx *c, const struct mailmime *m, int depth)
         return SB_ERR_NOMEM;
     const char *charset = plain_param(&li, "charset");
     int rc = SB_OK;
-    /* A named part is a file unless it says it is inline: some mailers name
-     * the body text too. */
-    int attached = li.disposition == MAILMIME_DISPOSITION_TYPE_ATTACHMENT ||
-                   (names_file(&li) && li.disposition != MAILMIME_DISPOSITION_TYPE_INLINE);
+    /* A named part is a file even when inline (Apple Mail sends attached
+     * .txt files so); only a message that is nothing but one named text part
+     * (depth 1) shows it as its text. */
+    int attached =
+        li.disposition == MAILMIME_DISPOSITION_TYPE_ATTACHMENT || (names_file(&li) && depth > 1);
     if (!strcmp(li.type, "message/delivery-status") ||
         !strcmp(li.type, "message/global-delivery-status")) {
         if (!c->mc.delivery_status && !(c->mc.delivery_status = scratch_text(c, charset, data, n)))

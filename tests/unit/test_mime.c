@@ -196,10 +196,12 @@ static void test_rfc2231_filename(void **state)
               "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
               "--b1\nContent-Type: text/plain; name*=koi8-r''%F0%D2%C9%D7%C5%D4.txt\n"
               "Content-Disposition: attachment\n\nhello\n"
+              "--b1\nContent-Type: text/plain\n"
+              "Content-Disposition: inline; filename=notes.txt\n\nan attached text file\n"
               "--b1--\n");
     assert_string_equal(in->text,
                         "see attached"); /* the newline before a boundary is the boundary's */
-    assert_int_equal(in->nattachments, 3);
+    assert_int_equal(in->nattachments, 4);
     assert_string_equal(in->attachments[0].filename, "Договор поставки.pdf");
     assert_string_equal(in->attachments[0].content_type, "application/pdf");
     assert_int_equal(in->attachments[0].size, 9);
@@ -208,6 +210,14 @@ static void test_rfc2231_filename(void **state)
     assert_string_equal(in->attachments[1].filename, "Счёт №5.pdf");
     assert_string_equal(in->attachments[2].filename, "Привет.txt");
     assert_string_equal(in->attachments[2].content_type, "text/plain");
+    assert_string_equal(in->attachments[3].filename, "notes.txt");
+    assert_true(in->attachments[3].inline_part);
+    sb_inbound_free(&in);
+    /* a message that is one named text part shows it as its text */
+    in = parse("From: a@example.com\nMessage-ID: <f2@x>\n"
+               "Content-Type: text/plain; charset=utf-8; name=body.txt\n\nthe text\n");
+    assert_string_equal(in->text, "the text\n");
+    assert_int_equal(in->nattachments, 0);
     sb_inbound_free(&in);
 }
 
