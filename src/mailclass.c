@@ -651,6 +651,8 @@ static void score_text(struct cands *cs, const char *text, size_t len)
         }
         int base = 1;
         static const char *const recip_ctx[] = {"rcpt to",
+                                                "undeliverable to",
+                                                "delivery to",
                                                 "final-recipient",
                                                 "original-recipient",
                                                 "recipient",
@@ -671,15 +673,15 @@ static void score_text(struct cands *cs, const char *text, size_t len)
             "quota",   "full",           "invalid", "error",    NULL};
         if (contains_any(line, recip_ctx))
             base += 3;
-        if (contains_any(line, err_ctx))
+        if (contains_any(line, err_ctx) || find_reply_code(line))
             base += 3;
         if (after_failed_heading)
             base += 4;
-        static const char *const headings[] = {"following address",         "following recipient",
-                                               "permanent fatal errors",    "failed recipient",
-                                               "these recipients",          "cannot be reached",
-                                               "could not be delivered to", "failed permanently",
-                                               "wasn't delivered to",       NULL};
+        static const char *const headings[] = {
+            "following address",         "following recipient",  "permanent fatal errors",
+            "failed recipient",          "these recipients",     "cannot be reached",
+            "could not be delivered to", "failed permanently",   "wasn't delivered to",
+            "not yet been delivered",    "to which the message", NULL};
         int heading = contains_any(line, headings);
         size_t n;
         const char *a = p;
