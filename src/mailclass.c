@@ -433,7 +433,7 @@ static const char *const hard_phrases[] = {"user unknown",
                                            "no mailbox",
                                            "mailbox not found",
                                            "mailbox unavailable",
-                                           "address rejected",
+
                                            "no such domain",
                                            "domain not found",
                                            "host unknown",
@@ -473,6 +473,12 @@ static const char *const soft_phrases[] = {"mailbox full",
                                            "ящик переполнен",
                                            NULL};
 
+static const char *const policy_phrases[] = {
+    "blacklist", "blocklist",      "blocked",       "spam",     "policy",
+    "content",   "virus",          "reputation",    "dmarc",    "spf",
+    "dkim",      "authentication", "not permitted", "relay",    "rate",
+    "too many",  "listed",         "rbl",           "greylist", NULL};
+
 static int is_daemon_addr(const char *addr)
 {
     if (!addr)
@@ -497,6 +503,14 @@ static int set_str(json_t *o, const char *k, const char *v)
     return json_object_set_new(o, k, s) ? SB_ERR_NOMEM : SB_OK;
 }
 
+/* Hard or soft, from the enhanced status code (RFC 3463) first and the
+ * words second. Hard: the address itself is bad (x.1.x addressing except
+ * the sender's own 5.1.7/5.1.8, a disabled mailbox 5.2.1, an unknown host
+ * 5.4.4) or the words say so. Soft: temporary (4.x.x), mailbox full, too
+ * big, system, network, protocol, content and policy classes (5.2.x, 5.3.x,
+ * 5.4.x, 5.5.x, 5.6.x, 5.7.x) unless an unknown-user phrase says otherwise.
+ * A bare 5.0.0 or 5xx is permanent, so hard unless its words point at the
+ * message or the sending host. */
 static const char *bounce_class(const char *status, int reply, const char *diag_l)
 {
     int hardp = contains_any(diag_l, hard_phrases);
@@ -507,20 +521,39 @@ static const char *bounce_class(const char *status, int reply, const char *diag_
     if (c == '4')
         return "soft";
     if (c == '5') {
-        if (status && (!strncmp(status, "5.2.2", 5) || !strncmp(status, "5.3.4", 5) ||
-                       !strncmp(status, "5.2.3", 5)))
-            return "soft";
+        int subject = -1, detail = -1;
+        if (status && *status)
+            sscanf(status, "5.%d.%d", &subject, &detail);
+        if (subject == 1)
+            return detail == 7 || detail == 8 ? "soft" : "hard";
+        if (subject == 2)
+            return detail == 1 || hardp ? "hard" : "soft";
+        if (subject == 4 && detail == 4)
+            return "hard";
+        if (subject >= 3)
+            return hardp ? "hard" : "soft";
         if (hardp)
             return "hard";
-        if (status && !strncmp(status, "5.7.", 4))
-            return "soft";
-        if (softp && !hardp)
+        /* refused for what the message or the sending host is, not for the
+         * address: the next message may pass */
+        if (softp || contains_any(diag_l, policy_phrases))
             return "soft";
         return "hard";
     }
     if (hardp)
         return "hard";
     return "soft";
+}
+
+/* A DSN's generic x.0.0 and a more precise code in its diagnostic ("550
+ * 5.1.1 ..."): the precise one, when the class agrees. */
+static void refine_status(char *status, size_t len, const char *diag)
+{
+    char d[16];
+    if (!status[0] || strcmp(status + 1, ".0.0") != 0 || !diag || !find_status(diag, d, sizeof d))
+        return;
+    if (d[0] == status[0] && strcmp(d + 1, ".0.0") != 0)
+        snprintf(status, len, "%s", d);
 }
 
 /* ---- the returned original ---- */
@@ -1094,6 +1127,7 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
         if (!find_status(diag, status, sizeof status))
             find_status(text_l, status, sizeof status);
     }
+    refine_status(status, sizeof status, diag);
     int reply = find_reply_code(diag);
     char *dl = lower_utf8(*diag ? diag : (text_l ? text_l : ""), SCAN_MAX);
     if (!dl)
