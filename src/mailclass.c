@@ -746,20 +746,20 @@ static void score_text(struct cands *cs, const char *text, size_t len)
 
 /* Amazon SES notifications through SNS: a JSON document in the body,
  * {"notificationType":"Bounce", "bounce":{...}} (or eventType). */
-static int ses_notification(const char *text_l, const char *type)
+static int ses_notification(const char *text, const char *type)
 {
-    if (!text_l || !strstr(text_l, "amazonses") || !strchr(text_l, '{'))
+    if (!text || !strstr(text, "amazonses") || !strchr(text, '{'))
         return 0;
     char pat[64];
-    snprintf(pat, sizeof pat, "\"notificationtype\":\"%s\"", type);
-    if (strstr(text_l, pat))
+    snprintf(pat, sizeof pat, "\"notificationType\":\"%s\"", type);
+    if (strstr(text, pat))
         return 1;
-    snprintf(pat, sizeof pat, "\"eventtype\":\"%s\"", type);
-    if (strstr(text_l, pat))
+    snprintf(pat, sizeof pat, "\"eventType\":\"%s\"", type);
+    if (strstr(text, pat))
         return 1;
     /* wrapped in an SNS envelope: the notification is a JSON string */
-    snprintf(pat, sizeof pat, "\\\"notificationtype\\\":\\\"%s\\\"", type);
-    return strstr(text_l, pat) != NULL;
+    snprintf(pat, sizeof pat, "\\\"notificationType\\\":\\\"%s\\\"", type);
+    return strstr(text, pat) != NULL;
 }
 
 static json_t *ses_json(const char *text)
@@ -798,11 +798,11 @@ static json_t *ses_json(const char *text)
     return j;
 }
 
-static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l,
-                              const char *text_l, json_t *meta, int *hit)
+static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l, json_t *meta,
+                              int *hit)
 {
     *hit = 0;
-    if (ses_notification(text_l, "complaint")) {
+    if (ses_notification(mi->text, "Complaint")) {
         json_t *j = ses_json(mi->text);
         json_t *cp = json_object_get(j, "complaint");
         const char *addr = json_string_value(json_object_get(
@@ -978,40 +978,10 @@ static int parse_ses(const char *text, struct dsn_rec *out)
     return ok;
 }
 
-static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj_l,
-                           const char *text_l, json_t *meta, int *hit)
+/* The details of a message known to be a bounce: meta.bounce. */
+static int bounce_details(const struct sb_mailclass_input *mi, const char *text_l, const char *xfr,
+                          const char *rp, int ses, json_t *meta)
 {
-    *hit = 0;
-    const char *xfr = hdr(mi, "X-Failed-Recipients");
-    const char *rp = hdr(mi, "Return-Path");
-    int strong = mi->delivery_status != NULL ||
-                 (mi->report_type && !strcmp(mi->report_type, "delivery-status")) || xfr;
-    int daemon = is_daemon_addr(mi->from_addr);
-    if (!daemon && mi->from_name) {
-        char *nl = lower_utf8(mi->from_name, 256);
-        if (!nl)
-            return SB_ERR_NOMEM;
-        daemon = contains_any(nl, daemon_names);
-        free(nl);
-    }
-    if (!daemon) {
-        /* "MAILER-DAEMON@host (Mail Delivery System)": the comment is in the raw value */
-        const char *from = hdr(mi, "From");
-        char *fl = from ? lower_utf8(from, 512) : NULL;
-        if (from && !fl)
-            return SB_ERR_NOMEM;
-        daemon = fl && contains_any(fl, daemon_names);
-        free(fl);
-    }
-    int null_sender = rp && (!strcmp(rp, "<>") || !strncmp(rp, "<>", 2));
-    int subj = contains_any(subj_l, bounce_subjects);
-    int body = contains_any(text_l, bounce_phrases);
-    int signals = daemon + subj + body + (null_sender && (subj || body));
-    int ses = ses_notification(text_l, "bounce") || ses_notification(text_l, "delivery");
-    if (!strong && !ses && signals < 2)
-        return SB_OK;
-    *hit = 1;
-
     json_t *b = json_object();
     if (!b || json_object_set_new(meta, "bounce", b))
         return SB_ERR_NOMEM;
@@ -1145,6 +1115,51 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
     return SB_OK;
 }
 
+static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj_l, json_t *meta,
+                           int *hit)
+{
+    *hit = 0;
+    const char *xfr = hdr(mi, "X-Failed-Recipients");
+    const char *rp = hdr(mi, "Return-Path");
+    int strong = mi->delivery_status != NULL ||
+                 (mi->report_type && !strcmp(mi->report_type, "delivery-status")) || xfr;
+    int ses = ses_notification(mi->text, "Bounce") || ses_notification(mi->text, "Delivery");
+    int daemon = is_daemon_addr(mi->from_addr);
+    if (!daemon && mi->from_name) {
+        char *nl = lower_utf8(mi->from_name, 256);
+        if (!nl)
+            return SB_ERR_NOMEM;
+        daemon = contains_any(nl, daemon_names);
+        free(nl);
+    }
+    if (!daemon) {
+        /* "MAILER-DAEMON@host (Mail Delivery System)": the comment is in the raw value */
+        const char *from = hdr(mi, "From");
+        char *fl = from ? lower_utf8(from, 512) : NULL;
+        if (from && !fl)
+            return SB_ERR_NOMEM;
+        daemon = fl && contains_any(fl, daemon_names);
+        free(fl);
+    }
+    int null_sender = rp && !strncmp(rp, "<>", 2);
+    int subj = contains_any(subj_l, bounce_subjects);
+    /* Ordinary mail stops here, before the body is lowered and scanned. */
+    if (!strong && !ses && !daemon && !subj && !null_sender)
+        return SB_OK;
+    char *text_l = lower_utf8(mi->text ? mi->text : "", SCAN_MAX);
+    if (!text_l)
+        return SB_ERR_NOMEM;
+    int body = contains_any(text_l, bounce_phrases);
+    int signals = daemon + subj + body + (null_sender && (subj || body));
+    int rc = SB_OK;
+    if (strong || ses || signals >= 2) {
+        *hit = 1;
+        rc = bounce_details(mi, text_l, xfr, rp, ses, meta);
+    }
+    free(text_l);
+    return rc;
+}
+
 static int classify_auto_reply(const struct sb_mailclass_input *mi, const char *subj_l,
                                json_t *meta, int *hit)
 {
@@ -1198,16 +1213,15 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
 {
     *class_r = SB_MAIL_ORDINARY;
     char *subj_l = mi->subject ? lower_utf8(mi->subject, 1024) : NULL;
-    char *text_l = lower_utf8(mi->text ? mi->text : "", SCAN_MAX);
     int rc = SB_ERR_NOMEM, hit = 0;
-    if ((mi->subject && !subj_l) || !text_l)
+    if (mi->subject && !subj_l)
         goto out;
-    if ((rc = classify_complaint(mi, subj_l, text_l, meta, &hit)) != SB_OK)
+    if ((rc = classify_complaint(mi, subj_l, meta, &hit)) != SB_OK)
         goto out;
     if (hit) {
         *class_r = SB_MAIL_COMPLAINT;
     } else {
-        if ((rc = classify_bounce(mi, subj_l, text_l, meta, &hit)) != SB_OK)
+        if ((rc = classify_bounce(mi, subj_l, meta, &hit)) != SB_OK)
             goto out;
         if (hit) {
             *class_r = SB_MAIL_BOUNCE;
@@ -1223,6 +1237,5 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
              : SB_OK;
 out:
     free(subj_l);
-    free(text_l);
     return rc;
 }

@@ -152,8 +152,21 @@ static int buf_add_utf8_repair(struct buf *b, const char *s, size_t n, int *fall
     while (i < n) {
         size_t start = i;
         size_t l;
-        while (i < n && u[i] != 0 && (l = utf8_seq(u + i, n - i)) != 0)
-            i += l;
+        for (;;) {
+            /* ASCII without NUL, eight bytes at a time: most mail text */
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, u + i, 8);
+                if ((w & UINT64_C(0x8080808080808080)) ||
+                    ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)))
+                    break;
+                i += 8;
+            }
+            if (i < n && u[i] != 0 && (l = utf8_seq(u + i, n - i)) != 0)
+                i += l;
+            else
+                break;
+        }
         if (buf_add(b, s + start, i - start) != SB_OK)
             return SB_ERR_NOMEM;
         if (i < n) {
