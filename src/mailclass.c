@@ -9,12 +9,14 @@
  * ("complaint about message from ...", from staff@hotmail.com) and Apple
  * Mail's one-click unsubscribe (X-Apple-Unsubscribe: true).
  *
- * Bounces: a delivery-status part (RFC 3464) or X-Failed-Recipients is
- * enough. Otherwise two independent signals are needed among a daemon
- * sender (MAILER-DAEMON, postmaster, "Mail Delivery System"), a null
- * Return-Path, a bounce subject and a bounce phrase in the body, because
- * each alone also appears on ordinary mail ("Returned mail" is a fine
- * subject for a person to write). The failed recipient comes from the DSN
+ * Bounces: a delivery-status part (RFC 3464), X-Failed-Recipients or an
+ * SES notification is enough. Otherwise two independent signals are needed
+ * among a daemon sender (MAILER-DAEMON, postmaster, "Mail Delivery
+ * System"), a null Return-Path, a bounce subject and a bounce phrase in the
+ * body, and one of them must be the daemon sender or the null Return-Path:
+ * "Delivery failed: order not delivered ... could not be delivered" is a
+ * client writing about a parcel, and a client forwarding a bounce to ask
+ * for help is a client too. The failed recipient comes from the DSN
  * fields when there are any; else every address in the text is scored by its
  * context (at the start of a qmail/Postfix "<addr>:" line, after RCPT TO,
  * near an SMTP status or "user unknown", in the returned message's To) and
@@ -1152,7 +1154,7 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
     int body = contains_any(text_l, bounce_phrases);
     int signals = daemon + subj + body + (null_sender && (subj || body));
     int rc = SB_OK;
-    if (strong || ses || signals >= 2) {
+    if (strong || ses || (signals >= 2 && (daemon || null_sender))) {
         *hit = 1;
         rc = bounce_details(mi, text_l, xfr, rp, ses, meta);
     }
@@ -1185,7 +1187,11 @@ static int classify_auto_reply(const struct sb_mailclass_input *mi, const char *
             (n == 4 && !strncasecmp(v, "bulk", 4)) || (n == 4 && !strncasecmp(v, "junk", 4)))
             snprintf(reason, sizeof reason, "Precedence: %.*s", (int)n, v);
     }
-    if (!reason[0] && subj_l &&
+    /* "Re: Out of office hours?" is a person answering: a reply or forward
+     * prefix rules the subject out (responders put their own word first). */
+    static const char *const human_prefixes[] = {
+        "re:", "re[", "fw:", "fwd:", "aw:", "wg:", "ответ:", "пересл:", "отв:", NULL};
+    if (!reason[0] && subj_l && !starts_any(subj_l, human_prefixes) &&
         (starts_any(subj_l, vacation_prefixes) || contains_any(subj_l, vacation_subjects)))
         snprintf(reason, sizeof reason, "subject");
     if (!reason[0])

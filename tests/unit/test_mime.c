@@ -434,6 +434,8 @@ static void test_auto_replies(void **state)
         {"Subject: Auto: order 5\n", "auto_reply"},
         {"Subject: =?UTF-8?B?0JDQstGC0L7QvtGC0LLQtdGCOiDQt9Cw0LrQsNC3?=\n", "auto_reply"},
         {"Subject: =?UTF-8?B?0J3QtdGCINC90LAg0LzQtdGB0YLQtQ==?=\n", "auto_reply"},
+        {"Subject: Re: Out of office hours support?\n", "ordinary"},
+        {"Subject: Fwd: Automatic reply: order 5\n", "ordinary"},
         /* Outlook sets this on ordinary mail too: never enough alone */
         {"X-Auto-Response-Suppress: All\nSubject: Re: order\n", "ordinary"},
     };
@@ -509,6 +511,21 @@ static void test_bounces(void **state)
     assert_string_equal(meta_str(in, "bounce", "class"), "soft");
     sb_inbound_free(&in);
 
+    /* A client whose order was not delivered, and a client forwarding a
+     * bounce to ask for help, are clients writing: not bounces */
+    in = parse("From: Ivan <ivan@example.ru>\nTo: shop@company.example\nMessage-ID: <p2@x>\n"
+               "Subject: Delivery failed: order 42 not delivered\n\n"
+               "My parcel could not be delivered, the courier says the address does not "
+               "exist.\n");
+    assert_string_equal(meta_str(in, NULL, "classification"), "ordinary");
+    sb_inbound_free(&in);
+    in = parse("From: Ivan <ivan@example.ru>\nTo: support@company.example\nMessage-ID: <p3@x>\n"
+               "Subject: Fwd: Undelivered Mail Returned to Sender\n\n"
+               "Why does this happen?\n\n"
+               "This is the mail system at host mx.example.ru.\n"
+               "<boss@partner.example>: host mx.partner.example said: 550 5.1.1 User unknown\n");
+    assert_string_equal(meta_str(in, NULL, "classification"), "ordinary");
+    sb_inbound_free(&in);
     /* A person writing about a returned parcel is not a bounce */
     in = parse("From: Ivan <ivan@example.ru>\nTo: shop@company.example\nMessage-ID: <p1@x>\n"
                "Subject: Returned mail order\n\nThe parcel came back, please resend.\n");
