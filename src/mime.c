@@ -25,6 +25,7 @@
 #include "switchboard/mime.h"
 #include "switchboard/arena.h"
 #include "switchboard/err.h"
+#include "switchboard/htmltext.h"
 #include "switchboard/mailclass.h"
 
 #include <ctype.h>
@@ -1434,6 +1435,17 @@ static int finish_text(struct ctx *c, const char *body, size_t body_len)
         return SB_ERR_NOMEM;
     if (c->ntext && !(in->text = sb_inbound_strndup(in, c->text.p ? c->text.p : "", c->text.len)))
         return SB_ERR_NOMEM;
+    /* HTML only: agents, previews and search still need the words. */
+    if (!c->ntext && c->nhtml) {
+        char *t = NULL;
+        size_t tl = 0;
+        if (sb_html_to_text(c->html.p ? c->html.p : "", c->html.len, &t, &tl) != SB_OK)
+            return SB_ERR_NOMEM;
+        in->text = sb_inbound_strndup(in, t, tl);
+        free(t);
+        if (!in->text || json_object_set_new(in->meta, "text_from_html", json_true()))
+            return SB_ERR_NOMEM;
+    }
     if (c->nhtml && !(in->html = sb_inbound_strndup(in, c->html.p ? c->html.p : "", c->html.len)))
         return SB_ERR_NOMEM;
     return SB_OK;

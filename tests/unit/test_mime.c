@@ -273,6 +273,19 @@ static void test_nested_multipart_and_cid(void **state)
     sb_inbound_free(&in);
 }
 
+static void test_html_only(void **state)
+{
+    (void)state;
+    struct sb_inbound *in = parse("From: a@example.com\nMessage-ID: <h1@x>\n"
+                                  "Content-Type: text/html; charset=windows-1251\n\n"
+                                  "<html><body><p>\xd1\xf7\xb8\xf2 &#8470;5</p>"
+                                  "<p><a href=\"https://pay.example\">Pay</a></p></body></html>");
+    assert_non_null(in->html);
+    assert_string_equal(in->text, "Счёт №5\n\nPay (https://pay.example)");
+    assert_true(json_is_true(json_object_get(in->meta, "text_from_html")));
+    sb_inbound_free(&in);
+}
+
 static void test_no_message_id(void **state)
 {
     (void)state;
@@ -595,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_rfc2047_subjects),
         cmocka_unit_test(test_rfc2231_filename),
         cmocka_unit_test(test_nested_multipart_and_cid),
+        cmocka_unit_test(test_html_only),
         cmocka_unit_test(test_no_message_id),
         cmocka_unit_test(test_broken_boundary),
         cmocka_unit_test(test_lying_charset),
