@@ -1200,6 +1200,22 @@ static int classify_auto_reply(const struct sb_mailclass_input *mi, const char *
     return set_str(meta, "auto_reply", reason);
 }
 
+/* meta.complaint.suppress: whether the person asked not to get our mail.
+ * A DMARC/DKIM/SPF failure report (auth-failure) or "not spam" is about the
+ * message, not a wish of the recipient: no suppression. */
+static int complaint_suppress(json_t *c)
+{
+    if (!c)
+        return SB_OK;
+    const char *ft = json_string_value(json_object_get(c, "feedback_type"));
+    static const char *const keep[] = {"auth-failure", "not-spam", "dkim", "dmarc", "spf", NULL};
+    int suppress = 1;
+    for (size_t i = 0; ft && keep[i]; i++)
+        if (!strcasecmp(ft, keep[i]))
+            suppress = 0;
+    return json_object_set_new(c, "suppress", json_boolean(suppress)) ? SB_ERR_NOMEM : SB_OK;
+}
+
 const char *sb_mailclass_name(enum sb_mailclass c)
 {
     switch (c) {
@@ -1226,6 +1242,8 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
         goto out;
     if (hit) {
         *class_r = SB_MAIL_COMPLAINT;
+        if ((rc = complaint_suppress(json_object_get(meta, "complaint"))) != SB_OK)
+            goto out;
     } else {
         if ((rc = classify_bounce(mi, subj_l, meta, &hit)) != SB_OK)
             goto out;

@@ -566,6 +566,7 @@ static void test_complaint(void **state)
     assert_true(in->flags & SB_IN_BOUNCE);
     assert_string_equal(meta_str(in, "complaint", "recipient"), "reader@isp.example");
     assert_string_equal(meta_str(in, "complaint", "feedback_type"), "abuse");
+    assert_true(json_is_true(json_object_get(json_object_get(in->meta, "complaint"), "suppress")));
     assert_string_equal(meta_str(in, "complaint", "original_message_id"),
                         "camp-1-2@company.example");
     /* the returned message is kept as an attachment */
