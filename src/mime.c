@@ -410,9 +410,35 @@ static int ew_match(const char *s, size_t n, const char **cs, size_t *cslen, cha
     return 1;
 }
 
-static int flush_raw(struct buf *out, const char *s, size_t n, int *fallback)
+/* Raw 8-bit header text outside encoded words: UTF-8 when it is valid, else
+ * the message's own charset when it names one (old Russian mailers put raw
+ * windows-1251 or koi8-r in Subject), else windows-1252 byte by byte. */
+static int flush_raw(struct buf *out, const char *s, size_t n, const char *default_cs,
+                     int *fallback)
 {
-    return buf_add_utf8_repair(out, s, n, fallback);
+    int ascii = 1, valid = 1;
+    for (size_t i = 0; i < n && valid; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            ascii = 0;
+    if (!ascii) {
+        for (size_t i = 0; i < n;) {
+            size_t l = s[i] ? utf8_seq((const unsigned char *)s + i, n - i) : 0;
+            if (!l) {
+                valid = 0;
+                break;
+            }
+            i += l;
+        }
+    }
+    if (ascii || valid || !default_cs)
+        return buf_add_utf8_repair(out, s, n, fallback);
+    char *u = NULL;
+    size_t ul = 0;
+    if (sb_mime_to_utf8(default_cs, s, n, &u, &ul, fallback) != SB_OK)
+        return SB_ERR_NOMEM;
+    int rc = buf_add(out, u, ul);
+    free(u);
+    return rc;
 }
 
 static int flush_word(struct buf *out, struct buf *bytes, const char *cs, int *fallback)
@@ -429,7 +455,8 @@ static int flush_word(struct buf *out, struct buf *bytes, const char *cs, int *f
     return rc;
 }
 
-int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
+static int decode_header_cs(const char *s, size_t n, const char *default_cs, char **out,
+                            int *fallback_r)
 {
     struct buf o = {0}, bytes = {0};
     char cs[64] = "", pcs[64] = "";
@@ -460,7 +487,7 @@ int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
         if (!only_ws || strcasecmp(cs, pcs) != 0)
             if (flush_word(&o, &bytes, pcs, &fallback) != SB_OK)
                 goto nomem;
-        if (!only_ws && flush_raw(&o, s + raw_start, i - raw_start, &fallback) != SB_OK)
+        if (!only_ws && flush_raw(&o, s + raw_start, i - raw_start, default_cs, &fallback) != SB_OK)
             goto nomem;
         if (ew_decode(&bytes, enc, t, tl) != SB_OK)
             goto nomem;
@@ -470,7 +497,7 @@ int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
         last_was_word = 1;
     }
     if (flush_word(&o, &bytes, pcs, &fallback) != SB_OK ||
-        flush_raw(&o, s + raw_start, n - raw_start, &fallback) != SB_OK)
+        flush_raw(&o, s + raw_start, n - raw_start, default_cs, &fallback) != SB_OK)
         goto nomem;
     if (!o.p && buf_add(&o, "", 0) != SB_OK)
         goto nomem;
@@ -489,6 +516,11 @@ nomem:
     return SB_ERR_NOMEM;
 }
 
+int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
+{
+    return decode_header_cs(s, n, NULL, out, fallback_r);
+}
+
 /* ---- the parse ---- */
 
 struct ctx {
@@ -498,6 +530,7 @@ struct ctx {
     size_t nhdrs, hdrs_cap;
     struct buf text, html;
     int fallback;
+    const char *default_cs; /* for raw 8-bit header text; NULL = none */
     int ntext, nhtml;
     struct sb_mailclass_input mc;
     char err[256];
@@ -590,7 +623,7 @@ static int scan_headers(struct ctx *c, const char *raw, size_t len, size_t off, 
 static const char *decode_into(struct ctx *c, const char *v)
 {
     char *d = NULL;
-    if (sb_mime_decode_header(v, strlen(v), &d, &c->fallback) != SB_OK)
+    if (decode_header_cs(v, strlen(v), c->default_cs, &d, &c->fallback) != SB_OK)
         return NULL;
     const char *r = sb_inbound_strdup(c->in, d);
     free(d);
@@ -645,7 +678,7 @@ static const char *format_mailbox(struct ctx *c, const char *name_raw, const cha
 {
     char *name = NULL;
     if (name_raw && *name_raw &&
-        sb_mime_decode_header(name_raw, strlen(name_raw), &name, &c->fallback) != SB_OK)
+        decode_header_cs(name_raw, strlen(name_raw), c->default_cs, &name, &c->fallback) != SB_OK)
         return NULL;
     const char *r;
     if (name && *name) {
@@ -937,7 +970,8 @@ static char *param_get(struct ctx *c, const struct param *ps, size_t n, const ch
     for (size_t i = 0; i < n; i++)
         if (!strcasecmp(ps[i].name, want)) {
             char *d = NULL;
-            if (sb_mime_decode_header(ps[i].value, strlen(ps[i].value), &d, &c->fallback) != SB_OK)
+            if (decode_header_cs(ps[i].value, strlen(ps[i].value), c->default_cs, &d,
+                                 &c->fallback) != SB_OK)
                 return NULL;
             return d;
         }
@@ -1325,6 +1359,29 @@ static size_t count_containers(const char *s, size_t n)
     return count;
 }
 
+/* The first charset the message's own parts declare (not those of an
+ * attached message): the best guess for raw 8-bit text in its headers. */
+static const char *first_charset(const struct mailmime *m, int depth)
+{
+    if (!m || depth > 8)
+        return NULL;
+    if (m->mm_type == MAILMIME_MESSAGE)
+        return depth == 0 ? first_charset(m->mm_data.mm_message.mm_msg_mime, depth + 1) : NULL;
+    if (m->mm_content_type) {
+        const char *cs = mailmime_content_param_get(m->mm_content_type, "charset");
+        if (cs && *cs)
+            return cs;
+    }
+    if (m->mm_type == MAILMIME_MULTIPLE)
+        for (clistiter *it = clist_begin(m->mm_data.mm_multipart.mm_mp_list); it;
+             it = clist_next(it)) {
+            const char *cs = first_charset(clist_content(it), depth + 1);
+            if (cs)
+                return cs;
+        }
+    return NULL;
+}
+
 static int set_parse_error(struct ctx *c, const char *why)
 {
     c->in->flags |= SB_IN_PARSE_ERROR;
@@ -1517,8 +1574,6 @@ int sb_mime_parse(const unsigned char *raw, size_t len, struct sb_inbound **out,
             finish_text(&c, s + off, len - off) != SB_OK)
             goto nomem;
     } else {
-        if (header_fields(&c) != SB_OK)
-            goto nomem;
         size_t idx = 0;
         size_t containers = count_containers(s + off, len - off);
         int r =
@@ -1538,6 +1593,11 @@ int sb_mime_parse(const unsigned char *raw, size_t len, struct sb_inbound **out,
             if (set_parse_error(&c, why) != SB_OK)
                 goto nomem;
         } else {
+            c.default_cs = first_charset(mime, 0);
+        }
+        if (header_fields(&c) != SB_OK)
+            goto nomem;
+        if (mime) {
             const struct mailmime *top = mime;
             if (top->mm_type == MAILMIME_MESSAGE && top->mm_data.mm_message.mm_msg_mime)
                 top = top->mm_data.mm_message.mm_msg_mime;

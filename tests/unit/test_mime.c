@@ -155,6 +155,32 @@ static void test_charsets(void **state)
     }
 }
 
+static void test_raw_8bit_headers(void **state)
+{
+    (void)state;
+    /* Old mailers put raw windows-1251 / koi8-r bytes in headers: the
+     * message's own charset reads them. */
+    struct sb_inbound *in = parse("From: \xc8\xe2\xe0\xed <ivan@example.ru>\nMessage-ID: <r1@x>\n"
+                                  "Subject: \xd1\xf7\xb8\xf2 \xed\xe0 \xee\xef\xeb\xe0\xf2\xf3\n"
+                                  "Content-Type: text/plain; charset=windows-1251\n\n\xc4\xe0\n");
+    assert_string_equal(in->subject, "Счёт на оплату");
+    assert_string_equal(in->display_name, "Иван");
+    assert_string_equal(in->sender, "Иван <ivan@example.ru>");
+    assert_string_equal(in->text, "Да\n");
+    assert_null(json_object_get(in->meta, "charset_fallback"));
+    sb_inbound_free(&in);
+    in = parse("From: a@example.ru\nMessage-ID: <r2@x>\nSubject: \xf0\xd2\xc9\xd7\xc5\xd4\n"
+               "Content-Type: multipart/alternative; boundary=b\n\n"
+               "--b\nContent-Type: text/plain; charset=koi8-r\n\nx\n--b--\n");
+    assert_string_equal(in->subject, "Привет");
+    sb_inbound_free(&in);
+    /* valid UTF-8 stays UTF-8 whatever the body says */
+    in = parse("From: a@example.ru\nMessage-ID: <r3@x>\nSubject: \xd0\x94\xd0\xb0\n"
+               "Content-Type: text/plain; charset=koi8-r\n\nx\n");
+    assert_string_equal(in->subject, "Да");
+    sb_inbound_free(&in);
+}
+
 static void test_rfc2047_subjects(void **state)
 {
     (void)state;
@@ -607,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_headers_and_identity),
         cmocka_unit_test(test_charsets),
         cmocka_unit_test(test_rfc2047_subjects),
+        cmocka_unit_test(test_raw_8bit_headers),
         cmocka_unit_test(test_rfc2231_filename),
         cmocka_unit_test(test_nested_multipart_and_cid),
         cmocka_unit_test(test_html_only),
