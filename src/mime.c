@@ -630,6 +630,26 @@ static const char *decode_into(struct ctx *c, const char *v)
     return r;
 }
 
+/* A copy in the inbound's arena that is valid UTF-8 whatever the header
+ * held: ids and addresses go to utf8mb4 columns, which refuse bad bytes. */
+static const char *clean(struct ctx *c, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && u[i] && u[i] < 0x80)
+        i++;
+    if (i == n)
+        return sb_inbound_strndup(c->in, s, n);
+    struct buf b = {0};
+    if (buf_add_utf8_repair(&b, s, n, &c->fallback) != SB_OK) {
+        free(b.p);
+        return NULL;
+    }
+    const char *r = sb_inbound_strndup(c->in, b.p ? b.p : "", b.len);
+    free(b.p);
+    return r;
+}
+
 /* The next message id at *pp: what is inside <...>, else a bare token;
  * comments and empty ids are skipped (a loop: a header of a million "()"
  * must not recurse). NULL at the end. */
@@ -668,7 +688,7 @@ static const char *msgid_at(struct ctx *c, const char **pp)
             e--;
         if (e > s) {
             *pp = p;
-            return sb_inbound_strndup(c->in, s, (size_t)(e - s));
+            return clean(c, s, (size_t)(e - s));
         }
     }
 }
@@ -676,6 +696,8 @@ static const char *msgid_at(struct ctx *c, const char **pp)
 /* "Name <addr>" or "addr", decoded. */
 static const char *format_mailbox(struct ctx *c, const char *name_raw, const char *addr)
 {
+    if (!(addr = clean(c, addr, strlen(addr))))
+        return NULL;
     char *name = NULL;
     if (name_raw && *name_raw &&
         decode_header_cs(name_raw, strlen(name_raw), c->default_cs, &name, &c->fallback) != SB_OK)
@@ -761,7 +783,8 @@ static int add_addresses(struct ctx *c, const char *v, json_t *arr, int is_from)
                     c->in->sender = f;
                     if (mb->mb_display_name)
                         c->in->display_name = decode_into(c, mb->mb_display_name);
-                    if (sb_inbound_add_identity(c->in, SB_ID_EMAIL, mb->mb_addr_spec) != SB_OK)
+                    const char *ca = clean(c, mb->mb_addr_spec, strlen(mb->mb_addr_spec));
+                    if (!ca || sb_inbound_add_identity(c->in, SB_ID_EMAIL, ca) != SB_OK)
                         goto nomem;
                     c->mc.from_addr = c->in->ids[c->in->nids - 1].raw;
                     c->mc.from_name = c->in->display_name;
@@ -794,7 +817,8 @@ static int add_addresses(struct ctx *c, const char *v, json_t *arr, int is_from)
                 c->in->sender = f;
                 if (*name)
                     c->in->display_name = decode_into(c, name);
-                if (sb_inbound_add_identity(c->in, SB_ID_EMAIL, addr) != SB_OK)
+                const char *a = clean(c, addr, strlen(addr));
+                if (!a || sb_inbound_add_identity(c->in, SB_ID_EMAIL, a) != SB_OK)
                     return SB_ERR_NOMEM;
                 c->mc.from_addr = c->in->ids[c->in->nids - 1].raw;
                 c->mc.from_name = c->in->display_name;
@@ -1120,14 +1144,16 @@ static int add_attachment(struct ctx *c, const struct leaf_info *li, const char 
         fname = param_get(c, li->params, li->nparams, "name");
     struct sb_inbound_attachment a = {
         .filename = fname,
-        .content_type = li->type,
-        .content_id = li->content_id,
+        .content_type = clean(c, li->type, strlen(li->type)),
+        .content_id = li->content_id ? clean(c, li->content_id, strlen(li->content_id)) : NULL,
         .inline_part = li->disposition == MAILMIME_DISPOSITION_TYPE_INLINE ||
                        (li->disposition < 0 && li->content_id != NULL),
         .data = (const unsigned char *)(data ? data : ""),
         .size = n,
     };
-    int rc = sb_inbound_add_attachment(c->in, &a);
+    int rc = a.content_type && (!li->content_id || a.content_id)
+                 ? sb_inbound_add_attachment(c->in, &a)
+                 : SB_ERR_NOMEM;
     free(fname);
     return rc;
 }

@@ -174,6 +174,23 @@ static void test_raw_8bit_headers(void **state)
                "--b\nContent-Type: text/plain; charset=koi8-r\n\nx\n--b--\n");
     assert_string_equal(in->subject, "Привет");
     sb_inbound_free(&in);
+    /* ids and addresses with stray 8-bit bytes still come out as UTF-8:
+     * they go to utf8mb4 columns */
+    in = parse("From: Ann <ann\xff@example.ru>\nMessage-ID: <id\xfe@x>\n"
+               "In-Reply-To: <p\x80@x>\nReferences: <r\xe9@x>\nTo: b\xff@example.ru\n\nx\n");
+    assert_true(utf8_ok(in->message_id));
+    assert_true(utf8_ok(in->external_id));
+    assert_true(utf8_ok(in->in_reply_to));
+    assert_true(utf8_ok(in->references[0]));
+    assert_true(utf8_ok(in->sender));
+    assert_int_equal(in->nids, 1);
+    assert_true(utf8_ok(in->ids[0].raw));
+    assert_string_equal(in->message_id, "idþ@x");
+    char *dump = json_dumps(in->meta, 0);
+    assert_non_null(dump); /* jansson refuses invalid UTF-8: nothing was dropped */
+    assert_non_null(strstr(dump, "example.ru"));
+    free(dump);
+    sb_inbound_free(&in);
     /* valid UTF-8 stays UTF-8 whatever the body says */
     in = parse("From: a@example.ru\nMessage-ID: <r3@x>\nSubject: \xd0\x94\xd0\xb0\n"
                "Content-Type: text/plain; charset=koi8-r\n\nx\n");
