@@ -56,6 +56,7 @@ struct sb_sender {
     /* sender thread only */
     struct job *jobs;
     size_t inflight;
+    int64_t retry_at_ms; /* earliest retry this sender scheduled (0: none) */
     int64_t fetch_watermark;
     time_t sweep_restart_at;
     char fetch_kinds[256]; /* channel kinds with a fetch_step, comma-separated */
@@ -237,6 +238,13 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
     int64_t delay = 0;
     if (res.outcome == SB_SEND_RETRY)
         delay = sb_sender_backoff_ms(j->row.attempts, res.retry_after_s, randombytes_random());
+    if (res.outcome == SB_SEND_RETRY) {
+        /* A retry should not round up to the next poll (Retry-After: 1
+         * would become 2 s); a little slack covers the database clock. */
+        int64_t at = now_ms() + delay + 20;
+        if (!s->retry_at_ms || at < s->retry_at_ms)
+            s->retry_at_ms = at;
+    }
     char err[512] = "";
     int owned = 0, rc = SB_ERR_INTERNAL;
     for (int attempt = 0; attempt < 2 && rc != SB_OK; attempt++) {
@@ -481,12 +489,16 @@ static void *run(void *arg)
             break;
         if (!stop && (woken || now >= next_poll)) {
             next_poll = now + SB_SEND_POLL_MS;
+            if (s->retry_at_ms && s->retry_at_ms <= now)
+                s->retry_at_ms = 0;
             claim(s);
         }
         int running = 0;
         curl_multi_perform(s->multi, &running);
         drain_finished(s);
         now = now_ms();
+        if (s->retry_at_ms && s->retry_at_ms < next_poll)
+            next_poll = s->retry_at_ms;
         int64_t wait = stop ? 100 : next_poll - now;
         pthread_mutex_lock(&s->lock);
         if (s->woken || s->stop != stop)
