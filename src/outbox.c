@@ -156,12 +156,16 @@ int sb_outbox_claim(struct sb_db *db, const char *kinds, const unsigned char *to
         got += r.affected;
         sb_db_rows_free(&r);
     }
-    if (rc != SB_OK || !got)
+    /* Jobs already claimed are read back even when the second claim
+     * failed: left alone they would wait out their lease. */
+    if (!got)
         return rc;
     struct sb_db_val t[] = {SB_BLOB(token, SB_OUTBOX_TOKEN_LEN)};
     rc = sb_db_exec(db, q_claimed, t, 1, &r, err, errlen);
-    if (rc != SB_OK)
+    if (rc != SB_OK) {
+        sb_db_rows_free(&r);
         return rc;
+    }
     struct sb_outbox_job *jobs = r.nrows ? calloc(r.nrows, sizeof *jobs) : NULL;
     if (r.nrows && !jobs) {
         sb_db_rows_free(&r);

@@ -57,6 +57,7 @@ struct sb_sender {
     struct job *jobs;
     size_t inflight;
     int64_t retry_at_ms; /* earliest retry this sender scheduled (0: none) */
+    int more_due;        /* the last claim was full: there may be more */
     int64_t fetch_watermark;
     time_t sweep_restart_at;
     char fetch_kinds[256]; /* channel kinds with a fetch_step, comma-separated */
@@ -344,10 +345,12 @@ static int job_begin(struct sb_sender *s, struct job *j)
     return 0;
 }
 
-static void claim(struct sb_sender *s)
+/* Claim as many due jobs as there is room for and start them; `sweep` also
+ * queues fetch jobs for new attachments first. */
+static void claim(struct sb_sender *s, int sweep)
 {
     char err[512] = "";
-    if (s->fetch_kinds[0]) {
+    if (sweep && s->fetch_kinds[0]) {
         size_t added = 0;
         if (time(NULL) >= s->sweep_restart_at) {
             s->fetch_watermark = 0;
@@ -360,8 +363,10 @@ static void claim(struct sb_sender *s)
             sb_debug("sender", "%zu attachment(s) to fetch", added);
     }
     size_t room = SB_SEND_INFLIGHT_MAX - s->inflight;
-    if (!room)
+    if (!room) {
+        s->more_due = 1; /* whatever woke us waits for a free slot */
         return;
+    }
     unsigned char token[SB_OUTBOX_TOKEN_LEN];
     randombytes_buf(token, sizeof token);
     struct sb_outbox_job *rows = NULL;
@@ -370,6 +375,7 @@ static void claim(struct sb_sender *s)
     if (sb_outbox_claim(s->db, KINDS, token, SB_SEND_LEASE_S, room, &rows, &n, err, sizeof err) !=
         SB_OK) {
         sb_warn("sender", "claiming jobs: %s", err);
+        s->more_due = 0; /* the next poll tries again */
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -389,13 +395,9 @@ static void claim(struct sb_sender *s)
         s->inflight++;
     }
     free(rows); /* payloads now belong to the jobs */
-    /* A full claim may have left due jobs behind: look again once a
-     * transfer finishes. */
-    if (n == room) {
-        pthread_mutex_lock(&s->lock);
-        s->woken = 1;
-        pthread_mutex_unlock(&s->lock);
-    }
+    /* A full claim may have left due jobs behind: claim again as soon as
+     * a transfer finishes, not at the next poll. */
+    s->more_due = n == room;
 }
 
 static void unlink_job(struct sb_sender *s, struct job *j)
@@ -487,11 +489,15 @@ static void *run(void *arg)
             stop_by = now + STOP_GRACE_MS;
         if (stop && (!s->inflight || now >= stop_by))
             break;
-        if (!stop && (woken || now >= next_poll)) {
-            next_poll = now + SB_SEND_POLL_MS;
-            if (s->retry_at_ms && s->retry_at_ms <= now)
-                s->retry_at_ms = 0;
-            claim(s);
+        int poll = woken || now >= next_poll;
+        int refill = s->more_due && s->inflight < SB_SEND_INFLIGHT_MAX;
+        if (!stop && (poll || refill)) {
+            if (poll) {
+                next_poll = now + SB_SEND_POLL_MS;
+                if (s->retry_at_ms && s->retry_at_ms <= now)
+                    s->retry_at_ms = 0;
+            }
+            claim(s, poll);
         }
         int running = 0;
         curl_multi_perform(s->multi, &running);
@@ -501,7 +507,8 @@ static void *run(void *arg)
             next_poll = s->retry_at_ms;
         int64_t wait = stop ? 100 : next_poll - now;
         pthread_mutex_lock(&s->lock);
-        if (s->woken || s->stop != stop)
+        if (s->woken || s->stop != stop ||
+            (!stop && s->more_due && s->inflight < SB_SEND_INFLIGHT_MAX))
             wait = 0;
         pthread_mutex_unlock(&s->lock);
         if (wait > 0)

@@ -67,7 +67,7 @@ struct th_mock {
     int requests;
     /* Scripted answers (th_mock_push), each used once, in order, before the
      * canned response. */
-    char queue[16][4096];
+    char queue[64][4096];
     int queued, queue_next;
     /* Every request in full: request line and headers ("\r\n"-separated),
      * and body; read them with th_mock_request(). */

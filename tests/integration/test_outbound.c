@@ -531,6 +531,49 @@ static void notes_are_never_sent(void **state)
     assert_int_equal(reply(999999, "кому?", NULL, &id), 404);
 }
 
+/* More replies than the sender runs at once (16): every one reaches the
+ * provider exactly once and gets its own provider id. */
+static void a_burst_of_replies_is_sent_once_each(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    long long conv = conversation_of(tg_id);
+    int base = mock.requests;
+    for (int i = 0; i < N; i++) {
+        char answer[200];
+        snprintf(answer, sizeof answer,
+                 "{\"ok\":true,\"result\":{\"message_id\":%d,\"chat\":{\"id\":523901177}}}",
+                 7000 + i);
+        th_mock_push(&mock, 200, NULL, answer);
+    }
+    long long first = 0;
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        long long id;
+        snprintf(text, sizeof text, "burst %02d", i);
+        assert_int_equal(reply(conv, text, NULL, &id), 202);
+        if (!first)
+            first = id;
+    }
+    assert_int_equal(wait_int(N, 20000,
+                              "SELECT COUNT(DISTINCT external_id) FROM interactions WHERE id >= "
+                              "%lld AND text LIKE 'burst %%' AND delivery_status = 'sent'",
+                              first),
+                     N);
+    usleep(300 * 1000);
+    assert_int_equal(mock.requests, base + N);
+    int seen[N] = {0};
+    for (int i = 0; i < N; i++) {
+        char body[4096];
+        assert_int_equal(th_mock_request(&mock, base + i, NULL, 0, body, sizeof body), 0);
+        const char *t = strstr(body, "burst ");
+        assert_non_null(t);
+        seen[atoi(t + 6)]++;
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+}
+
 /* A Telegram photo's file is fetched by the sender (getFile, then the
  * file) into a content-addressed blob; the webhook never waits for it. */
 static void telegram_files_are_fetched(void **state)
@@ -573,6 +616,7 @@ int main(void)
         cmocka_unit_test(viber_reply),
         cmocka_unit_test(a_dead_senders_claim_is_taken_over),
         cmocka_unit_test(notes_are_never_sent),
+        cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
         cmocka_unit_test(telegram_files_are_fetched),
     };
     return cmocka_run_group_tests_name("outbound", tests, setup, teardown);
