@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TG_TOKEN    "123456:ABCDEF"
@@ -508,6 +510,37 @@ static void a_dead_senders_claim_is_taken_over(void **state)
         SB_OK);
 }
 
+/* kill -9 while a reply waits for its retry: after a restart it is sent,
+ * once. */
+static void a_killed_server_sends_after_restart(void **state)
+{
+    (void)state;
+    long long conv = conversation_of(tg_id);
+    int base = mock.requests;
+    th_mock_push(&mock, 503, "Retry-After: 3\r\n", "{\"ok\":false}");
+    th_mock_push(&mock, 200, NULL,
+                 "{\"ok\":true,\"result\":{\"message_id\":4700,\"chat\":{\"id\":523901177}}}");
+    long long id;
+    assert_int_equal(reply(conv, "Переживёт падение", NULL, &id), 202);
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM outbox WHERE interaction_id = %lld AND status "
+                              "= 'queued' AND attempts = 1 AND last_error IS NOT NULL",
+                              id),
+                     1);
+    kill(srv.pid, SIGKILL);
+    waitpid(srv.pid, NULL, 0);
+    th_server_start(&srv, NULL);
+    assert_int_equal(wait_int(1, 15000,
+                              "SELECT COUNT(*) FROM interactions WHERE id = %lld AND "
+                              "delivery_status = 'sent' AND external_id = '523901177:4700'",
+                              id),
+                     1);
+    usleep(300 * 1000);
+    assert_int_equal(mock.requests, base + 2);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE text = 'Переживёт падение'"),
+                     1);
+}
+
 /* Notes are private: stored, announced, never sent. Channels that cannot
  * send refuse replies clearly. */
 static void notes_are_never_sent(void **state)
@@ -615,6 +648,7 @@ int main(void)
         cmocka_unit_test(whatsapp_reply_and_status_webhooks),
         cmocka_unit_test(viber_reply),
         cmocka_unit_test(a_dead_senders_claim_is_taken_over),
+        cmocka_unit_test(a_killed_server_sends_after_restart),
         cmocka_unit_test(notes_are_never_sent),
         cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
         cmocka_unit_test(telegram_files_are_fetched),
