@@ -229,6 +229,11 @@ static int transfer_start(struct sb_sender *s, struct job *j, char *err, size_t 
 static void record(struct sb_sender *s, struct job *j, const struct sb_send_result *in)
 {
     struct sb_send_result res = *in;
+    /* The reason is the provider's text: it goes to agents and the log, so
+     * no control characters (a forged line in the log). */
+    for (char *c = res.error; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
     if (res.outcome == SB_SEND_RETRY && j->row.attempts >= SB_SEND_ATTEMPTS_MAX) {
         char error[sizeof res.error];
         snprintf(error, sizeof error, "gave up after %d attempts: %.400s", j->row.attempts,
