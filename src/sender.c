@@ -58,6 +58,8 @@ struct sb_sender {
     size_t inflight;
     int64_t retry_at_ms; /* earliest retry this sender scheduled (0: none) */
     int more_due;        /* the last claim was full: there may be more */
+    /* written by the sender thread, read by any (__atomic) */
+    struct sb_sender_stats stats;
     int64_t fetch_watermark;
     time_t sweep_restart_at;
     char fetch_kinds[256]; /* channel kinds with a fetch_step, comma-separated */
@@ -268,6 +270,13 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
         if (rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_RETRY)
             break;
     }
+    if (rc == SB_OK && owned) {
+        unsigned long long *c = res.outcome == SB_SEND_RETRY    ? &s->stats.retried
+                                : res.outcome == SB_SEND_FAILED ? &s->stats.failed
+                                : !strcmp(j->row.kind, "fetch") ? &s->stats.fetched
+                                                                : &s->stats.sent;
+        __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+    }
     if (rc != SB_OK)
         sb_error("sender", "job %lld: cannot record the outcome (%s); retried after the lease",
                  (long long)j->row.id, err);
@@ -398,6 +407,7 @@ static void claim(struct sb_sender *s, int sweep)
         j->next = s->jobs;
         s->jobs = j;
         s->inflight++;
+        __atomic_store_n(&s->stats.inflight, s->inflight, __ATOMIC_RELAXED);
     }
     free(rows); /* payloads now belong to the jobs */
     /* A full claim may have left due jobs behind: claim again as soon as
@@ -411,6 +421,7 @@ static void unlink_job(struct sb_sender *s, struct job *j)
         if (*p == j) {
             *p = j->next;
             s->inflight--;
+            __atomic_store_n(&s->stats.inflight, s->inflight, __ATOMIC_RELAXED);
             return;
         }
 }
@@ -578,6 +589,18 @@ void sb_sender_wake(struct sb_sender *s)
     s->woken = 1;
     pthread_mutex_unlock(&s->lock);
     curl_multi_wakeup(s->multi);
+}
+
+void sb_sender_stats(struct sb_sender *s, struct sb_sender_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!s)
+        return;
+    st->sent = __atomic_load_n(&s->stats.sent, __ATOMIC_RELAXED);
+    st->fetched = __atomic_load_n(&s->stats.fetched, __ATOMIC_RELAXED);
+    st->retried = __atomic_load_n(&s->stats.retried, __ATOMIC_RELAXED);
+    st->failed = __atomic_load_n(&s->stats.failed, __ATOMIC_RELAXED);
+    st->inflight = __atomic_load_n(&s->stats.inflight, __ATOMIC_RELAXED);
 }
 
 void sb_sender_stop(struct sb_sender **sp)

@@ -47,6 +47,16 @@ void sb_sender_stop(struct sb_sender **s);
 /* Look for due jobs now. NULL-safe. */
 void sb_sender_wake(struct sb_sender *s);
 
+/* Counters since start, for /metrics (any thread; NULL-safe: zeros). */
+struct sb_sender_stats {
+    unsigned long long sent;    /* replies accepted by providers */
+    unsigned long long fetched; /* provider-held files downloaded */
+    unsigned long long retried; /* attempts that failed temporarily */
+    unsigned long long failed;  /* jobs that failed for good */
+    unsigned long long inflight;
+};
+void sb_sender_stats(struct sb_sender *s, struct sb_sender_stats *st);
+
 /* The delay before attempt `attempt` + 1 after attempt `attempt` failed:
  * the provider's Retry-After when it gave one, else SB_SEND_BACKOFF_MIN_MS
  * doubled per attempt up to SB_SEND_BACKOFF_MAX_MS, with "equal jitter"

@@ -343,6 +343,14 @@ static void a_permanent_400_fails_with_the_reason(void **state)
                      1);
     usleep(300 * 1000);
     assert_int_equal(mock.requests, base + 1);
+    /* So far: three sent, two retried (the 429, the 502), this one failed. */
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", "/metrics", NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "\nswitchboard_outbox_sent_total 3\n"));
+    assert_non_null(strstr(r.body, "\nswitchboard_outbox_retries_total 2\n"));
+    assert_non_null(strstr(r.body, "\nswitchboard_outbox_failed_total 1\n"));
+    assert_non_null(strstr(r.body, "\nswitchboard_outbox_inflight 0\n"));
+    th_resp_free(&r);
 }
 
 /* WhatsApp: the body and Bearer token are right, the wamid is recorded, and
