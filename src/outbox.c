@@ -49,9 +49,9 @@ static const char q_retry[] =
     "UPDATE outbox SET status = 'queued', claim_token = NULL, claimed_until = NULL, "
     "last_error = ?, next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND "
     "WHERE id = ? AND claim_token = ?";
-/* -- name: outbox-failed */
+/* -- name: outbox-failed (status 'failed' or 'quarantined') */
 static const char q_failed[] =
-    "UPDATE outbox SET status = 'failed', claim_token = NULL, claimed_until = NULL, "
+    "UPDATE outbox SET status = ?, claim_token = NULL, claimed_until = NULL, "
     "last_error = ? WHERE id = ? AND claim_token = ?";
 
 /* -- name: interaction-sent
@@ -179,8 +179,11 @@ int sb_outbox_claim(struct sb_db *db, const char *kinds, const unsigned char *to
         j->interaction_id = sb_db_cell_int(&r, i, 3);
         const char *p = sb_db_cell(&r, i, 4);
         j->payload = p ? json_loads(p, 0, NULL) : NULL;
-        if (!j->payload)
+        if (!json_is_object(j->payload)) {
+            json_decref(j->payload);
             j->payload = json_object();
+            j->bad_payload = 1;
+        }
         j->attempts = (int)sb_db_cell_int(&r, i, 5);
         j->conversation_id = sb_db_cell_int(&r, i, 6);
         j->client_id = sb_db_cell_int(&r, i, 7);
@@ -267,14 +270,16 @@ int sb_outbox_retry(struct sb_db *db, const struct sb_outbox_job *job, const uns
     return job_update(db, q_retry, a, 4, owned_r, err, errlen);
 }
 
-int sb_outbox_failed(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,
-                     const char *error, int *owned_r, char *err, size_t errlen)
+static int failed_as(struct sb_db *db, const char *status, const struct sb_outbox_job *job,
+                     const unsigned char *token, const char *error, int *owned_r, char *err,
+                     size_t errlen)
 {
     *owned_r = 0;
-    struct sb_db_val a[] = {SB_TEXT(error), SB_INT(job->id), SB_BLOB(token, SB_OUTBOX_TOKEN_LEN)};
+    struct sb_db_val a[] = {SB_TEXT(status), SB_TEXT(error), SB_INT(job->id),
+                            SB_BLOB(token, SB_OUTBOX_TOKEN_LEN)};
     int rc = sb_db_begin(db, err, errlen);
     if (rc == SB_OK)
-        rc = job_update(db, q_failed, a, 3, owned_r, err, errlen);
+        rc = job_update(db, q_failed, a, 4, owned_r, err, errlen);
     if (rc == SB_OK && *owned_r && job->interaction_id && !strcmp(job->kind, "reply")) {
         struct sb_db_rows r;
         struct sb_db_val b[] = {SB_TEXT(error), SB_INT(job->interaction_id)};
@@ -288,6 +293,19 @@ int sb_outbox_failed(struct sb_db *db, const struct sb_outbox_job *job, const un
                                 err, errlen);
     }
     return finish(db, rc, *owned_r, err, errlen);
+}
+
+int sb_outbox_failed(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,
+                     const char *error, int *owned_r, char *err, size_t errlen)
+{
+    return failed_as(db, "failed", job, token, error, owned_r, err, errlen);
+}
+
+int sb_outbox_quarantine(struct sb_db *db, const struct sb_outbox_job *job,
+                         const unsigned char *token, const char *error, int *owned_r, char *err,
+                         size_t errlen)
+{
+    return failed_as(db, "quarantined", job, token, error, owned_r, err, errlen);
 }
 
 int sb_outbox_fetched(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,

@@ -265,6 +265,8 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
         else if (res.outcome == SB_SEND_RETRY)
             rc = sb_outbox_retry(s->db, &j->row, j->token, delay, res.error, &owned, err,
                                  sizeof err);
+        else if (j->row.bad_payload)
+            rc = sb_outbox_quarantine(s->db, &j->row, j->token, res.error, &owned, err, sizeof err);
         else
             rc = sb_outbox_failed(s->db, &j->row, j->token, res.error, &owned, err, sizeof err);
         if (rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_RETRY)
@@ -317,6 +319,10 @@ static int job_begin(struct sb_sender *s, struct job *j)
     }
     if (rc != SB_OK) {
         fail_now(s, j, SB_SEND_RETRY, err);
+        return -1;
+    }
+    if (j->row.bad_payload) {
+        fail_now(s, j, SB_SEND_FAILED, "unreadable job payload (not a JSON object)");
         return -1;
     }
     const struct sb_channel_kind *k = j->ch->kind;

@@ -33,7 +33,8 @@ struct sb_outbox_job {
     int64_t channel_id;
     int64_t interaction_id;             /* 0 when none */
     int64_t conversation_id, client_id; /* of the interaction, for events; 0 when none */
-    json_t *payload;
+    json_t *payload;                    /* {} when the stored payload was not JSON (bad_payload) */
+    int bad_payload;
     int attempts; /* including the one just claimed */
 };
 
@@ -67,6 +68,11 @@ int sb_outbox_retry(struct sb_db *db, const struct sb_outbox_job *job, const uns
                     int64_t delay_ms, const char *error, int *owned_r, char *err, size_t errlen);
 int sb_outbox_failed(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,
                      const char *error, int *owned_r, char *err, size_t errlen);
+/* Like failed, for a job that cannot even be read (its payload): status
+ * 'quarantined', kept for an admin, never deleted. */
+int sb_outbox_quarantine(struct sb_db *db, const struct sb_outbox_job *job,
+                         const unsigned char *token, const char *error, int *owned_r, char *err,
+                         size_t errlen);
 /* A fetch job's bytes: stored as a content-addressed blob, linked to the
  * attachment, the job marked sent. */
 int sb_outbox_fetched(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,

@@ -28,6 +28,7 @@
 #define WA_TOKEN    "EAAG-test"
 #define WA_SECRET   "whatsapp-app-secret"
 #define VIBER_TOKEN "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
+#define PBX_SECRET  "pbx-secret-0123456789"
 
 static struct th_server srv;
 static struct th_mock mock;
@@ -103,6 +104,9 @@ static void hook(const char *kind, long long id, const char *body)
     snprintf(path, sizeof path, "/hooks/%s/%lld", kind, id);
     if (!strcmp(kind, "telegram")) {
         snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", TG_SECRET);
+    } else if (!strcmp(kind, "pbx")) {
+        hmac_hex(PBX_SECRET, body, hex, sizeof hex);
+        snprintf(h, sizeof h, "X-Switchboard-Signature: sha256=%s", hex);
     } else if (!strcmp(kind, "whatsapp")) {
         hmac_hex(WA_SECRET, body, hex, sizeof hex);
         snprintf(h, sizeof h, "X-Hub-Signature-256: sha256=%s", hex);
@@ -570,6 +574,56 @@ static void notes_are_never_sent(void **state)
     long long id;
     assert_int_equal(reply(conv, "", NULL, &id), 400);
     assert_int_equal(reply(999999, "кому?", NULL, &id), 404);
+
+    /* A PBX cannot carry a message: 422, and nothing is stored. */
+    const char *pbx[] = {"secret=" PBX_SECRET, NULL};
+    long long pbx_id = add_channel("pbx", pbx);
+    assert_true(pbx_id > 0);
+    hook("pbx", pbx_id,
+         "{\"call_id\":\"c-1\",\"direction\":\"in\",\"from\":\"+7 916 000-11-22\",\"to\":"
+         "\"74951234567\",\"started_at\":\"2025-11-22T12:13:20Z\",\"duration\":0,\"status\":"
+         "\"missed\"}");
+    int64_t out = q_int("SELECT COUNT(*) FROM interactions WHERE direction = 'out'");
+    assert_int_equal(reply(conversation_of(pbx_id), "алло", NULL, &id), 422);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE direction = 'out'"), out);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM outbox"), jobs);
+}
+
+/* A job whose payload cannot be read is quarantined, not retried forever
+ * and not deleted; its reply shows failed. */
+static void an_unreadable_job_is_quarantined(void **state)
+{
+    (void)state;
+    long long conv = conversation_of(tg_id);
+    char err[256] = "";
+    struct sb_db_val a[] = {SB_INT(conv)};
+    struct sb_db_rows r;
+    assert_int_equal(sb_db_exec(db,
+                                "INSERT INTO interactions (conversation_id, client_id, channel_id, "
+                                "direction, kind, text, delivery_status) SELECT id, client_id, "
+                                "channel_id, 'out', 'message', 'broken', 'queued' FROM "
+                                "conversations WHERE id = ?",
+                                a, 1, &r, err, sizeof err),
+                     SB_OK);
+    long long id = (long long)r.insert_id;
+    sb_db_rows_free(&r);
+    struct sb_db_val b[] = {SB_INT(tg_id), SB_INT(id)};
+    assert_int_equal(sb_db_exec(db,
+                                "INSERT INTO outbox (kind, channel_id, interaction_id, payload) "
+                                "VALUES ('reply', ?, ?, '[1, 2]')",
+                                b, 2, NULL, err, sizeof err),
+                     SB_OK);
+    int base = mock.requests;
+    assert_int_equal(wait_int(1, 5000,
+                              "SELECT COUNT(*) FROM outbox WHERE interaction_id = %lld AND status "
+                              "= 'quarantined' AND last_error LIKE 'unreadable%%'",
+                              id),
+                     1);
+    assert_int_equal(
+        q_int("SELECT COUNT(*) FROM interactions WHERE id = %lld AND delivery_status = 'failed'",
+              id),
+        1);
+    assert_int_equal(mock.requests, base);
 }
 
 /* More replies than the sender runs at once (16): every one reaches the
@@ -658,6 +712,7 @@ int main(void)
         cmocka_unit_test(a_dead_senders_claim_is_taken_over),
         cmocka_unit_test(a_killed_server_sends_after_restart),
         cmocka_unit_test(notes_are_never_sent),
+        cmocka_unit_test(an_unreadable_job_is_quarantined),
         cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
         cmocka_unit_test(telegram_files_are_fetched),
     };
