@@ -158,7 +158,8 @@ static void job_free(struct job *j)
 }
 
 /* Hand j->req to curl. */
-static int transfer_start(struct sb_sender *s, struct job *j, char *err, size_t errlen)
+/* Build j->easy from j->req. */
+static int transfer_setup(struct job *j, char *err, size_t errlen)
 {
     struct sb_send_req *r = &j->req;
     int smtp = !strncmp(r->url, "smtp://", 7) || !strncmp(r->url, "smtps://", 8);
@@ -220,9 +221,47 @@ static int transfer_start(struct sb_sender *s, struct job *j, char *err, size_t 
         if (r->method)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
-    if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
-        return sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot add a transfer");
     return SB_OK;
+}
+
+static int transfer_start(struct sb_sender *s, struct job *j, char *err, size_t errlen)
+{
+    int rc = transfer_setup(j, err, errlen);
+    if (rc == SB_OK && curl_multi_add_handle(s->multi, j->easy) != CURLM_OK)
+        rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot add a transfer");
+    return rc;
+}
+
+int sb_send_once(const struct sb_send_req *req, long *status_r, char **answer_r, size_t *len_r,
+                 char *err, size_t errlen)
+{
+    *status_r = 0;
+    *answer_r = NULL;
+    *len_r = 0;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    j->req = *req; /* borrowed: handed back before the job is freed */
+    int rc = transfer_setup(j, err, errlen);
+    if (rc == SB_OK) {
+        CURLcode cc = curl_easy_perform(j->easy);
+        curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, status_r);
+        if (cc != CURLE_OK && !*status_r)
+            rc = sb_fail(err, errlen, SB_ERR_UNAVAILABLE, "%s",
+                         j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
+        else if (cc != CURLE_OK)
+            sb_fail(err, errlen, SB_OK, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
+    }
+    if (rc == SB_OK) {
+        *answer_r = j->answer ? j->answer : strdup("");
+        *len_r = j->answer_len;
+        j->answer = NULL;
+        if (!*answer_r)
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    memset(&j->req, 0, sizeof j->req);
+    job_free(j);
+    return rc;
 }
 
 /* Write an outcome. A write that fails (the database went away) is tried
@@ -439,12 +478,17 @@ static void finished(struct sb_sender *s, struct job *j, CURLcode cc)
     curl_multi_remove_handle(s->multi, j->easy);
     struct sb_send_result res = {0};
     long status = 0;
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *body = j->answer ? j->answer : "";
     if (cc != CURLE_OK && j->too_large) {
         res.outcome = SB_SEND_FAILED;
         snprintf(res.error, sizeof res.error, "answer larger than %zu bytes", j->answer_max);
+    } else if (cc != CURLE_OK && status >= 400 && strcmp(j->row.kind, "fetch")) {
+        /* A refusal with a reply code (SMTP answers 550 to RCPT TO and
+         * curl reports an error): the adapter says whether it is final. */
+        const char *why = j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc);
+        j->ch->kind->send_result(j->ch, &j->msg, status, why, strlen(why),
+                                 j->retry_after[0] ? j->retry_after : NULL, &res);
     } else if (cc != CURLE_OK) {
         res.outcome = SB_SEND_RETRY;
         snprintf(res.error, sizeof res.error, "%s",

@@ -47,6 +47,16 @@ void sb_sender_stop(struct sb_sender **s);
 /* Look for due jobs now. NULL-safe. */
 void sb_sender_wake(struct sb_sender *s);
 
+/* Run one transfer to completion, blocking, with exactly the set-up the
+ * sender uses (for `channel test`-like commands, a campaign's test send, and
+ * tests). `req` is borrowed. *status_r is the HTTP status, or for SMTP the
+ * last reply code (a refused transfer that got a reply code is SB_OK with
+ * that code and curl's message in `err`); *answer_r is the answer, malloc'd
+ * and NUL-terminated. SB_ERR_UNAVAILABLE when no answer came at all. */
+struct sb_send_req;
+int sb_send_once(const struct sb_send_req *req, long *status_r, char **answer_r, size_t *len_r,
+                 char *err, size_t errlen);
+
 /* Counters since start, for /metrics (any thread; NULL-safe: zeros). */
 struct sb_sender_stats {
     unsigned long long sent;    /* replies accepted by providers */
