@@ -168,7 +168,10 @@ struct sb_channel_kind {
                         struct sb_send_req *req, char *err, size_t errlen);
     /* Read the provider's answer: `body` is NUL-terminated, `retry_after`
      * the Retry-After header or NULL. For SMTP `http_status` is the last
-     * SMTP reply code. */
+     * SMTP reply code (250 when accepted); a refusal (550 to RCPT TO, 452
+     * to DATA…) also arrives here, with curl's message as `body`, so the
+     * adapter decides: 5xx SB_SEND_FAILED, 4xx SB_SEND_RETRY. Transfers
+     * that got no answer at all never reach send_result (always retried). */
     int (*send_result)(struct sb_channel *ch, const struct sb_outbound *msg, long http_status,
                        const char *body, size_t len, const char *retry_after,
                        struct sb_send_result *res);
