@@ -216,6 +216,35 @@ static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, lon
     return SB_OK;
 }
 
+/* Media: a picture, video or file message carries a download URL (valid
+ * for a while) as `media`, which is our provider_ref. Viber files are at
+ * most 200 MB; we keep what fits in memory comfortably. */
+#define MEDIA_MAX (64u << 20)
+
+static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
+                      struct sb_send_req *req, struct sb_send_result *res, int *more_r)
+{
+    *more_r = 0;
+    if (st->step == 0) {
+        /* https only, unless the channel itself talks http (a test's mock) */
+        const char *base = sb_channel_conf(ch, "api_base"), *url = st->provider_ref;
+        if (strncmp(url, "https://", 8) &&
+            (strncmp(url, "http://", 7) || !base || strncmp(base, "http://", 7))) {
+            memset(res, 0, sizeof *res);
+            res->outcome = SB_SEND_FAILED;
+            snprintf(res->error, sizeof res->error, "media is not an https URL");
+            return SB_OK;
+        }
+        snprintf(req->url, sizeof req->url, "%s", url);
+        req->max_answer = MEDIA_MAX;
+        req->timeout_s = 120;
+        *more_r = 1;
+        return SB_OK;
+    }
+    sb_send_result_http(st->status, st->retry_after, res);
+    return SB_OK;
+}
+
 const struct sb_channel_kind sb_channel_viber = {
     .name = "viber",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
@@ -225,4 +254,5 @@ const struct sb_channel_kind sb_channel_viber = {
     .set_webhook = set_webhook,
     .send_prepare = send_prepare,
     .send_result = send_result,
+    .fetch_step = fetch_step,
 };

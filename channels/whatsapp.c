@@ -296,6 +296,55 @@ static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, lon
     return SB_OK;
 }
 
+/* Media: GET /{media-id} gives a short-lived URL, which is downloaded with
+ * the same Bearer token. Cloud API media is at most 100 MB (documents);
+ * we keep what fits in memory comfortably. */
+#define MEDIA_MAX (64u << 20)
+
+/* A URL from an answer may be followed only over https, or over http when
+ * the channel itself talks http (a test's mock provider). */
+static int url_allowed(struct sb_channel *ch, const char *url)
+{
+    const char *base = sb_channel_conf(ch, "api_base");
+    return url && (!strncmp(url, "https://", 8) ||
+                   (!strncmp(url, "http://", 7) && base && !strncmp(base, "http://", 7)));
+}
+
+static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
+                      struct sb_send_req *req, struct sb_send_result *res, int *more_r)
+{
+    *more_r = 0;
+    if (st->step == 0 || st->step == 1) {
+        json_t *o = st->step == 1 ? json_loadb(st->body, st->len, 0, NULL) : NULL;
+        const char *url = jstr(o, "url");
+        if (st->step == 1 && (st->status != 200 || !url_allowed(ch, url))) {
+            send_result(ch, NULL, st->status == 200 ? 502 : st->status, st->body, st->len,
+                        st->retry_after, res);
+            if (st->status == 200) {
+                res->outcome = SB_SEND_FAILED;
+                snprintf(res->error, sizeof res->error, "media answer without a usable url");
+            }
+            json_decref(o);
+            return SB_OK;
+        }
+        if (st->step == 0)
+            snprintf(req->url, sizeof req->url, "%s/%s", sb_channel_conf(ch, "api_base"),
+                     st->provider_ref);
+        else
+            snprintf(req->url, sizeof req->url, "%s", url);
+        json_decref(o);
+        if (st->step == 1) {
+            req->max_answer = MEDIA_MAX;
+            req->timeout_s = 120;
+        }
+        *more_r = 1;
+        return sb_send_req_header(req, "Authorization: Bearer %s",
+                                  sb_channel_conf(ch, "access_token"));
+    }
+    sb_send_result_http(st->status, st->retry_after, res);
+    return SB_OK;
+}
+
 const struct sb_channel_kind sb_channel_whatsapp = {
     .name = "whatsapp",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
@@ -305,4 +354,5 @@ const struct sb_channel_kind sb_channel_whatsapp = {
     .on_verify = on_verify,
     .send_prepare = send_prepare,
     .send_result = send_result,
+    .fetch_step = fetch_step,
 };

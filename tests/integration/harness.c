@@ -408,7 +408,7 @@ static void *mock_main(void *arg)
         snprintf(m->seen + used, sizeof m->seen - used, "%.*s\n%s\n\n", eol ? (int)(eol - req) : 0,
                  req, body ? body + 4 : "");
         if (m->requests < (int)(sizeof m->heads / sizeof m->heads[0])) {
-            m->heads[m->requests] = strndup(req, body ? (size_t)(body - req) : got);
+            m->heads[m->requests] = strndup(req, body ? (size_t)(body - req) + 2 : got);
             m->bodies[m->requests] = strdup(body ? body + 4 : "");
         }
         m->requests++;

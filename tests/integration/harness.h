@@ -69,7 +69,7 @@ struct th_mock {
      * canned response. */
     char queue[64][4096];
     int queued, queue_next;
-    /* Every request in full: request line and headers ("\r\n"-separated),
+    /* Every request in full: request line and headers (each ending "\r\n"),
      * and body; read them with th_mock_request(). */
     char *heads[256], *bodies[256];
 };

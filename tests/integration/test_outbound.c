@@ -700,6 +700,51 @@ static void telegram_files_are_fetched(void **state)
     assert_int_equal(mock.requests, base + 2);
 }
 
+/* WhatsApp media (GET /{media-id}, then its URL, both with the Bearer
+ * token) and Viber media (the message's own URL) end up as blobs too. */
+static void whatsapp_and_viber_media_are_fetched(void **state)
+{
+    (void)state;
+    int base = mock.requests;
+    char answer[256];
+    snprintf(answer, sizeof answer,
+             "{\"url\":\"http://127.0.0.1:%d/wa-media/42?ext=1\",\"mime_type\":\"image/jpeg\","
+             "\"file_size\":9,\"id\":\"1213405049403024\"}",
+             mock.port);
+    th_mock_push(&mock, 200, NULL, answer);
+    th_mock_push(&mock, 200, NULL, "wa-bytes!");
+    hook_fixture("whatsapp", wa_id, "whatsapp-image.json");
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM attachments a JOIN blobs b ON b.sha256 = "
+                              "a.sha256 WHERE a.provider_ref = '1213405049403024' AND b.data = "
+                              "'wa-bytes!'"),
+                     1);
+    char head[4096];
+    assert_int_equal(th_mock_request(&mock, base, head, sizeof head, NULL, 0), 0);
+    assert_non_null(strstr(head, "GET /1213405049403024 HTTP/1.1"));
+    assert_non_null(strstr(head, "Authorization: Bearer " WA_TOKEN "\r\n"));
+    assert_int_equal(th_mock_request(&mock, base + 1, head, sizeof head, NULL, 0), 0);
+    assert_non_null(strstr(head, "GET /wa-media/42?ext=1 HTTP/1.1"));
+    assert_non_null(strstr(head, "Authorization: Bearer " WA_TOKEN "\r\n"));
+
+    base = mock.requests;
+    th_mock_push(&mock, 200, NULL, "viber-bytes");
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"event\":\"message\",\"timestamp\":1763813700000,\"message_token\":"
+             "5741311803571725555,\"sender\":{\"id\":\"01234567890A=\",\"name\":\"Ирина К.\"},"
+             "\"message\":{\"type\":\"picture\",\"text\":\"фото\",\"media\":"
+             "\"http://127.0.0.1:%d/viber/pic.jpg\"}}",
+             mock.port);
+    hook("viber", vb_id, body);
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM attachments a JOIN blobs b ON b.sha256 = "
+                              "a.sha256 WHERE b.data = 'viber-bytes'"),
+                     1);
+    assert_int_equal(th_mock_request(&mock, base, head, sizeof head, NULL, 0), 0);
+    assert_non_null(strstr(head, "GET /viber/pic.jpg HTTP/1.1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +760,7 @@ int main(void)
         cmocka_unit_test(an_unreadable_job_is_quarantined),
         cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
         cmocka_unit_test(telegram_files_are_fetched),
+        cmocka_unit_test(whatsapp_and_viber_media_are_fetched),
     };
     return cmocka_run_group_tests_name("outbound", tests, setup, teardown);
 }

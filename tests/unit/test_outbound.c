@@ -248,6 +248,62 @@ static void viber_send(void **state)
     json_decref(cfg);
 }
 
+/* Media URLs from provider answers are followed over https only (http only
+ * when the channel itself talks http, as to a test's mock). */
+static void media_fetch_follows_only_safe_urls(void **state)
+{
+    (void)state;
+    json_t *cfg =
+        json_pack("{s:s,s:s}", "access_token", "EAAG", "api_base", "https://graph.example/v19.0");
+    struct sb_channel wa = channel("whatsapp", cfg);
+    struct sb_send_req req = {0};
+    struct sb_send_result res = {0};
+    int more = 0;
+    struct sb_fetch_step st = {.provider_ref = "12345"};
+    assert_int_equal(wa.kind->fetch_step(&wa, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 1);
+    assert_string_equal(req.url, "https://graph.example/v19.0/12345");
+    assert_true(has_header(&req, "Authorization: Bearer EAAG"));
+    sb_send_req_free(&req);
+    const char *good = "{\"url\":\"https://lookaside.example/x?y=1\"}";
+    st = (struct sb_fetch_step){.step = 1, .status = 200, .body = good, .len = strlen(good)};
+    assert_int_equal(wa.kind->fetch_step(&wa, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 1);
+    assert_string_equal(req.url, "https://lookaside.example/x?y=1");
+    assert_true(has_header(&req, "Authorization: Bearer EAAG"));
+    sb_send_req_free(&req);
+    const char *plain = "{\"url\":\"http://169.254.169.254/latest\"}";
+    st = (struct sb_fetch_step){.step = 1, .status = 200, .body = plain, .len = strlen(plain)};
+    assert_int_equal(wa.kind->fetch_step(&wa, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 0);
+    assert_int_equal(res.outcome, SB_SEND_FAILED);
+    sb_send_req_free(&req);
+    const char *gone = "{\"error\":{\"message\":\"Unsupported get request\",\"code\":100}}";
+    st = (struct sb_fetch_step){.step = 1, .status = 400, .body = gone, .len = strlen(gone)};
+    assert_int_equal(wa.kind->fetch_step(&wa, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 0);
+    assert_int_equal(res.outcome, SB_SEND_FAILED);
+    assert_non_null(strstr(res.error, "Unsupported get request"));
+    json_decref(cfg);
+
+    cfg = json_pack("{s:s,s:s}", "auth_token", "tok", "api_base", "https://chatapi.example/pa");
+    struct sb_channel vb = channel("viber", cfg);
+    st = (struct sb_fetch_step){.provider_ref = "https://dl-media.example/p.jpg"};
+    assert_int_equal(vb.kind->fetch_step(&vb, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 1);
+    assert_string_equal(req.url, "https://dl-media.example/p.jpg");
+    sb_send_req_free(&req);
+    st = (struct sb_fetch_step){.provider_ref = "file:///etc/passwd"};
+    assert_int_equal(vb.kind->fetch_step(&vb, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 0);
+    assert_int_equal(res.outcome, SB_SEND_FAILED);
+    st = (struct sb_fetch_step){.provider_ref = "http://10.0.0.1/p.jpg"};
+    assert_int_equal(vb.kind->fetch_step(&vb, &st, &req, &res, &more), SB_OK);
+    assert_int_equal(more, 0);
+    sb_send_req_free(&req);
+    json_decref(cfg);
+}
+
 static void request_helpers_refuse_header_injection(void **state)
 {
     (void)state;
@@ -272,6 +328,7 @@ int main(void)
         cmocka_unit_test(telegram_fetch_chain),
         cmocka_unit_test(whatsapp_send),
         cmocka_unit_test(viber_send),
+        cmocka_unit_test(media_fetch_follows_only_safe_urls),
         cmocka_unit_test(request_helpers_refuse_header_injection),
     };
     return cmocka_run_group_tests_name("outbound", tests, NULL, NULL);
