@@ -413,9 +413,18 @@ static void *mock_main(void *arg)
         }
         m->requests++;
         const char *answer = m->response;
-        if (m->queue_next < m->queued)
+        int delay = 0;
+        if (m->queue_next < m->queued) {
+            delay = m->queue_delay_ms[m->queue_next];
             answer = m->queue[m->queue_next++];
-        ssize_t w = write(c, answer, strlen(answer));
+        }
+        if (delay) { /* hang without holding the lock: tests read meanwhile */
+            pthread_mutex_unlock(&mock_lock);
+            usleep((useconds_t)delay * 1000);
+            pthread_mutex_lock(&mock_lock);
+        }
+        /* send, not write: a client that hung up must not kill the test (SIGPIPE) */
+        ssize_t w = send(c, answer, strlen(answer), MSG_NOSIGNAL);
         (void)w;
         pthread_mutex_unlock(&mock_lock);
         close(c);
@@ -453,12 +462,20 @@ void th_mock_stop(struct th_mock *m)
 
 void th_mock_push(struct th_mock *m, int status, const char *extra_headers, const char *body)
 {
+    th_mock_push_delayed(m, 0, status, extra_headers, body);
+}
+
+void th_mock_push_delayed(struct th_mock *m, int delay_ms, int status, const char *extra_headers,
+                          const char *body)
+{
     pthread_mutex_lock(&mock_lock);
-    if (m->queued < (int)(sizeof m->queue / sizeof m->queue[0]))
+    if (m->queued < (int)(sizeof m->queue / sizeof m->queue[0])) {
+        m->queue_delay_ms[m->queued] = delay_ms;
         snprintf(m->queue[m->queued++], sizeof m->queue[0],
                  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                  "%sConnection: close\r\n\r\n%s",
                  status, strlen(body), extra_headers ? extra_headers : "", body);
+    }
     pthread_mutex_unlock(&mock_lock);
 }
 

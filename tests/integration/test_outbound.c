@@ -21,6 +21,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TG_TOKEN    "123456:ABCDEF"
@@ -553,6 +554,51 @@ static void a_killed_server_sends_after_restart(void **state)
                      1);
 }
 
+/* SIGTERM while a provider hangs: the server still stops within seconds
+ * (cleanly, leak-checked); the job it abandoned stays claimed and is sent
+ * once its lease has passed. */
+static void stop_is_prompt_while_a_provider_hangs(void **state)
+{
+    (void)state;
+    long long conv = conversation_of(tg_id);
+    int base = mock.requests;
+    th_mock_push_delayed(
+        &mock, 6000, 200, NULL,
+        "{\"ok\":true,\"result\":{\"message_id\":4800,\"chat\":{\"id\":523901177}}}");
+    th_mock_push(&mock, 200, NULL,
+                 "{\"ok\":true,\"result\":{\"message_id\":4801,\"chat\":{\"id\":523901177}}}");
+    long long id;
+    assert_int_equal(reply(conv, "Провайдер завис", NULL, &id), 202);
+    assert_int_equal(th_mock_wait(&mock, base + 1, 5000), base + 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(th_server_stop(&srv), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(took < 5.0);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM outbox WHERE interaction_id = %lld AND status = "
+                           "'sending' AND claimed_until > UTC_TIMESTAMP(6)",
+                           id),
+                     1);
+    /* Its lease runs out (rather than waiting 120 s). */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE outbox SET claimed_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE "
+             "interaction_id = %lld",
+             id);
+    char err[256] = "";
+    assert_int_equal(sb_db_exec(db, sql, NULL, 0, NULL, err, sizeof err), SB_OK);
+    th_server_start(&srv, NULL);
+    assert_int_equal(wait_int(1, 20000,
+                              "SELECT COUNT(*) FROM interactions WHERE id = %lld AND "
+                              "delivery_status = 'sent' AND external_id = '523901177:4801'",
+                              id),
+                     1);
+    /* The provider saw it twice (at-least-once); we stored it once. */
+    assert_int_equal(mock.requests, base + 2);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE text = 'Провайдер завис'"), 1);
+}
+
 /* Notes are private: stored, announced, never sent. Channels that cannot
  * send refuse replies clearly. */
 static void notes_are_never_sent(void **state)
@@ -756,6 +802,7 @@ int main(void)
         cmocka_unit_test(viber_reply),
         cmocka_unit_test(a_dead_senders_claim_is_taken_over),
         cmocka_unit_test(a_killed_server_sends_after_restart),
+        cmocka_unit_test(stop_is_prompt_while_a_provider_hangs),
         cmocka_unit_test(notes_are_never_sent),
         cmocka_unit_test(an_unreadable_job_is_quarantined),
         cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
