@@ -615,3 +615,45 @@ out:
     json_decref(body);
     json_decref(conv);
 }
+
+/* A failed reply sent again (the agent's "retry"): same interaction, its
+ * job queued anew. */
+void sb_api_conversations_retry(struct sb_app *app, struct sb_db *db,
+                                const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    int64_t id, iid;
+    json_t *conv;
+    if (load(db, req, rep, &id, &conv) != 0)
+        return;
+    int64_t client_id = json_integer_value(json_object_get(json_object_get(conv, "client"), "id"));
+    json_decref(conv);
+    if (sb_request_param_id(req, 1, &iid) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID, "bad interaction id");
+        return;
+    }
+    char err[256] = "";
+    int done = 0;
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_outbox_requeue_reply(db, id, iid, &done, err, sizeof err);
+    if (rc == SB_OK && done)
+        rc = sb_event_append(
+            db, "interaction.updated", id, client_id, req->user.id,
+            json_pack("{s:I,s:s}", "id", (json_int_t)iid, "delivery_status", "queued"), err,
+            sizeof err);
+    if (rc == SB_OK && done)
+        rc = sb_db_commit(db, err, sizeof err);
+    else
+        sb_db_rollback(db);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "retry reply", err);
+        return;
+    }
+    if (!done) {
+        sb_reply_error_status(rep, 409, "not_failed",
+                              "only a failed reply of this conversation can be retried");
+        return;
+    }
+    sb_sender_wake(app->sender);
+    reply_interaction(db, iid, rep);
+}

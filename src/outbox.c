@@ -94,6 +94,18 @@ static const char q_fetch_enqueue[] =
     "VALUES ('fetch', ?, ?, JSON_OBJECT('attachment_id', ?, 'provider_ref', ?), ?) "
     "ON DUPLICATE KEY UPDATE id = id";
 
+/* -- name: reply-requeue-interaction */
+static const char q_requeue_interaction[] =
+    "UPDATE interactions SET delivery_status = 'queued', meta = JSON_REMOVE(meta, "
+    "'$.delivery_error') WHERE id = ? AND conversation_id = ? AND direction = 'out' AND "
+    "delivery_status = 'failed'";
+/* -- name: reply-requeue-job
+ * 'sent' too: the provider accepted it, then reported it failed. */
+static const char q_requeue_job[] =
+    "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = UTC_TIMESTAMP(6), "
+    "last_error = NULL, claim_token = NULL, claimed_until = NULL "
+    "WHERE interaction_id = ? AND kind = 'reply' AND status IN ('failed', 'sent', 'quarantined')";
+
 #define SWEEP_BATCH 100
 
 int sb_outbox_enqueue(struct sb_db *db, const char *kind, int64_t channel_id,
@@ -331,6 +343,23 @@ int sb_outbox_fetched(struct sb_db *db, const struct sb_outbox_job *job, const u
                                       "attachment_id", att, "attachment_size", (json_int_t)len),
                             err, errlen);
     return finish(db, rc, *owned_r, err, errlen);
+}
+
+int sb_outbox_requeue_reply(struct sb_db *db, int64_t conversation_id, int64_t interaction_id,
+                            int *done_r, char *err, size_t errlen)
+{
+    *done_r = 0;
+    struct sb_db_val a[] = {SB_INT(interaction_id), SB_INT(conversation_id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_requeue_interaction, a, 2, &r, err, errlen);
+    int changed = rc == SB_OK && r.affected == 1;
+    sb_db_rows_free(&r);
+    if (!changed)
+        return rc;
+    rc = sb_db_exec(db, q_requeue_job, a, 1, &r, err, errlen);
+    *done_r = rc == SB_OK && r.affected == 1;
+    sb_db_rows_free(&r);
+    return rc;
 }
 
 int sb_outbox_sweep_fetches(struct sb_db *db, const char *kinds, int64_t *watermark_r,

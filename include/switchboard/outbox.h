@@ -78,6 +78,13 @@ int sb_outbox_quarantine(struct sb_db *db, const struct sb_outbox_job *job,
 int sb_outbox_fetched(struct sb_db *db, const struct sb_outbox_job *job, const unsigned char *token,
                       const void *data, size_t len, int *owned_r, char *err, size_t errlen);
 
+/* An agent's "retry" of a failed reply, in the caller's transaction: the
+ * interaction (of that conversation) goes back to queued, its reply job to
+ * queued with a fresh attempt count. *done_r = 0 when there is no failed
+ * reply with a job to retry (nothing is changed then). */
+int sb_outbox_requeue_reply(struct sb_db *db, int64_t conversation_id, int64_t interaction_id,
+                            int *done_r, char *err, size_t errlen);
+
 /* Enqueue a "fetch" job for every attachment that has a provider_ref and no
  * bytes yet, on channels whose kind is in `kinds`, past *watermark_r (an
  * attachment id; advanced past what was seen). Idempotent: one job per

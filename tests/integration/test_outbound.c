@@ -356,6 +356,28 @@ static void a_permanent_400_fails_with_the_reason(void **state)
     assert_non_null(strstr(r.body, "\nswitchboard_outbox_failed_total 1\n"));
     assert_non_null(strstr(r.body, "\nswitchboard_outbox_inflight 0\n"));
     th_resp_free(&r);
+
+    /* The agent fixes things and retries: the same interaction goes out. */
+    th_mock_push(&mock, 200, NULL,
+                 "{\"ok\":true,\"result\":{\"message_id\":4502,\"chat\":{\"id\":523901177}}}");
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld/interactions/%lld/retry", conv, id);
+    const char *h[] = {cookie, NULL};
+    assert_int_equal(th_http(&srv, "POST", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"delivery_status\":\"queued\""));
+    th_resp_free(&r);
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM interactions WHERE id = %lld AND "
+                              "delivery_status = 'sent' AND external_id = '523901177:4502' AND "
+                              "JSON_VALUE(meta, '$.delivery_error') IS NULL",
+                              id),
+                     1);
+    assert_int_equal(mock.requests, base + 2);
+    /* Only failed replies can be retried. */
+    assert_int_equal(th_http(&srv, "POST", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 409);
+    th_resp_free(&r);
 }
 
 /* WhatsApp: the body and Bearer token are right, the wamid is recorded, and
