@@ -1,7 +1,12 @@
 -- 002_outbox.sql: what the sender needs beyond 001's outbox table.
 --
--- The sender claims a handful of due rows with one UPDATE that stamps a fresh
--- claim_token, then reads back exactly the rows it owns by that token: the
--- index keeps that read (and every result write, which checks the token) from
--- scanning the table.
-ALTER TABLE outbox ADD KEY ix_outbox_claim_token (claim_token);
+-- Several senders share the table (replies and file fetches here, campaign
+-- batches later), each claiming only its own kinds. Claims look up due rows
+-- by (kind, status, time), so a hundred thousand queued campaign messages
+-- are never scanned, or locked, by the reply sender's claim.
+ALTER TABLE outbox
+    ADD KEY ix_outbox_kind_status_next (kind, status, next_attempt_at),
+    ADD KEY ix_outbox_kind_status_claimed (kind, status, claimed_until),
+    -- The sender reads back exactly the rows it claimed by their token, and
+    -- every result write checks the token.
+    ADD KEY ix_outbox_claim_token (claim_token);

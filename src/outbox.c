@@ -19,21 +19,22 @@ static const char q_find_key[] =
     "SELECT COALESCE(interaction_id, 0) FROM outbox WHERE idempotency_key = ?";
 
 /* -- name: outbox-claim-due
- * Oldest due first. The row locks of this UPDATE keep two senders (two
- * nodes) from claiming one job: the second one re-reads the row after the
- * first commits and no longer finds it queued. */
+ * Oldest due first, one kind at a time so the (kind, status,
+ * next_attempt_at) index bounds the scan. The row locks of this UPDATE keep
+ * two senders (two nodes) from claiming one job: the second one re-reads the
+ * row after the first commits and no longer finds it queued. */
 static const char q_claim_due[] =
     "UPDATE outbox SET status = 'sending', claim_token = ?, "
     "claimed_until = UTC_TIMESTAMP(6) + INTERVAL ? SECOND, attempts = attempts + 1 "
-    "WHERE status = 'queued' AND next_attempt_at <= UTC_TIMESTAMP(6) AND FIND_IN_SET(kind, ?) "
-    "ORDER BY next_attempt_at, id LIMIT ?";
+    "WHERE kind = ? AND status = 'queued' AND next_attempt_at <= UTC_TIMESTAMP(6) "
+    "ORDER BY next_attempt_at LIMIT ?";
 /* -- name: outbox-claim-expired
  * Jobs of a sender that died (or lost its database) holding them. */
 static const char q_claim_expired[] =
     "UPDATE outbox SET claim_token = ?, "
     "claimed_until = UTC_TIMESTAMP(6) + INTERVAL ? SECOND, attempts = attempts + 1 "
-    "WHERE status = 'sending' AND claimed_until < UTC_TIMESTAMP(6) AND FIND_IN_SET(kind, ?) "
-    "ORDER BY claimed_until, id LIMIT ?";
+    "WHERE kind = ? AND status = 'sending' AND claimed_until < UTC_TIMESTAMP(6) "
+    "ORDER BY claimed_until LIMIT ?";
 /* -- name: outbox-claimed */
 static const char q_claimed[] =
     "SELECT o.id, o.kind, o.channel_id, COALESCE(o.interaction_id, 0), o.payload, o.attempts, "
@@ -157,16 +158,22 @@ int sb_outbox_claim(struct sb_db *db, const char *kinds, const unsigned char *to
     *jobs_r = NULL;
     *n_r = 0;
     struct sb_db_rows r;
-    struct sb_db_val a[] = {SB_BLOB(token, SB_OUTBOX_TOKEN_LEN), SB_INT(lease_s), SB_TEXT(kinds),
-                            SB_INT(max)};
-    int rc = sb_db_exec(db, q_claim_due, a, 4, &r, err, errlen);
-    uint64_t got = r.affected;
-    sb_db_rows_free(&r);
-    if (rc == SB_OK && got < max) {
-        a[3] = SB_INT(max - got);
-        rc = sb_db_exec(db, q_claim_expired, a, 4, &r, err, errlen);
-        got += r.affected;
-        sb_db_rows_free(&r);
+    uint64_t got = 0;
+    int rc = SB_OK;
+    /* Each kind in turn, due jobs before expired claims, until `max`. */
+    for (const char *const *q = (const char *const[]){q_claim_due, q_claim_expired, NULL};
+         *q && rc == SB_OK && got < max; q++) {
+        for (const char *k = kinds; *k && rc == SB_OK && got < max;) {
+            size_t n = strcspn(k, ",");
+            char kind[33];
+            snprintf(kind, sizeof kind, "%.*s", (int)(n < 32 ? n : 32), k);
+            k += n + (k[n] == ',');
+            struct sb_db_val a[] = {SB_BLOB(token, SB_OUTBOX_TOKEN_LEN), SB_INT(lease_s),
+                                    SB_TEXT(kind), SB_INT(max - got)};
+            rc = sb_db_exec(db, *q, a, 4, &r, err, errlen);
+            got += rc == SB_OK ? r.affected : 0;
+            sb_db_rows_free(&r);
+        }
     }
     /* Jobs already claimed are read back even when the second claim
      * failed: left alone they would wait out their lease. */
