@@ -299,7 +299,7 @@ static int failed_as(struct sb_db *db, const char *status, const struct sb_outbo
     int rc = sb_db_begin(db, err, errlen);
     if (rc == SB_OK)
         rc = job_update(db, q_failed, a, 4, owned_r, err, errlen);
-    if (rc == SB_OK && *owned_r && job->interaction_id && !strcmp(job->kind, "reply")) {
+    if (rc == SB_OK && *owned_r && job->interaction_id && strcmp(job->kind, "fetch")) {
         struct sb_db_rows r;
         struct sb_db_val b[] = {SB_TEXT(error), SB_INT(job->interaction_id)};
         rc = sb_db_exec(db, q_interaction_failed, b, 2, &r, err, errlen);
