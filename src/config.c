@@ -57,6 +57,11 @@ static const struct config_key {
      NULL},
     {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
      365L * 24 * 3600, NULL},
+    {"live", "poll_ms", KEY_INT, offsetof(struct sb_config, live_poll_ms), 1, 10000, NULL},
+    {"live", "retention_days", KEY_INT, offsetof(struct sb_config, live_retention_days), 1, 3650,
+     NULL},
+    {"live", "queue", KEY_INT, offsetof(struct sb_config, live_queue), 16, 65536, NULL},
+    {"live", "sndbuf", KEY_INT, offsetof(struct sb_config, live_sndbuf), 0, 64 * 1024 * 1024, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -175,6 +180,9 @@ static int defaults(struct sb_config *cfg)
     cfg->cookie_secure = -1;
     cfg->reopen_window = SB_REOPEN_WINDOW_DEFAULT;
     cfg->forms_rate_limit = SB_FORMS_RATE_LIMIT_DEFAULT;
+    cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
+    cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
+    cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

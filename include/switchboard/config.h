@@ -38,6 +38,11 @@ struct sb_config {
     int reopen_window; /* seconds: a resolved conversation reopens within it */
     /* [forms] */
     int forms_rate_limit; /* form posts per client IP per minute */
+    /* [live] WebSocket updates (ws.c) */
+    int live_poll_ms;        /* how often the events table is read for other nodes' events */
+    int live_retention_days; /* events older than this are pruned */
+    int live_queue;          /* events waiting per connection before a slow one is cut off */
+    int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf
