@@ -4,6 +4,7 @@
  * failures, a dead sender's claim taken over, provider status webhooks
  * moving the delivery status, and Telegram files fetched into blobs. */
 #include "harness.h"
+#include "wsclient.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/outbox.h"
@@ -621,6 +622,42 @@ static void stop_is_prompt_while_a_provider_hangs(void **state)
     assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE text = 'Провайдер завис'"), 1);
 }
 
+/* An agent's browser sees the reply appear (queued) and go out (sent) live,
+ * over the WebSocket, from the events the reply and the sender wrote. */
+static void agents_see_the_reply_go_out_live(void **state)
+{
+    (void)state;
+    char why[256] = "";
+    struct th_ws *ws = th_ws_connect(srv.port, cookie, why, sizeof why);
+    if (!ws)
+        fprintf(stderr, "ws connect: %s\n", why);
+    assert_non_null(ws);
+    long long conv = conversation_of(tg_id);
+    th_mock_push(&mock, 200, NULL,
+                 "{\"ok\":true,\"result\":{\"message_id\":4900,\"chat\":{\"id\":523901177}}}");
+    long long id;
+    assert_int_equal(reply(conv, "Вижу вживую", NULL, &id), 202);
+    int created = 0, sent = 0;
+    char *m;
+    while ((!created || !sent) && (m = th_ws_recv_type(ws, "event", 5000)) != NULL) {
+        json_t *o = json_loads(m, 0, NULL);
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        json_t *d = json_object_get(o, "data");
+        if (json_integer_value(json_object_get(d, "id")) == id && ev) {
+            const char *st = json_string_value(json_object_get(d, "delivery_status"));
+            if (!strcmp(ev, "interaction.created") && st && !strcmp(st, "queued"))
+                created = 1;
+            if (!strcmp(ev, "interaction.updated") && st && !strcmp(st, "sent") && created)
+                sent = 1;
+        }
+        json_decref(o);
+        free(m);
+    }
+    th_ws_free(&ws);
+    assert_true(created);
+    assert_true(sent);
+}
+
 /* Notes are private: stored, announced, never sent. Channels that cannot
  * send refuse replies clearly. */
 static void notes_are_never_sent(void **state)
@@ -825,6 +862,7 @@ int main(void)
         cmocka_unit_test(a_dead_senders_claim_is_taken_over),
         cmocka_unit_test(a_killed_server_sends_after_restart),
         cmocka_unit_test(stop_is_prompt_while_a_provider_hangs),
+        cmocka_unit_test(agents_see_the_reply_go_out_live),
         cmocka_unit_test(notes_are_never_sent),
         cmocka_unit_test(an_unreadable_job_is_quarantined),
         cmocka_unit_test(a_burst_of_replies_is_sent_once_each),
