@@ -107,6 +107,8 @@ static const char q_requeue_job[] =
     "last_error = NULL, claim_token = NULL, claimed_until = NULL "
     "WHERE interaction_id = ? AND kind = 'reply' AND status IN ('failed', 'sent', 'quarantined')";
 
+static const char q_packet[] = "SELECT @@max_allowed_packet";
+
 #define SWEEP_BATCH 100
 
 int sb_outbox_enqueue(struct sb_db *db, const char *kind, int64_t channel_id,
@@ -367,6 +369,19 @@ int sb_outbox_requeue_reply(struct sb_db *db, int64_t conversation_id, int64_t i
     *done_r = rc == SB_OK && r.affected == 1;
     sb_db_rows_free(&r);
     return rc;
+}
+
+void sb_outbox_blob_max(struct sb_db *db, size_t *max_r)
+{
+    char err[256] = "";
+    struct sb_db_rows r;
+    *max_r = 15u << 20; /* below MariaDB's default of 16 MiB */
+    if (sb_db_exec(db, q_packet, NULL, 0, &r, err, sizeof err) == SB_OK && r.nrows) {
+        int64_t packet = sb_db_cell_int(&r, 0, 0);
+        if (packet > (2 << 20))
+            *max_r = (size_t)(packet - (1 << 20)); /* room for the statement */
+    }
+    sb_db_rows_free(&r);
 }
 
 int sb_outbox_sweep_fetches(struct sb_db *db, const char *kinds, int64_t *watermark_r,

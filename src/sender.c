@@ -58,6 +58,7 @@ struct sb_sender {
     size_t inflight;
     int64_t retry_at_ms; /* earliest retry this sender scheduled (0: none) */
     int more_due;        /* the last claim was full: there may be more */
+    size_t blob_max;     /* the largest file one INSERT can store (max_allowed_packet) */
     /* written by the sender thread, read by any (__atomic) */
     struct sb_sender_stats stats;
     int64_t fetch_watermark;
@@ -226,6 +227,11 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
 
 static int transfer_start(struct sb_sender *s, struct job *j, char *err, size_t errlen)
 {
+    /* A downloaded file is stored with one INSERT: never fetch more than
+     * the database will take (it would fail on every retry). */
+    struct sb_send_req *r = &j->req;
+    if (!strcmp(j->row.kind, "fetch") && r->max_answer > s->blob_max)
+        r->max_answer = s->blob_max;
     int rc = transfer_setup(j, err, errlen);
     if (rc == SB_OK && curl_multi_add_handle(s->multi, j->easy) != CURLM_OK)
         rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot add a transfer");
@@ -310,6 +316,17 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
             rc = sb_outbox_failed(s->db, &j->row, j->token, res.error, &owned, err, sizeof err);
         if (rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_RETRY)
             break;
+    }
+    if (rc != SB_OK && rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_UNKNOWN_COMMIT &&
+        res.outcome == SB_SEND_OK && !strcmp(j->row.kind, "fetch")) {
+        /* The database refuses the file itself: retrying cannot help. */
+        char why[sizeof res.error];
+        snprintf(why, sizeof why, "cannot store the file: %.400s", err);
+        sb_error("sender", "job %lld: %s", (long long)j->row.id, why);
+        err[0] = '\0';
+        rc = sb_outbox_failed(s->db, &j->row, j->token, why, &owned, err, sizeof err);
+        res.outcome = SB_SEND_FAILED;
+        memcpy(res.error, why, sizeof why);
     }
     if (rc == SB_OK && owned) {
         unsigned long long *c = res.outcome == SB_SEND_RETRY    ? &s->stats.retried
@@ -614,6 +631,15 @@ int sb_sender_start(const struct sb_sender_options *opt, struct sb_sender **s_r,
                      (*k)->name);
         }
     int rc = sb_db_open(opt->db, 0, &s->db, err, errlen);
+    if (rc != SB_OK && s->db) {
+        /* Like the DB workers: the handle reconnects on next use, so a
+         * database that is down at start-up only delays sending. */
+        sb_warn("sender", "%s (will retry at each poll)", err);
+        err[0] = '\0';
+        rc = SB_OK;
+    }
+    if (rc == SB_OK)
+        sb_outbox_blob_max(s->db, &s->blob_max);
     if (rc == SB_OK && !(s->multi = curl_multi_init()))
         rc = sb_fail(err, errlen, SB_ERR_NOMEM, "cannot start libcurl");
     if (rc == SB_OK && pthread_create(&s->thread, NULL, run, s) != 0)

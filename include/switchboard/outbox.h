@@ -85,6 +85,11 @@ int sb_outbox_fetched(struct sb_db *db, const struct sb_outbox_job *job, const u
 int sb_outbox_requeue_reply(struct sb_db *db, int64_t conversation_id, int64_t interaction_id,
                             int *done_r, char *err, size_t errlen);
 
+/* The largest file one blob INSERT can store on this server
+ * (max_allowed_packet less room for the statement); 15 MiB when the server
+ * will not say. Fetches are capped to it. */
+void sb_outbox_blob_max(struct sb_db *db, size_t *max_r);
+
 /* Enqueue a "fetch" job for every attachment that has a provider_ref and no
  * bytes yet, on channels whose kind is in `kinds`, past *watermark_r (an
  * attachment id; advanced past what was seen). Idempotent: one job per
