@@ -30,6 +30,7 @@
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
 #include "switchboard/secrets.h"
+#include "switchboard/sender.h"
 #include "switchboard/static.h"
 #include "switchboard/ws.h"
 
@@ -893,6 +894,15 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         lws_context_destroy(ctx);
         goto out;
     }
+    /* The outbox sender (its own thread and connection). */
+    struct sb_sender_options sender_opt = {&params, app.has_secret_key ? app.secret_key : NULL};
+    rc = sb_sender_start(&sender_opt, &app.sender, err, errlen);
+    if (rc != SB_OK) {
+        sb_dbpool_stop(&app.pool);
+        sb_ws_stop();
+        lws_context_destroy(ctx);
+        goto out;
+    }
 
     signal_ctx = ctx;
     struct sigaction sa;
@@ -929,7 +939,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);
-    sb_ws_stop(); /* before the context: the tailer wakes the loop through it */
+    sb_sender_stop(&app.sender); /* after the workers: none can wake it any more */
+    sb_ws_stop();                /* before the context: the tailer wakes the loop through it */
     signal_ctx = NULL;
     lws_context_destroy(ctx);
     listen_fd = -1;
