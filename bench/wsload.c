@@ -349,10 +349,12 @@ static void *poster_main(void *arg)
             next++;
             ps->sent++;
         }
+        /* Round the wait up: a wait of 0 ms would spin until the next
+         * webhook is due and take a core from what is being measured. */
         double wake = start + (double)next * interval;
-        int ms = next < nseq ? (int)((wake - now()) * 1000) : 50;
-        if (ms < 0)
-            ms = 0;
+        int ms = next < nseq ? (int)((wake - now()) * 1000 + 0.999) : 50;
+        if (ms < 1)
+            ms = 1;
         struct epoll_event evs[HOOK_CONNS];
         int k = epoll_wait(ep, evs, HOOK_CONNS, ms);
         double tr = now();
