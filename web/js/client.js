@@ -1,0 +1,56 @@
+// The client card beside the thread: identities, tags, merge suggestions and the
+// cross-channel timeline.
+import { h, fmtTime, channelIcon } from './dom.js';
+import { t, getLanguage } from './i18n.js';
+import { api } from './api.js';
+
+const ID_ICONS = { phone: '☎', email: '✉', telegram: '✈', whatsapp: '🟢', viber: '🟣' };
+
+export async function renderClientCard(root, clientId, { onOpenConversation, onChanged }) {
+  root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
+  let c, sugg = [];
+  try {
+    c = await api('GET', `/api/v1/clients/${clientId}?limit=30`);
+  } catch (e) {
+    root.replaceChildren(h('div', { class: 'error pad' }, `${t('errorPrefix')}: ${e.message}`));
+    return;
+  }
+  try {
+    const s = await api('GET', '/api/v1/merge-suggestions?limit=200');
+    sugg = (s.items || []).filter((x) => x.client?.id === c.id || x.other?.id === c.id);
+  } catch { /* marketers may not see suggestions */ }
+  const lang = getLanguage();
+  const decide = async (s, what) => {
+    try {
+      await api('POST', `/api/v1/merge-suggestions/${s.id}/${what}`);
+    } catch (e) {
+      alert(e.message);
+    }
+    onChanged?.();
+    renderClientCard(root, what === 'accept' ? Math.min(s.client.id, s.other.id) : clientId, { onOpenConversation, onChanged });
+  };
+  root.replaceChildren(
+    h('div', { class: 'client-card', dataset: { clientId: c.id } },
+      h('h2', {}, c.name || `${t('client')} #${c.id}`),
+      c.company ? h('div', { class: 'muted' }, `${t('company')}: ${c.company}`) : null,
+      h('h3', {}, t('identities')),
+      h('ul', { class: 'identities' }, (c.identities || []).map((i) => h('li', { class: i.verified ? 'verified' : 'unverified' },
+        h('span', { class: 'id-kind', title: i.kind }, ID_ICONS[i.kind] || i.kind), ' ',
+        h('span', { class: 'id-value' }, i.value || i.raw || ''),
+        i.verified ? h('span', { class: 'ok', title: 'verified' }, ' ✓') : null))),
+      c.tags?.length ? [h('h3', {}, t('tags')), h('div', { class: 'tags' }, c.tags.map((x) => h('span', { class: 'tag' }, x)))] : null,
+      sugg.length ? [h('h3', {}, t('mergeSuggestions')), h('ul', { class: 'suggestions' }, sugg.map((s) => {
+        const other = s.client.id === c.id ? s.other : s.client;
+        return h('li', { dataset: { suggestion: s.id } },
+          h('div', {}, `#${other.id} ${other.name || ''}`), h('div', { class: 'muted small' }, s.reason),
+          h('button', { type: 'button', class: 'small', onclick: () => decide(s, 'accept') }, t('accept')), ' ',
+          h('button', { type: 'button', class: 'small secondary', onclick: () => decide(s, 'dismiss') }, t('dismiss')));
+      }))] : null,
+      c.timeline ? [h('h3', {}, t('timeline')), h('ol', { class: 'timeline' }, (c.timeline.items || []).map((it) => h('li', {
+        class: `dir-${it.direction}`,
+        onclick: it.conversation_id ? () => onOpenConversation(it.conversation_id) : null,
+      },
+      h('span', { class: 'ch-icon', title: it.channel_kind }, channelIcon(it.channel_kind)), ' ',
+      h('time', {}, fmtTime(it.occurred_at, lang)), ' ',
+      h('span', { class: 'tl-text' }, it.subject || it.text || `(${it.kind})`))))] : null));
+}

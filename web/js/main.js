@@ -1,0 +1,607 @@
+// The agents' web view: sign-in, inbox list, thread, reply box, client card, live updates.
+// Plain DOM; all server text goes in as text (dom.js), e-mail HTML through email.js.
+import { h, $, fmtTime, newKey, channelIcon } from './dom.js';
+import { api, qs, setUnauthorizedHandler } from './api.js';
+import { t, pickLanguage, setLanguage, saveLanguage, getLanguage } from './i18n.js';
+import { renderInteraction } from './thread.js';
+import { renderClientCard } from './client.js';
+import { Live } from './live.js';
+
+const app = document.getElementById('app');
+const S = {
+  user: null,
+  channels: new Map(),
+  users: [],
+  filters: { status: 'open', assignee: 'all', channel: '', q: '' },
+  convs: [],
+  cursor: null,
+  listGen: 0,
+  listLoading: false,
+  previews: new Map(),
+  openId: null,
+  conv: null,
+  items: new Map(),
+  threadCursor: null,
+  mode: 'reply',
+  draftKey: null,
+  typing: new Map(),
+  cardOpen: false,
+  live: null,
+};
+window.__sb = S; // for the e2e tests and for poking around in the console
+
+// ---------- sign-in ----------
+
+function renderLogin(message) {
+  S.live?.stop();
+  S.live = null;
+  S.user = null;
+  setLanguage(pickLanguage(null));
+  const err = h('p', { class: 'error', role: 'alert', id: 'login-error' }, message || '');
+  const form = h('form', { id: 'login', class: 'login' },
+    h('h1', {}, 'Switchboard'),
+    h('label', {}, t('email'), h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true })),
+    h('label', {}, t('password'), h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
+    h('button', { type: 'submit' }, t('signIn')),
+    err,
+    h('button', { type: 'button', class: 'link small', onclick: toggleLanguage }, t('language')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    try {
+      const d = await api('POST', '/api/v1/session', { email: f.get('email'), password: f.get('password') });
+      start(d.user);
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  });
+  app.replaceChildren(h('main', { class: 'login-wrap' }, form));
+  form.querySelector('input').focus();
+}
+
+function toggleLanguage() {
+  saveLanguage(getLanguage() === 'ru' ? 'en' : 'ru');
+  if (S.user) start(S.user);
+  else renderLogin();
+}
+
+async function logout() {
+  try { await api('DELETE', '/api/v1/session'); } catch { /* signed out anyway */ }
+  sessionStorage.removeItem('sb.lastEventId');
+  location.hash = '';
+  renderLogin();
+}
+
+setUnauthorizedHandler(() => { if (S.user) renderLogin(); });
+
+// ---------- the shell ----------
+
+const el = {};
+
+function start(user) {
+  S.user = user;
+  setLanguage(pickLanguage(user.locale));
+  buildShell();
+  if (!S.live) {
+    S.live = new Live({ onEvent, onTyping, onResync: resync, onState: liveState });
+    S.live.start();
+  }
+  loadChannels();
+  reloadList();
+  route();
+}
+
+function buildShell() {
+  const statusTabs = h('div', { class: 'tabs', role: 'tablist', id: 'status-tabs' },
+    ['open', 'pending', 'resolved', 'snoozed', ''].map((s) => h('button', {
+      type: 'button', role: 'tab', dataset: { status: s },
+      'aria-selected': String(S.filters.status === s),
+      onclick: () => { S.filters.status = s; syncFilters(); reloadList(); },
+    }, s ? t(s) : t('allStatuses'))));
+  el.assignee = h('select', { id: 'f-assignee', 'aria-label': t('assignTo'), onchange: (e) => { S.filters.assignee = e.target.value; reloadList(); } },
+    h('option', { value: 'all' }, t('everyone')), h('option', { value: 'me' }, t('mine')), h('option', { value: 'unassigned' }, t('unassigned')));
+  el.assignee.value = S.filters.assignee;
+  el.channel = h('select', { id: 'f-channel', 'aria-label': t('allChannels'), onchange: (e) => { S.filters.channel = e.target.value; reloadList(); } },
+    h('option', { value: '' }, t('allChannels')));
+  el.q = h('input', { type: 'search', id: 'q', placeholder: t('search'), value: S.filters.q, 'aria-label': t('search'), autocomplete: 'off' });
+  let qTimer;
+  el.q.addEventListener('input', () => {
+    clearTimeout(qTimer);
+    qTimer = setTimeout(() => { S.filters.q = el.q.value.trim(); reloadList(); }, 250);
+  });
+  el.list = h('ul', { id: 'convs', class: 'convs' });
+  el.sentinel = h('div', { class: 'sentinel muted small' });
+  el.liveDot = h('span', { class: 'live-dot', id: 'live-state', title: t('offline') });
+  el.thread = h('section', { class: 'thread-pane', id: 'thread' });
+  el.card = h('aside', { class: 'card-pane', id: 'client-card' });
+  el.help = buildHelp();
+  el.shell = h('div', { class: 'shell', dataset: { pane: 'list' } },
+    h('header', { class: 'top' },
+      h('span', { class: 'brand' }, 'Switchboard'), el.liveDot,
+      h('span', { class: 'spacer' }),
+      h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
+      h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
+      h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
+      h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
+    h('section', { class: 'list-pane' },
+      h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); S.filters.q = el.q.value.trim(); reloadList(); } }, el.q),
+      statusTabs,
+      h('div', { class: 'filters' }, el.assignee, el.channel),
+      h('div', { class: 'list-scroll', id: 'list-scroll' }, el.list, el.sentinel)),
+    el.thread, el.card, el.help);
+  app.replaceChildren(el.shell);
+  fillChannelFilter();
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  }, { root: $('#list-scroll') }).observe(el.sentinel);
+  renderThread();
+}
+
+function syncFilters() {
+  for (const b of document.querySelectorAll('#status-tabs button')) b.setAttribute('aria-selected', String(b.dataset.status === S.filters.status));
+}
+
+function buildHelp() {
+  const keys = [['j', 'kNext'], ['k', 'kPrev'], ['r', 'kReply'], ['n', 'kNote'], ['e', 'kResolve'], ['/', 'kSearch'], ['?', 'kHelp'], ['Esc', 'kEsc']];
+  const d = h('dialog', { id: 'help', class: 'help' },
+    h('h2', {}, t('shortcuts')),
+    h('table', {}, h('tbody', {}, keys.map(([k, s]) => h('tr', {}, h('td', {}, h('kbd', {}, k)), h('td', {}, t(s)))))),
+    h('form', { method: 'dialog' }, h('button', {}, t('close'))));
+  return d;
+}
+
+function liveState(up) {
+  el.liveDot?.classList.toggle('up', up);
+  if (el.liveDot) el.liveDot.title = up ? t('live') : t('offline');
+  document.body.dataset.live = up ? 'up' : 'down';
+}
+
+async function loadChannels() {
+  try {
+    const d = await api('GET', '/api/v1/channels');
+    for (const c of d.items) S.channels.set(c.id, c);
+  } catch { /* agents cannot list channels; the conversations name theirs */ }
+  if (S.user.role === 'admin') {
+    try { S.users = (await api('GET', '/api/v1/users')).users.filter((u) => !u.disabled); } catch { S.users = []; }
+  }
+  fillChannelFilter();
+}
+
+function fillChannelFilter() {
+  if (!el.channel) return;
+  const cur = S.filters.channel;
+  el.channel.replaceChildren(h('option', { value: '' }, t('allChannels')),
+    [...S.channels.values()].map((c) => h('option', { value: c.id }, `${channelIcon(c.kind)} ${c.name}`)));
+  el.channel.value = cur;
+}
+
+// ---------- conversation list ----------
+
+function listParams(cursor) {
+  const f = S.filters;
+  return qs({ status: f.status, assignee: f.assignee === 'all' ? '' : f.assignee, channel: f.channel, q: f.q, cursor, limit: 40 });
+}
+
+async function reloadList() {
+  const gen = ++S.listGen;
+  S.convs = [];
+  S.cursor = null;
+  S.listLoading = true;
+  el.sentinel.textContent = t('loading');
+  try {
+    const d = await api('GET', `/api/v1/conversations${listParams()}`);
+    if (gen !== S.listGen) return;
+    S.convs = d.items;
+    S.cursor = d.next_cursor;
+    noteChannels(d.items);
+  } catch (e) {
+    if (gen === S.listGen) el.sentinel.textContent = `${t('errorPrefix')}: ${e.message}`;
+    return;
+  } finally {
+    if (gen === S.listGen) S.listLoading = false;
+  }
+  renderList();
+}
+
+async function loadMore() {
+  if (S.listLoading || !S.cursor) return;
+  const gen = S.listGen;
+  S.listLoading = true;
+  try {
+    const d = await api('GET', `/api/v1/conversations${listParams(S.cursor)}`);
+    if (gen !== S.listGen) return;
+    const have = new Set(S.convs.map((c) => c.id));
+    S.convs.push(...d.items.filter((c) => !have.has(c.id)));
+    S.cursor = d.next_cursor;
+    noteChannels(d.items);
+    renderList();
+  } catch (e) {
+    el.sentinel.textContent = `${t('errorPrefix')}: ${e.message}`;
+  } finally {
+    if (gen === S.listGen) S.listLoading = false;
+  }
+}
+
+function noteChannels(items) {
+  let added = false;
+  for (const c of items) if (c.channel && !S.channels.has(c.channel.id)) { S.channels.set(c.channel.id, c.channel); added = true; }
+  if (added) fillChannelFilter();
+}
+
+function convRow(c) {
+  const lang = getLanguage();
+  const preview = S.previews.get(c.id) || c.subject || c.channel?.name || '';
+  return h('li', {
+    class: `conv${c.id === S.openId ? ' active' : ''}${c.unread > 0 ? ' has-unread' : ''}`,
+    dataset: { id: c.id, status: c.status },
+    onclick: () => openConversation(c.id),
+  },
+  h('span', { class: 'ch-icon', title: c.channel?.kind }, channelIcon(c.channel?.kind)),
+  h('div', { class: 'conv-main' },
+    h('div', { class: 'row' },
+      h('b', { class: 'name' }, c.client?.name || `${t('client')} #${c.client?.id}`),
+      h('time', { datetime: c.last_activity_at }, fmtTime(c.last_activity_at, lang))),
+    h('div', { class: 'row' },
+      h('span', { class: 'preview' }, preview),
+      c.unread > 0 ? h('span', { class: 'unread', title: t('unread') }, String(c.unread)) : null,
+      c.status !== 'open' ? h('span', { class: `status st-${c.status}` }, t(c.status)) : null)));
+}
+
+function renderList() {
+  el.list.replaceChildren(...S.convs.map(convRow));
+  el.sentinel.textContent = S.convs.length ? (S.cursor ? t('loading') : '') : t('noConversations');
+}
+
+function sortConvs() {
+  S.convs.sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : a.last_activity_at > b.last_activity_at ? -1 : b.id - a.id));
+}
+
+function matchesFilters(c) {
+  const f = S.filters;
+  if (f.status && c.status !== f.status) return false;
+  if (f.assignee === 'me' && c.assignee_id !== S.user.id) return false;
+  if (f.assignee === 'unassigned' && c.assignee_id !== null) return false;
+  if (/^\d+$/.test(f.assignee) && c.assignee_id !== Number(f.assignee)) return false;
+  if (f.channel && c.channel?.id !== Number(f.channel)) return false;
+  return true;
+}
+
+function applyConv(c) {
+  const i = S.convs.findIndex((x) => x.id === c.id);
+  if (matchesFilters(c) && (i >= 0 || !S.filters.q)) {
+    if (i >= 0) S.convs[i] = c;
+    else S.convs.push(c);
+    sortConvs();
+  } else if (i >= 0) {
+    S.convs.splice(i, 1);
+  }
+  noteChannels([c]);
+  renderList();
+  if (c.id === S.openId) {
+    S.conv = c;
+    renderThreadHead();
+  }
+}
+
+// Live events name conversations; refetch each one (coalesced) rather than patching
+// from partial event data, so the list shows exactly what the API would.
+const pendingConvs = new Set();
+let convTimer = null;
+function queueConvRefresh(id) {
+  pendingConvs.add(id);
+  if (!convTimer) convTimer = setTimeout(flushConvs, 30);
+}
+
+async function flushConvs() {
+  convTimer = null;
+  const ids = [...pendingConvs];
+  pendingConvs.clear();
+  if (ids.length > 40) { reloadList(); return; }
+  await Promise.all(ids.map(async (id) => {
+    try {
+      applyConv(await api('GET', `/api/v1/conversations/${id}`));
+    } catch (e) {
+      if (e.status === 404) {
+        S.convs = S.convs.filter((x) => x.id !== id);
+        renderList();
+      }
+    }
+  }));
+}
+
+// ---------- live ----------
+
+let threadTimer = null;
+function onEvent(ev) {
+  const cid = ev.conversation_id;
+  if (cid && /^(interaction|conversation)\./.test(ev.event)) {
+    if (ev.event === 'interaction.created' && ev.data?.preview) S.previews.set(cid, ev.data.preview);
+    queueConvRefresh(cid);
+    if (cid === S.openId) {
+      if (ev.event === 'interaction.updated' && ev.data?.id && S.items.has(ev.data.id) && ev.data.delivery_status && !ev.data.text) {
+        const it = { ...S.items.get(ev.data.id), delivery_status: ev.data.delivery_status };
+        if (ev.data.error) it.meta = { ...(it.meta || {}), delivery_error: ev.data.error };
+        S.items.set(it.id, it);
+        renderItems(false);
+      } else if (ev.event.startsWith('interaction.')) {
+        clearTimeout(threadTimer);
+        threadTimer = setTimeout(refreshThread, 30);
+      }
+      if (ev.event === 'interaction.created' && ev.data?.direction === 'in') S.typing.delete(cid);
+    }
+  }
+  if (ev.event.startsWith('client.') && S.cardOpen && S.conv && ev.client_id === S.conv.client?.id) loadCard();
+}
+
+function onTyping(m) {
+  if (m.user_id === S.user.id) return;
+  S.typing.set(m.conversation_id, { name: m.name, until: Date.now() + 5000 });
+  renderTyping();
+  setTimeout(renderTyping, 5100);
+}
+
+function resync() {
+  reloadList();
+  if (S.openId) refreshThread(true);
+}
+
+// ---------- thread ----------
+
+function route() {
+  const m = /^#\/c\/(\d+)/.exec(location.hash);
+  const id = m ? Number(m[1]) : null;
+  if (id !== S.openId) showConversation(id);
+}
+window.addEventListener('hashchange', () => { if (S.user) route(); });
+
+function openConversation(id) {
+  if (location.hash !== `#/c/${id}`) location.hash = `#/c/${id}`;
+  else showConversation(id);
+}
+
+async function showConversation(id) {
+  S.openId = id;
+  S.conv = S.convs.find((c) => c.id === id) || null;
+  S.items = new Map();
+  S.threadCursor = null;
+  S.draftKey = null;
+  el.shell.dataset.pane = id ? 'thread' : 'list';
+  S.live?.setView(id);
+  renderList();
+  renderThread();
+  if (!id) return;
+  try {
+    const c = await api('GET', `/api/v1/conversations/${id}`);
+    if (S.openId !== id) return;
+    S.conv = c;
+    S.mode = ['webform', 'pbx'].includes(c.channel?.kind) ? 'note' : 'reply';
+    renderThread();
+    await refreshThread(true);
+    markRead();
+    if (S.cardOpen || window.matchMedia('(min-width: 1200px)').matches) loadCard();
+  } catch (e) {
+    if (S.openId === id) el.threadBody.replaceChildren(h('div', { class: 'error pad' }, `${t('errorPrefix')}: ${e.message}`));
+  }
+}
+
+function markRead() {
+  const c = S.conv;
+  if (!c || !(c.unread > 0) || document.hidden) return;
+  api('PATCH', `/api/v1/conversations/${c.id}`, { unread: 0 }).then(applyConv).catch(() => {});
+}
+document.addEventListener('visibilitychange', markRead);
+
+async function refreshThread(scrollDown) {
+  const id = S.openId;
+  if (!id) return;
+  const d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50`);
+  if (S.openId !== id) return;
+  const fresh = d.items.some((it) => !S.items.has(it.id));
+  for (const it of d.items) S.items.set(it.id, it);
+  if (S.threadCursor === null && scrollDown) S.threadCursor = d.next_cursor;
+  renderItems(scrollDown || fresh);
+  if (fresh) markRead();
+}
+
+async function loadEarlier() {
+  const id = S.openId;
+  if (!S.threadCursor) return;
+  const d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50&cursor=${encodeURIComponent(S.threadCursor)}`);
+  if (S.openId !== id) return;
+  for (const it of d.items) S.items.set(it.id, it);
+  S.threadCursor = d.next_cursor;
+  renderItems(false);
+}
+
+function renderThread() {
+  if (!S.openId) {
+    el.thread.replaceChildren(h('div', { class: 'empty muted' }, t('pickConversation')));
+    el.card.replaceChildren();
+    return;
+  }
+  el.threadHead = h('div', { class: 'thread-head' });
+  el.threadBody = h('div', { class: 'thread-body', id: 'thread-body' }, h('div', { class: 'muted pad' }, t('loading')));
+  el.typing = h('div', { class: 'typing muted small', id: 'typing' });
+  el.thread.replaceChildren(el.threadHead, el.threadBody, el.typing, buildComposer());
+  renderThreadHead();
+}
+
+function renderThreadHead() {
+  const c = S.conv;
+  if (!el.threadHead || !c) return;
+  const resolved = c.status === 'resolved';
+  const assign = h('select', { id: 'assign', 'aria-label': t('assignTo'), onchange: (e) => patchConv({ assignee_id: e.target.value ? Number(e.target.value) : null }) },
+    h('option', { value: '' }, `— ${t('unassigned')}`),
+    h('option', { value: S.user.id }, `${S.user.name} (${t('me')})`),
+    S.users.filter((u) => u.id !== S.user.id).map((u) => h('option', { value: u.id }, u.name)));
+  if (c.assignee_id && ![...assign.options].some((o) => o.value === String(c.assignee_id))) assign.append(h('option', { value: c.assignee_id }, `#${c.assignee_id}`));
+  assign.value = c.assignee_id ? String(c.assignee_id) : '';
+  el.threadHead.replaceChildren(
+    h('button', { type: 'button', class: 'link back', onclick: () => { location.hash = ''; } }, `← ${t('back')}`),
+    h('div', { class: 'title' },
+      h('button', { type: 'button', class: 'link client-name', onclick: toggleCard }, c.client?.name || `${t('client')} #${c.client?.id}`),
+      h('div', { class: 'muted small' }, channelIcon(c.channel?.kind), ' ', c.channel?.name || '', c.subject ? ` · ${c.subject}` : '',
+        ' · ', h('span', { class: `status st-${c.status}`, id: 'conv-status' }, t(c.status)))),
+    h('div', { class: 'actions' },
+      assign,
+      c.status === 'open' ? h('button', { type: 'button', class: 'secondary', onclick: () => patchConv({ status: 'pending' }) }, t('markPending')) : null,
+      h('button', { type: 'button', id: resolved ? 'reopen' : 'resolve', onclick: toggleResolved }, resolved ? t('reopen') : t('resolve')),
+      h('button', { type: 'button', class: 'secondary card-toggle', onclick: toggleCard }, t('clientCard'))));
+}
+
+async function patchConv(body) {
+  if (!S.conv) return;
+  try {
+    applyConv(await api('PATCH', `/api/v1/conversations/${S.conv.id}`, body));
+  } catch (e) {
+    alert(e.message);
+  }
+}
+
+function toggleResolved() {
+  if (S.conv) patchConv({ status: S.conv.status === 'resolved' ? 'open' : 'resolved' });
+}
+
+function renderItems(scrollDown) {
+  const body = el.threadBody;
+  if (!body) return;
+  const nearBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 80;
+  const items = [...S.items.values()].sort((a, b) => (a.occurred_at < b.occurred_at ? -1 : a.occurred_at > b.occurred_at ? 1 : a.id - b.id));
+  body.replaceChildren(
+    S.threadCursor ? h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier')) : null,
+    ...items.map((it) => renderInteraction(it, { onRetry: retry })));
+  if (scrollDown || nearBottom) body.scrollTop = body.scrollHeight;
+}
+
+async function retry(it) {
+  try {
+    const r = await api('POST', `/api/v1/conversations/${S.openId}/interactions/${it.id}/retry`);
+    S.items.set(r.id, { ...S.items.get(r.id), ...r });
+    renderItems(false);
+  } catch (e) {
+    alert(e.message);
+  }
+}
+
+function renderTyping() {
+  if (!el.typing) return;
+  const x = S.typing.get(S.openId);
+  el.typing.textContent = x && x.until > Date.now() ? t('typing', { name: x.name || '…' }) : '';
+}
+
+function buildComposer() {
+  const ta = h('textarea', { id: 'composer-text', rows: 3 });
+  const err = h('div', { class: 'error small', id: 'composer-error', role: 'alert' });
+  const send = h('button', { type: 'submit', id: 'send' });
+  const tabs = h('div', { class: 'tabs small' },
+    ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, h('div', { class: 'row' }, err, send));
+  function setMode(m) {
+    S.mode = m;
+    form.dataset.mode = m;
+    for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.mode === m));
+    ta.placeholder = m === 'note' ? t('notePlaceholder') : t('replyPlaceholder');
+    send.textContent = m === 'note' ? t('addNote') : t('send');
+  }
+  el.setMode = (m) => { setMode(m); ta.focus(); };
+  setMode(S.mode);
+  let lastTyping = 0;
+  ta.addEventListener('input', () => {
+    if (S.mode === 'reply' && Date.now() - lastTyping > 3000 && ta.value) {
+      lastTyping = Date.now();
+      S.live?.typing(S.openId);
+    }
+  });
+  ta.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = ta.value.trim();
+    if (!text || !S.openId) return;
+    send.disabled = true;
+    err.textContent = '';
+    const id = S.openId;
+    try {
+      let it;
+      if (S.mode === 'note') {
+        const r = await api('POST', `/api/v1/conversations/${id}/notes`, { text });
+        it = { delivery_status: 'none', flags: [], sender: S.user.name, occurred_at: new Date().toISOString().replace('T', ' ').replace('Z', ''), ...r };
+      } else {
+        // One key per composed message: a retry after a lost answer cannot send twice.
+        S.draftKey ||= newKey();
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text }, { 'Idempotency-Key': S.draftKey });
+      }
+      S.draftKey = null;
+      ta.value = '';
+      if (S.openId === id) {
+        S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
+        renderItems(true);
+        refreshThread(false).catch(() => {});
+      }
+    } catch (ex) {
+      err.textContent = t('sendFailed', { msg: ex.message });
+    } finally {
+      send.disabled = false;
+    }
+  });
+  return form;
+}
+
+// ---------- client card ----------
+
+function toggleCard() {
+  S.cardOpen = !el.shell.classList.contains('card-open');
+  el.shell.classList.toggle('card-open', S.cardOpen);
+  if (S.cardOpen) loadCard();
+}
+
+function loadCard() {
+  if (!S.conv?.client?.id) return;
+  renderClientCard(el.card, S.conv.client.id, {
+    onOpenConversation: openConversation,
+    onChanged: () => { reloadList(); },
+  });
+}
+
+// ---------- keyboard ----------
+
+document.addEventListener('keydown', (e) => {
+  if (!S.user || e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = e.target.tagName;
+  if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') {
+    if (e.key === 'Escape') e.target.blur();
+    return;
+  }
+  if (el.help?.open) return;
+  const move = (d) => {
+    if (!S.convs.length) return;
+    const i = S.convs.findIndex((c) => c.id === S.openId);
+    const j = i < 0 ? 0 : Math.max(0, Math.min(S.convs.length - 1, i + d));
+    openConversation(S.convs[j].id);
+    document.querySelector(`#convs li[data-id="${S.convs[j].id}"]`)?.scrollIntoView({ block: 'nearest' });
+  };
+  switch (e.key) {
+    case 'j': move(1); break;
+    case 'k': move(-1); break;
+    case 'r': if (S.openId) { e.preventDefault(); el.setMode('reply'); } break;
+    case 'n': if (S.openId) { e.preventDefault(); el.setMode('note'); } break;
+    case 'e': toggleResolved(); break;
+    case '/': e.preventDefault(); el.q.focus(); el.q.select(); break;
+    case '?': el.help.showModal(); break;
+    case 'Escape':
+      if (el.shell.classList.contains('card-open')) toggleCard();
+      else if (S.openId && el.shell.dataset.pane === 'thread' && !window.matchMedia('(min-width: 760px)').matches) location.hash = '';
+      break;
+    default: return;
+  }
+});
+
+// ---------- boot ----------
+
+try {
+  const me = await api('GET', '/api/v1/me');
+  start(me.user);
+} catch {
+  renderLogin();
+}
