@@ -1,0 +1,361 @@
+// End-to-end tests of the web view: the real server on a scratch database, Debian's
+// Chromium driven by playwright-core. Run by tests/e2e/run (from tests/run / make test).
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import {
+  ScratchDb, Server, MockProvider, serverEnv, cli, freePort, sleep, assert, runTests, SHOTS,
+} from './lib.mjs';
+
+const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
+const SECRET = 'e2e_secret_token_0123456789';
+const AGENT = { email: 'ada@example.com', name: 'Ada Agent', password: 'correct horse 1' };
+const ADMIN = { email: 'boris@example.com', name: 'Boris Admin', password: 'correct horse 2' };
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const TABLET = { width: 820, height: 1180 };
+
+let updateId = 815300000;
+function tgUpdate({ text, contact, messageId, fromId = 523901177, first = 'Анна', last = 'Смирнова' }) {
+  const from = { id: fromId, is_bot: false, first_name: first, last_name: last, username: 'anna_smirnova', language_code: 'ru' };
+  updateId++;
+  const message = {
+    message_id: messageId ?? 1000 + (updateId % 100000), from,
+    chat: { id: fromId, first_name: first, last_name: last, type: 'private' },
+    date: Math.floor(Date.now() / 1000),
+  };
+  if (text) message.text = text;
+  if (contact) message.contact = { phone_number: contact, first_name: first, last_name: last, user_id: fromId };
+  return { update_id: updateId, message };
+}
+
+async function hook(ctx, update) {
+  const r = await fetch(`${ctx.srv.url}/hooks/telegram/${ctx.tgId}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': SECRET },
+    body: JSON.stringify(update),
+  });
+  const body = await r.json();
+  assert(r.status === 200 && body.ok, `webhook answered ${r.status} ${JSON.stringify(body)}`);
+  if (process.env.SB_E2E_DEBUG) console.log(`    ${Date.now() % 100000} hook answered ${JSON.stringify(body)}`);
+  return body;
+}
+
+async function newPage(ctx, { viewport = DESKTOP, locale = 'en-US', mobile = false } = {}) {
+  const context = await ctx.browser.newContext({ viewport, locale, isMobile: mobile, hasTouch: mobile, baseURL: ctx.srv.url });
+  ctx.contexts.push(context);
+  context.setDefaultTimeout(8000);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => ctx.pageErrors.push(String(e)));
+  if (process.env.SB_E2E_DEBUG) {
+    page.on('console', (m) => console.log(`    console: ${m.text()}`));
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => console.log(`    ${Date.now() % 100000} ws <- ${f.payload.slice(0, 150)}`)));
+  }
+  return page;
+}
+
+async function login(page, who) {
+  await page.goto('/');
+  await page.fill('#login input[name=email]', who.email);
+  await page.fill('#login input[name=password]', who.password);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#who');
+  await page.waitForSelector('body[data-live="up"]');
+}
+
+async function shot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+const convRow = (id) => `#convs li[data-id="${id}"]`;
+
+const tests = [
+  ['russian_by_default_when_the_browser_asks', async (ctx) => {
+    const page = await newPage(ctx, { locale: 'ru-RU' });
+    await page.goto('/');
+    const label = await page.textContent('#login button[type=submit]');
+    assert(label === 'Войти', `sign-in button reads ${label}`);
+    assert(await page.getAttribute('html', 'lang') === 'ru', 'html lang is ru');
+    await shot(page, 'login-ru-desktop');
+    await page.context().close();
+  }],
+
+  ['login_shows_name_and_role', async (ctx) => {
+    const page = await newPage(ctx);
+    ctx.page = page;
+    await page.goto('/');
+    await page.fill('#login input[name=email]', AGENT.email);
+    await page.fill('#login input[name=password]', 'wrong password');
+    await page.click('#login button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#login-error')?.textContent.includes('wrong'));
+    await shot(page, 'login-desktop');
+    await login(page, AGENT);
+    assert((await page.textContent('#who')).includes(AGENT.name), 'name shown');
+    assert((await page.textContent('#role')) === 'agent', 'role shown');
+    assert((await page.textContent('#convs')).trim() === '', 'empty inbox at first');
+  }],
+
+  ['webhook_appears_live_within_a_second', async (ctx) => {
+    const { page } = ctx;
+    const t0 = Date.now();
+    if (process.env.SB_E2E_DEBUG) console.log(`    ${Date.now() % 100000} posting`);
+    const r = await hook(ctx, tgUpdate({ text: 'Здравствуйте! Хочу заказать кухонный гарнитур, перезвоните мне: 8 (916) 000-11-22' }));
+    const row = await page.waitForSelector('#convs li.conv:has-text("Анна Смирнова")', { timeout: 5000 });
+    const ms = Date.now() - t0;
+    console.log(`    webhook → list row in ${ms} ms`);
+    assert(ms < 1000, `the row took ${ms} ms`);
+    ctx.convId = Number(await row.getAttribute('data-id'));
+    ctx.firstInteraction = r.interactions[0];
+    assert((await row.textContent()).includes('Хочу заказать'), 'preview from the live event');
+    assert(await row.$('.unread') !== null, 'unread badge');
+    assert((await row.textContent()).includes('✈'), 'telegram icon');
+    // A second message moves the counter without a reload.
+    await hook(ctx, tgUpdate({ text: 'Алло?' }));
+    await page.waitForFunction((sel) => document.querySelector(sel)?.querySelector('.unread')?.textContent === '2', convRow(ctx.convId), { timeout: 3000 });
+  }],
+
+  ['reply_reaches_the_mock_provider', async (ctx) => {
+    const { page } = ctx;
+    await page.click(convRow(ctx.convId));
+    await page.waitForSelector('.item.dir-in:has-text("Хочу заказать")');
+    // Opening marks it read.
+    await page.waitForFunction((sel) => !document.querySelector(sel)?.querySelector('.unread'), convRow(ctx.convId), { timeout: 3000 });
+    const text = `Добрый день! Перезвоним до 18:00 (${Date.now()})`;
+    await page.fill('#composer-text', text);
+    await page.click('#send');
+    const req = await ctx.mock.waitFor((q) => q.url.endsWith('/sendMessage') && q.json?.text === text);
+    assert(req, 'the mock got sendMessage');
+    assert(req.url === '/bot123456:TESTTOKEN/sendMessage', `url ${req.url}`);
+    assert(String(req.json.chat_id) === '523901177', `chat_id ${req.json.chat_id}`);
+    // The tick moves to "sent" live (interaction.updated).
+    await page.waitForSelector(`.item.dir-out:has-text("${text}") .ticks[data-status="sent"]`, { timeout: 10000 });
+    await sleep(300);
+    assert(ctx.mock.requests.filter((q) => q.json?.text === text).length === 1, 'sent exactly once');
+    // A note stays inside.
+    await page.keyboard.press('Escape');
+    await page.click('body');
+    await page.keyboard.press('n');
+    await page.keyboard.type('Перезвонить после обеда');
+    await page.keyboard.press('Control+Enter');
+    await page.waitForSelector('.item.dir-note:has-text("Перезвонить после обеда")');
+    await sleep(200);
+    assert(!ctx.mock.requests.some((q) => q.json?.text === 'Перезвонить после обеда'), 'a note is never sent');
+    await shot(page, 'thread-desktop');
+  }],
+
+  ['resolve_and_reopen', async (ctx) => {
+    const { page } = ctx;
+    await page.click('#resolve');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Resolved');
+    // The list shows open conversations, so it leaves the list.
+    await page.waitForSelector(convRow(ctx.convId), { state: 'detached', timeout: 3000 });
+    await page.click('#reopen');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Open');
+    await page.waitForSelector(convRow(ctx.convId), { timeout: 3000 });
+    // And by keyboard.
+    await page.click('.thread-head .title');
+    await page.keyboard.press('e');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Resolved');
+    await page.keyboard.press('e');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Open');
+    const st = await fetch(`${ctx.srv.url}/api/v1/conversations/${ctx.convId}`, { headers: { Cookie: await cookie(page) } }).then((r) => r.json());
+    assert(st.status === 'open', `stored status ${st.status}`);
+  }],
+
+  ['search_by_a_phone_in_another_format', async (ctx) => {
+    const { page } = ctx;
+    await hook(ctx, tgUpdate({ contact: '79160001122' }));
+    // A second client who must not match.
+    await hook(ctx, tgUpdate({ text: 'Добрый вечер', fromId: 777000111, first: 'Олег', last: 'Иванов' }));
+    await page.waitForSelector('#convs li.conv:has-text("Олег Иванов")');
+    for (const q of ['8 (916) 000-11-22', '+7 916 000 11 22', '89160001122']) {
+      await page.click('body');
+      await page.keyboard.press('/');
+      await page.keyboard.press('Control+A');
+      await page.keyboard.type(q);
+      await page.waitForFunction(([id]) => {
+        const rows = [...document.querySelectorAll('#convs li.conv')];
+        return rows.length === 1 && rows[0].dataset.id === String(id);
+      }, [ctx.convId], { timeout: 3000 });
+    }
+    await page.fill('#q', '+7 999 000 00 00');
+    await page.waitForFunction(() => document.querySelectorAll('#convs li.conv').length === 0, null, { timeout: 3000 });
+    await page.fill('#q', '');
+    await page.waitForFunction(() => document.querySelectorAll('#convs li.conv').length === 2, null, { timeout: 3000 });
+  }],
+
+  ['email_html_cannot_run_script', async (ctx) => {
+    const { page, mock, db } = ctx;
+    const m = `http://127.0.0.1:${mock.port}`;
+    const payload = '<p id="hello">Hello from HTML</p>'
+      + `<script>parent.__pwned = 'script'; fetch('${m}/pwned-script')</script>`
+      + `<img src="x" onerror="parent.__pwned='onerror'; fetch('${m}/pwned-onerror')">`
+      + `<svg onload="fetch('${m}/pwned-svg')"></svg>`
+      + `<a id="js" href="javascript:fetch('${m}/pwned-href')">click</a>`
+      + `<img src="${m}/remote.png"><iframe src="${m}/pwned-iframe"></iframe>`
+      + `<form action="${m}/pwned-form"><button>go</button></form>`;
+    // Proof that the payload is live: in a plain page it calls the mock.
+    const control = await newPage(ctx);
+    await control.setContent(payload);
+    assert(await mock.waitFor((q) => q.url === '/pwned-onerror', 5000), 'control: the payload runs in a plain page');
+    await control.context().close();
+    const hits = () => mock.requests.filter((q) => /pwned|remote\.png/.test(q.url));
+    const before = hits().length;
+    const clientId = db.sql(`SELECT client_id FROM conversations WHERE id=${ctx.convId}`).trim();
+    const esc = (s) => s.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+    db.sql(`INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, external_id, sender, subject, text, html, flags)
+            VALUES (${ctx.convId}, ${clientId}, ${ctx.tgId}, 'in', 'email', 'e2e-mail-1', 'Mallory <m@evil.example>', 'Invoice 42',
+                    'Hello from text', '${esc(payload)}', 'auto_reply')`);
+    await page.reload();
+    await page.waitForSelector('iframe.email-frame');
+    const frame = page.frameLocator('iframe.email-frame');
+    await frame.locator('#hello').waitFor({ timeout: 5000 });
+    assert((await frame.locator('#hello').textContent()) === 'Hello from HTML', 'the HTML is shown');
+    await frame.locator('#js').click({ timeout: 2000 }).catch(() => {});
+    await sleep(1500);
+    assert(await page.evaluate(() => window.__pwned) === undefined, 'no script reached the page');
+    assert(hits().length === before, `the mock was called: ${JSON.stringify(hits().slice(before).map((q) => q.url))}`);
+    assert(await page.getAttribute('iframe.email-frame', 'sandbox') === '', 'sandbox=""');
+    const srcdoc = await page.getAttribute('iframe.email-frame', 'srcdoc');
+    assert(!/<script|onerror|onload|javascript:/i.test(srcdoc), 'sanitised');
+    assert(srcdoc.includes("default-src 'none'"), 'CSP meta in the frame');
+    const card = await page.textContent('.card.email');
+    assert(card.includes('Invoice 42') && card.includes('m@evil.example'), 'subject and sender');
+    assert(await page.$('.card.email .badge.flag-auto_reply') !== null, 'auto-reply marked');
+    await shot(page, 'email-desktop');
+  }],
+
+  ['another_agents_typing_shows', async (ctx) => {
+    const other = await newPage(ctx);
+    await login(other, ADMIN);
+    await other.goto(`/#/c/${ctx.convId}`);
+    await other.waitForSelector('#composer-text');
+    await sleep(200);
+    await other.fill('#composer-text', 'Минуточку');
+    await other.type('#composer-text', '…');
+    await ctx.page.waitForFunction((n) => document.querySelector('#typing')?.textContent.includes(n), ADMIN.name, { timeout: 3000 });
+    await other.context().close();
+  }],
+
+  ['client_card_shows_identities_and_timeline', async (ctx) => {
+    const { page } = ctx;
+    await page.waitForSelector('#client-card .client-card');
+    const card = await page.textContent('#client-card');
+    assert(card.includes('+79160001122'), 'phone in international format');
+    assert(card.includes('523901177'), 'telegram id');
+    assert(await page.$$eval('#client-card .timeline li', (l) => l.length) >= 3, 'timeline');
+  }],
+
+  ['reconnect_and_resume_after_restart', async (ctx) => {
+    const { page, srv } = ctx;
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const lastBefore = await page.evaluate(() => window.__sb.live.lastId);
+    await srv.stop();
+    await page.waitForSelector('body[data-live="down"]', { timeout: 5000 });
+    await srv.start();
+    // Posted at once, before the page has reconnected (its backoff is at least 0.25 s):
+    // it reaches the page through the resume.
+    await hook(ctx, tgUpdate({ text: 'Сообщение после перезапуска' }));
+    await page.waitForSelector('.item.dir-in:has-text("Сообщение после перезапуска")', { timeout: 15000 });
+    await page.waitForSelector('body[data-live="up"]');
+    assert(await page.evaluate(() => window.__sameDocument) === true, 'no reload');
+    assert(await page.evaluate(() => window.__sb.live.lastId) > lastBefore, 'event id moved on');
+    // And live again afterwards.
+    await hook(ctx, tgUpdate({ text: 'И ещё одно' }));
+    await page.waitForSelector('.item.dir-in:has-text("И ещё одно")', { timeout: 3000 });
+  }],
+
+  ['keyboard_help_and_navigation', async (ctx) => {
+    const { page } = ctx;
+    await page.click('.thread-head .title');
+    await page.keyboard.press('?');
+    await page.waitForSelector('dialog#help[open]');
+    assert((await page.textContent('dialog#help')).includes('Next conversation'), 'shortcuts listed');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('dialog#help:not([open])');
+    const before = await page.evaluate(() => window.__sb.openId);
+    await page.keyboard.press('j');
+    await page.waitForFunction((b) => window.__sb.openId !== b, before);
+    await page.keyboard.press('k');
+    await page.waitForFunction((b) => window.__sb.openId === b, before);
+  }],
+
+  ['phone_and_tablet_layouts', async (ctx) => {
+    const phone = await newPage(ctx, { viewport: PHONE, mobile: true, locale: 'ru-RU' });
+    await login(phone, AGENT);
+    await phone.waitForSelector(convRow(ctx.convId));
+    assert(!(await phone.isVisible('#thread')), 'phone: the list alone');
+    await shot(phone, 'list-phone');
+    await phone.click(convRow(ctx.convId));
+    await phone.waitForSelector('.item.dir-in');
+    assert(!(await phone.isVisible('.list-pane')), 'phone: the thread alone');
+    await shot(phone, 'thread-phone');
+    await phone.click('.thread-head .back');
+    await phone.waitForSelector('.list-pane', { state: 'visible' });
+    const tablet = await newPage(ctx, { viewport: TABLET, mobile: true });
+    await login(tablet, AGENT);
+    await tablet.goto(`/#/c/${ctx.convId}`);
+    await tablet.waitForSelector('.item.dir-in');
+    assert(await tablet.isVisible('.list-pane') && await tablet.isVisible('#thread'), 'tablet: list and thread');
+    await shot(tablet, 'thread-tablet');
+    await tablet.click('.card-toggle');
+    await tablet.waitForSelector('#client-card .client-card');
+    await shot(tablet, 'client-card-tablet');
+    await ctx.page.click(convRow(ctx.convId));
+    await shot(ctx.page, 'inbox-desktop');
+  }],
+
+  ['sign_out', async (ctx) => {
+    const { page } = ctx;
+    await page.click('#logout');
+    await page.waitForSelector('#login');
+    const r = await fetch(`${ctx.srv.url}/api/v1/me`, { headers: { Cookie: await cookie(page) } });
+    assert(r.status === 401, `after sign-out /me answers ${r.status}`);
+    assert(ctx.pageErrors.length === 0, `page errors: ${ctx.pageErrors.join('; ')}`);
+  }],
+];
+
+async function cookie(page) {
+  const c = (await page.context().cookies()).find((x) => x.name === 'sb_session');
+  return c ? `sb_session=${c.value}` : '';
+}
+
+async function setup() {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/e2e-deps (apt-get install chromium)`);
+  const ctx = { contexts: [], pageErrors: [] };
+  ctx.db = new ScratchDb();
+  ctx.db.create();
+  const env = serverEnv(ctx.db);
+  cli(env, ['migrate']);
+  for (const [u, role] of [[AGENT, 'agent'], [ADMIN, 'admin']]) {
+    cli(env, ['user', 'add', '--email', u.email, '--name', u.name, '--role', role, '--password-stdin'], `${u.password}\n`);
+  }
+  ctx.mock = new MockProvider();
+  await ctx.mock.start();
+  const ch = JSON.parse(cli(env, ['channel', 'add', 'telegram', '--name', 'Shop bot', '--set', 'token=123456:TESTTOKEN',
+    '--set', `secret_token=${SECRET}`, '--set', `api_base=http://127.0.0.1:${ctx.mock.port}`]));
+  ctx.tgId = ch.id;
+  ctx.srv = new Server(env, await freePort());
+  await ctx.srv.start();
+  ctx.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    chromiumSandbox: false,
+    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  return ctx;
+}
+
+async function teardown(ctx) {
+  if (!ctx) return;
+  await ctx.browser?.close().catch(() => {});
+  await ctx.srv?.stop().catch(() => {});
+  await ctx.mock?.stop().catch(() => {});
+  if (!process.env.SB_E2E_KEEP_DB) ctx.db?.drop();
+}
+
+const t0 = Date.now();
+const rc = await runTests(tests, { setup, teardown });
+console.log(`e2e: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+process.exit(rc);
