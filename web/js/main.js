@@ -394,7 +394,14 @@ document.addEventListener('visibilitychange', markRead);
 async function refreshThread(scrollDown) {
   const id = S.openId;
   if (!id) return;
-  const d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50`);
+  let d;
+  try {
+    d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50`);
+  } catch (e) {
+    // A drop while the server restarts: the resume after reconnecting brings it back.
+    if (S.openId === id && !S.items.size) el.threadBody?.replaceChildren(h('div', { class: 'error pad' }, `${t('errorPrefix')}: ${e.message}`));
+    return;
+  }
   if (S.openId !== id) return;
   const fresh = d.items.some((it) => !S.items.has(it.id));
   for (const it of d.items) S.items.set(it.id, it);
@@ -406,7 +413,8 @@ async function refreshThread(scrollDown) {
 async function loadEarlier() {
   const id = S.openId;
   if (!S.threadCursor) return;
-  const d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50&cursor=${encodeURIComponent(S.threadCursor)}`);
+  const d = await api('GET', `/api/v1/conversations/${id}/interactions?limit=50&cursor=${encodeURIComponent(S.threadCursor)}`).catch(() => null);
+  if (!d) return;
   if (S.openId !== id) return;
   for (const it of d.items) S.items.set(it.id, it);
   S.threadCursor = d.next_cursor;
