@@ -46,8 +46,8 @@ TEST_LIBS := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
 # server); a server this started is stopped again afterwards, whatever the result.
 WITH_LOCALDB := scripts/with-localdb
 
-.PHONY: all asan test test-unit test-integration run deps localdb bench format clean \
-	check-format tests-build
+.PHONY: all asan test test-unit test-integration test-e2e run deps web e2e-deps localdb bench \
+	format clean check-format tests-build
 all: $(O)/switchboard
 
 # Record the flags; a different set rewrites the file and rebuilds everything.
@@ -103,12 +103,20 @@ asan:
 deps:
 	@scripts/deps
 
+# The web view's npm packages (DOMPurify) copied into web/vendor/; and what the browser
+# tests need (Chromium, Node.js, playwright-core).
+web:
+	@scripts/web-build
+
+e2e-deps:
+	@scripts/e2e-deps
+
 localdb:
 	@scripts/localdb start
 
 # The suites run against the sanitizer build: a leak, overflow or undefined
 # behaviour anywhere fails the run.
-test: deps
+test: deps web e2e-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
 	@$(WITH_LOCALDB) tests/run build/asan
@@ -121,7 +129,11 @@ test-integration: deps
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined tests-build
 	@$(WITH_LOCALDB) tests/run build/asan integration
 
-run: deps
+test-e2e: deps web e2e-deps
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined build/asan/switchboard
+	@$(WITH_LOCALDB) tests/run build/asan e2e
+
+run: deps web
 	@$(MAKE) --no-print-directory all
 	@scripts/run
 

@@ -4,7 +4,7 @@ import { h, fmtTime, channelIcon } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { api } from './api.js';
 
-const ID_ICONS = { phone: '☎', email: '✉', telegram: '✈', whatsapp: '🟢', viber: '🟣' };
+const ID_ICONS = { phone: '☎', email: '✉', telegram: '✈', whatsapp: '✆', viber: '☏' };
 
 export async function renderClientCard(root, clientId, { onOpenConversation, onChanged }) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));

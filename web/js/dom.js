@@ -58,6 +58,8 @@ export function newKey() {
 }
 
 export const CHANNEL_ICONS = {
-  telegram: '✈', whatsapp: '🟢', viber: '🟣', email: '✉', imap: '✉', webform: '📝', pbx: '☎',
+  telegram: '✈', whatsapp: '✆', viber: '☏', email: '✉', imap: '✉', webform: '✎', pbx: '☎',
 };
-export const channelIcon = (kind) => CHANNEL_ICONS[kind] || '💬';
+// Symbols from common text fonts (DejaVu, Liberation, system UI), not colour emoji, which
+// many Linux desktops lack.
+export const channelIcon = (kind) => CHANNEL_ICONS[kind] || '◆';

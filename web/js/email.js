@@ -60,9 +60,11 @@ export function emailBody(it) {
       + `</head><body>${clean}</body></html>`;
     const frame = h('iframe', {
       class: 'email-frame', sandbox: '', referrerpolicy: 'no-referrer', title: it.subject || 'e-mail',
-      loading: 'lazy',
     });
     frame.srcdoc = doc;
+    // The frame's height is fixed (its document is opaque to us): keep the thread's
+    // scroll position at the bottom when it was there.
+    frame.addEventListener('load', () => box.dispatchEvent(new CustomEvent('sb-resized', { bubbles: true })), { once: true });
     const taller = h('button', {
       type: 'button', class: 'link small',
       onclick: () => { frame.style.height = `${frame.offsetHeight + 400}px`; },

@@ -429,6 +429,11 @@ function renderThread() {
   }
   el.threadHead = h('div', { class: 'thread-head' });
   el.threadBody = h('div', { class: 'thread-body', id: 'thread-body' }, h('div', { class: 'muted pad' }, t('loading')));
+  el.threadBody.addEventListener('sb-resized', () => { if (S.stickBottom) el.threadBody.scrollTop = el.threadBody.scrollHeight; });
+  el.threadBody.addEventListener('scroll', () => {
+    const b = el.threadBody;
+    S.stickBottom = b.scrollHeight - b.scrollTop - b.clientHeight < 80;
+  }, { passive: true });
   el.typing = h('div', { class: 'typing muted small', id: 'typing' });
   el.thread.replaceChildren(el.threadHead, el.threadBody, el.typing, buildComposer());
   renderThreadHead();
@@ -478,7 +483,10 @@ function renderItems(scrollDown) {
   body.replaceChildren(
     S.threadCursor ? h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier')) : null,
     ...items.map((it) => renderInteraction(it, { onRetry: retry })));
-  if (scrollDown || nearBottom) body.scrollTop = body.scrollHeight;
+  if (scrollDown || nearBottom) {
+    body.scrollTop = body.scrollHeight;
+    S.stickBottom = true;
+  }
 }
 
 async function retry(it) {

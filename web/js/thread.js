@@ -3,7 +3,7 @@ import { h, fmtTime, fmtDuration } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { emailBody } from './email.js';
 
-const TICKS = { queued: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
+const TICKS = { queued: '○', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
 
 function flagBadges(it) {
   const map = { auto_reply: 'autoReply', bounce: 'bounce', parse_error: 'parseError' };
@@ -37,7 +37,7 @@ function formTable(it) {
   const src = m.lead_source || {};
   const srcRows = Object.entries(src).map(([k, v]) => h('tr', { class: 'utm' }, h('th', {}, k), h('td', {}, String(v))));
   return h('div', { class: 'card form-lead' },
-    h('div', { class: 'card-title' }, '📝 ', t('formLead'), ...flagBadges(it)),
+    h('div', { class: 'card-title' }, '✎ ', t('formLead'), ...flagBadges(it)),
     it.text && !rows.length ? h('div', { class: 'plain' }, it.text) : null,
     rows.length ? h('table', { class: 'fields' }, h('tbody', {}, rows)) : null,
     srcRows.length ? h('table', { class: 'fields utm-table' }, h('caption', {}, t('source')), h('tbody', {}, srcRows)) : null,
@@ -72,7 +72,7 @@ export function renderInteraction(it, { onRetry } = {}) {
   let body;
   if (it.direction === 'note' || it.kind === 'note') {
     body = h('div', { class: 'note' },
-      h('div', { class: 'card-title' }, '🔒 ', t('privateNote')),
+      h('div', { class: 'card-title' }, '⚑ ', t('privateNote')),
       h('div', { class: 'plain' }, it.text || ''),
       meta(it));
   } else if (it.kind === 'email') {
