@@ -251,6 +251,23 @@ const tests = [
     assert(await page.$$eval('#client-card .timeline li', (l) => l.length) >= 3, 'timeline');
   }],
 
+  ['merge_suggestion_accepted_from_the_card', async (ctx) => {
+    const { page } = ctx;
+    // Oleg shares his own contact card carrying Anna's phone: one inbound naming two
+    // clients, so ingest records a merge suggestion.
+    await hook(ctx, tgUpdate({ contact: '+7 916 000-11-22', fromId: 777000111, first: 'Олег', last: 'Иванов' }));
+    await sleep(200);
+    await page.click(convRow(ctx.convId));
+    const li = await page.waitForSelector('#client-card .suggestions li');
+    assert((await li.textContent()).includes('Олег'), 'the suggestion names the other client');
+    await shot(page, 'merge-suggestion-desktop');
+    await li.$('button').then((b) => b.click());
+    await page.waitForFunction(() => document.querySelector('#client-card .identities')?.textContent.includes('777000111'));
+    assert(await page.$('#client-card .suggestions li') === null, 'the suggestion is gone');
+    const open = await fetch(`${ctx.srv.url}/api/v1/merge-suggestions`, { headers: { Cookie: await cookie(page) } }).then((r) => r.json());
+    assert(open.items.length === 0, 'no open suggestions left');
+  }],
+
   ['reconnect_and_resume_after_restart', async (ctx) => {
     const { page, srv } = ctx;
     await page.evaluate(() => { window.__sameDocument = true; });
