@@ -159,6 +159,13 @@ const tests = [
     await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Resolved');
     await page.keyboard.press('e');
     await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Open');
+    // Snooze for an hour: it leaves the open list; reopen brings it back.
+    await page.selectOption('#snooze', 'h1');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Snoozed');
+    await page.waitForSelector(convRow(ctx.convId), { state: 'detached', timeout: 3000 });
+    await page.click('#reopen');
+    await page.waitForFunction(() => document.querySelector('#conv-status')?.textContent === 'Open');
+    await page.waitForSelector(convRow(ctx.convId), { timeout: 3000 });
     const st = await fetch(`${ctx.srv.url}/api/v1/conversations/${ctx.convId}`, { headers: { Cookie: await cookie(page) } }).then((r) => r.json());
     assert(st.status === 'open', `stored status ${st.status}`);
   }],
@@ -249,6 +256,13 @@ const tests = [
     assert(card.includes('+79160001122'), 'phone in international format');
     assert(card.includes('523901177'), 'telegram id');
     assert(await page.$$eval('#client-card .timeline li', (l) => l.length) >= 3, 'timeline');
+    await page.click('#edit-tags');
+    await page.fill('#tags-input', 'vip, кухня');
+    await page.press('#tags-input', 'Enter');
+    await page.waitForFunction(() => document.querySelector('#tags')?.textContent.includes('кухня'));
+    const c = await fetch(`${ctx.srv.url}/api/v1/clients/${await page.getAttribute('#client-card .client-card', 'data-client-id')}`,
+      { headers: { Cookie: await cookie(page) } }).then((r) => r.json());
+    assert(JSON.stringify(c.tags.sort()) === JSON.stringify(['vip', 'кухня'].sort()), `stored tags ${JSON.stringify(c.tags)}`);
   }],
 
   ['merge_suggestion_accepted_from_the_card', async (ctx) => {

@@ -6,6 +6,30 @@ import { api } from './api.js';
 
 const ID_ICONS = { phone: '☎', email: '✉', telegram: '✈', whatsapp: '✆', viber: '☏' };
 
+function tagsEditor(c, root, opts) {
+  const box = h('div', { class: 'tags', id: 'tags' }, (c.tags || []).map((x) => h('span', { class: 'tag' }, x)));
+  const edit = h('button', {
+    type: 'button', class: 'link small', id: 'edit-tags',
+    onclick: () => {
+      const input = h('input', { id: 'tags-input', value: (c.tags || []).join(', '), placeholder: t('tagsHint') });
+      const form = h('form', { class: 'tags-form', onsubmit: async (e) => {
+        e.preventDefault();
+        const tags = input.value.split(',').map((x) => x.trim()).filter(Boolean);
+        try {
+          await api('PATCH', `/api/v1/clients/${c.id}`, { tags });
+        } catch (ex) {
+          alert(ex.message);
+        }
+        renderClientCard(root, c.id, opts);
+      } }, input, h('button', { type: 'submit', class: 'small' }, t('save')));
+      box.replaceWith(form);
+      edit.remove();
+      input.focus();
+    },
+  }, t('editTags'));
+  return h('div', {}, box, edit);
+}
+
 export async function renderClientCard(root, clientId, { onOpenConversation, onChanged }) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
   let c, sugg = [];
@@ -38,7 +62,7 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
         h('span', { class: 'id-kind', title: i.kind }, ID_ICONS[i.kind] || i.kind), ' ',
         h('span', { class: 'id-value' }, i.value || i.raw || ''),
         i.verified ? h('span', { class: 'ok', title: 'verified' }, ' ✓') : null))),
-      c.tags?.length ? [h('h3', {}, t('tags')), h('div', { class: 'tags' }, c.tags.map((x) => h('span', { class: 'tag' }, x)))] : null,
+      h('h3', {}, t('tags')), tagsEditor(c, root, { onOpenConversation, onChanged }),
       sugg.length ? [h('h3', {}, t('mergeSuggestions')), h('ul', { class: 'suggestions' }, sugg.map((s) => {
         const other = s.client.id === c.id ? s.other : s.client;
         return h('li', { dataset: { suggestion: s.id } },

@@ -24,6 +24,9 @@ const STRINGS = {
     kResolve: 'Resolve / reopen', kSearch: 'Search', kHelp: 'This list', kEsc: 'Close / leave the box',
     close: 'Close', language: 'Язык: русский', errorPrefix: 'Error', sendFailed: 'Not sent: {msg}',
     me: 'me', unread: 'unread', newCount: '{n} new',
+    snooze: 'Snooze', snooze_h1: 'for an hour', snooze_h3: 'for 3 hours', snooze_tomorrow: 'until tomorrow 9:00',
+    snooze_monday: 'until Monday 9:00', snoozedUntil: 'until {time}', editTags: 'Edit tags', save: 'Save',
+    tagsHint: 'comma separated',
   },
   ru: {
     signIn: 'Войти', email: 'E-mail', password: 'Пароль', signOut: 'Выйти',
@@ -48,6 +51,9 @@ const STRINGS = {
     kResolve: 'Решено / открыть снова', kSearch: 'Поиск', kHelp: 'Этот список', kEsc: 'Закрыть / выйти из поля',
     close: 'Закрыть', language: 'Language: English', errorPrefix: 'Ошибка', sendFailed: 'Не отправлено: {msg}',
     me: 'я', unread: 'непрочитанных', newCount: 'новых: {n}',
+    snooze: 'Отложить', snooze_h1: 'на час', snooze_h3: 'на 3 часа', snooze_tomorrow: 'до завтра 9:00',
+    snooze_monday: 'до понедельника 9:00', snoozedUntil: 'до {time}', editTags: 'Изменить метки', save: 'Сохранить',
+    tagsHint: 'через запятую',
   },
 };
 

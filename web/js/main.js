@@ -454,12 +454,31 @@ function renderThreadHead() {
     h('div', { class: 'title' },
       h('button', { type: 'button', class: 'link client-name', onclick: toggleCard }, c.client?.name || `${t('client')} #${c.client?.id}`),
       h('div', { class: 'muted small' }, channelIcon(c.channel?.kind), ' ', c.channel?.name || '', c.subject ? ` · ${c.subject}` : '',
-        ' · ', h('span', { class: `status st-${c.status}`, id: 'conv-status' }, t(c.status)))),
+        ' · ', h('span', { class: `status st-${c.status}`, id: 'conv-status' }, t(c.status)),
+        c.status === 'snoozed' && c.snoozed_until ? ` ${t('snoozedUntil', { time: fmtTime(c.snoozed_until, getLanguage(), true) })}` : null)),
     h('div', { class: 'actions' },
       assign,
       c.status === 'open' ? h('button', { type: 'button', class: 'secondary', onclick: () => patchConv({ status: 'pending' }) }, t('markPending')) : null,
-      h('button', { type: 'button', id: resolved ? 'reopen' : 'resolve', onclick: toggleResolved }, resolved ? t('reopen') : t('resolve')),
+      snoozeMenu(),
+      c.status !== 'open' ? h('button', { type: 'button', id: 'reopen', class: resolved ? '' : 'secondary', onclick: () => patchConv({ status: 'open' }) }, t('reopen')) : null,
+      !resolved ? h('button', { type: 'button', id: 'resolve', onclick: () => patchConv({ status: 'resolved' }) }, t('resolve')) : null,
       h('button', { type: 'button', class: 'secondary card-toggle', onclick: toggleCard }, t('clientCard'))));
+}
+
+// Snooze until a local time, sent as UTC "YYYY-MM-DD HH:MM:SS".
+function snoozeMenu() {
+  const at = (d) => d.toISOString().slice(0, 19).replace('T', ' ');
+  const choices = {
+    h1: () => new Date(Date.now() + 3600e3),
+    h3: () => new Date(Date.now() + 3 * 3600e3),
+    tomorrow: () => { const d = new Date(); d.setDate(d.getDate() + 1); d.setHours(9, 0, 0, 0); return d; },
+    monday: () => { const d = new Date(); d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7)); d.setHours(9, 0, 0, 0); return d; },
+  };
+  return h('select', {
+    id: 'snooze', 'aria-label': t('snooze'),
+    onchange: (e) => { const f = choices[e.target.value]; if (f) patchConv({ status: 'snoozed', snoozed_until: at(f()) }); },
+  }, h('option', { value: '' }, `${t('snooze')}…`),
+  Object.keys(choices).map((k) => h('option', { value: k }, t(`snooze_${k}`))));
 }
 
 async function patchConv(body) {
