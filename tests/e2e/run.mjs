@@ -341,6 +341,36 @@ const tests = [
     await shot(ctx.page, 'inbox-desktop');
   }],
 
+  ['admin_pages', async (ctx) => {
+    const admin = await newPage(ctx);
+    await login(admin, ADMIN);
+    // Something unreadable for the quarantine list.
+    const r = await fetch(`${ctx.srv.url}/hooks/telegram/${ctx.tgId}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': SECRET },
+      body: '{"update_id": "one", "message": [1, 2',
+    });
+    assert((await r.json()).quarantined === true, 'the webhook was quarantined');
+    await admin.click('#admin-link');
+    await admin.waitForSelector('#admin-channels table');
+    assert((await admin.textContent('#admin-channels')).includes(`/hooks/telegram/${ctx.tgId}`), 'webhook URL shown');
+    await admin.fill('#admin-channels form input[name=name]', 'Site form');
+    await admin.selectOption('#admin-channels form select[name=kind]', 'webform');
+    await admin.click('#admin-channels form button[type=submit]');
+    await admin.waitForFunction(() => document.querySelector('#admin-channels')?.textContent.includes('/forms/'));
+    await admin.fill('#admin-users form input[name=name]', 'Vera Agent');
+    await admin.fill('#admin-users form input[name=email]', 'vera@example.com');
+    await admin.fill('#admin-users form input[name=password]', 'long enough 1');
+    await admin.click('#admin-users form button[type=submit]');
+    await admin.waitForFunction(() => document.querySelector('#admin-users')?.textContent.includes('vera@example.com'));
+    await admin.waitForSelector('#admin-quarantine table');
+    await shot(admin, 'admin-desktop');
+    await admin.click('#admin-quarantine button');
+    await admin.waitForFunction(() => !document.querySelector('#admin-quarantine table'));
+    // Agents get no admin link.
+    assert(await ctx.page.$('#admin-link') === null, 'no admin link for agents');
+    await admin.context().close();
+  }],
+
   ['sign_out', async (ctx) => {
     const { page } = ctx;
     await page.click('#logout');

@@ -27,6 +27,10 @@ const STRINGS = {
     snooze: 'Snooze', snooze_h1: 'for an hour', snooze_h3: 'for 3 hours', snooze_tomorrow: 'until tomorrow 9:00',
     snooze_monday: 'until Monday 9:00', snoozedUntil: 'until {time}', editTags: 'Edit tags', save: 'Save',
     tagsHint: 'comma separated',
+    admin: 'Admin', channels: 'Channels', users: 'Users', quarantine: 'Quarantine', kind: 'Kind', name: 'Name',
+    endpoint: 'Webhook / form URL', copy: 'Copy', embed: 'Embed snippet', addChannel: 'Add a channel',
+    otherSettings: 'Other settings', add: 'Add', addUser: 'Add a user', role: 'Role', time: 'Time',
+    quarantineEmpty: 'Nothing in quarantine.', download: 'Download', markResolved: 'Resolved',
   },
   ru: {
     signIn: 'Войти', email: 'E-mail', password: 'Пароль', signOut: 'Выйти',
@@ -54,6 +58,10 @@ const STRINGS = {
     snooze: 'Отложить', snooze_h1: 'на час', snooze_h3: 'на 3 часа', snooze_tomorrow: 'до завтра 9:00',
     snooze_monday: 'до понедельника 9:00', snoozedUntil: 'до {time}', editTags: 'Изменить метки', save: 'Сохранить',
     tagsHint: 'через запятую',
+    admin: 'Настройки', channels: 'Каналы', users: 'Пользователи', quarantine: 'Карантин', kind: 'Тип', name: 'Название',
+    endpoint: 'Адрес вебхука / формы', copy: 'Копировать', embed: 'Код формы', addChannel: 'Добавить канал',
+    otherSettings: 'Другие параметры', add: 'Добавить', addUser: 'Добавить пользователя', role: 'Роль', time: 'Время',
+    quarantineEmpty: 'Карантин пуст.', download: 'Скачать', markResolved: 'Разобрано',
   },
 };
 

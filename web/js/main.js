@@ -6,6 +6,7 @@ import { t, pickLanguage, setLanguage, saveLanguage, getLanguage } from './i18n.
 import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
+import { renderAdmin } from './admin.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -120,6 +121,7 @@ function buildShell() {
       h('span', { class: 'brand' }, 'Switchboard'), el.liveDot,
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
+      S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
       h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
@@ -128,7 +130,7 @@ function buildShell() {
       statusTabs,
       h('div', { class: 'filters' }, el.assignee, el.channel),
       h('div', { class: 'list-scroll', id: 'list-scroll' }, el.list, el.sentinel)),
-    el.thread, el.card, el.help);
+    el.thread, el.card, el.help, el.admin = h('section', { class: 'admin-pane', id: 'admin' }));
   app.replaceChildren(el.shell);
   fillChannelFilter();
   new IntersectionObserver((entries) => {
@@ -348,6 +350,13 @@ function resync() {
 // ---------- thread ----------
 
 function route() {
+  const admin = location.hash.startsWith('#/admin') && S.user.role === 'admin';
+  el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  if (admin) {
+    renderAdmin(el.admin);
+    return;
+  }
+  el.admin.replaceChildren();
   const m = /^#\/c\/(\d+)/.exec(location.hash);
   const id = m ? Number(m[1]) : null;
   if (id !== S.openId) showConversation(id);

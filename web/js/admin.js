@@ -1,0 +1,129 @@
+// Admin pages: channels (with the webhook URL or form embed snippet to copy), users, and
+// the quarantine of provider input that could not be read. Admins only; the API refuses
+// everyone else anyway.
+import { h, fmtTime, channelIcon } from './dom.js';
+import { t, getLanguage } from './i18n.js';
+import { api } from './api.js';
+
+// The settings each kind needs when it is created (docs/channels.md, docs/forms.md).
+const KIND_FIELDS = {
+  telegram: ['token', 'secret_token'],
+  whatsapp: ['app_secret', 'verify_token', 'access_token', 'phone_number_id'],
+  viber: ['auth_token'],
+  pbx: ['secret'],
+  webform: [],
+};
+
+function endpoint(c) {
+  if (c.kind === 'webform') return `${location.origin}/forms/${c.public_key}`;
+  return `${location.origin}/hooks/${c.kind}/${c.id}`;
+}
+
+function copyButton(text) {
+  return h('button', {
+    type: 'button', class: 'link small',
+    onclick: (e) => { navigator.clipboard?.writeText(text); e.target.textContent = '✓'; },
+  }, t('copy'));
+}
+
+async function channelsSection() {
+  const sec = h('section', { class: 'admin-section', id: 'admin-channels' }, h('h2', {}, t('channels')));
+  let items = [];
+  try { items = (await api('GET', '/api/v1/channels')).items; } catch (e) { sec.append(h('p', { class: 'error' }, e.message)); return sec; }
+  sec.append(h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, t('kind')), h('th', {}, t('name')), h('th', {}, t('endpoint')))),
+    h('tbody', {}, items.map((c) => h('tr', { class: c.enabled ? '' : 'muted' },
+      h('td', {}, c.id), h('td', {}, channelIcon(c.kind), ' ', c.kind), h('td', {}, c.name),
+      h('td', {}, h('code', {}, endpoint(c)), ' ', copyButton(endpoint(c)),
+        c.kind === 'webform' ? h('details', {}, h('summary', { class: 'small' }, t('embed')),
+          h('pre', { class: 'snippet' }, `<form action="${endpoint(c)}" method="post">\n  <input name="name">\n  <input name="phone" type="tel">\n  <input name="email" type="email">\n  <textarea name="message"></textarea>\n  <button>Send</button>\n</form>`)) : null))))));
+  // Adding a channel: the kind's required settings as fields, anything else as key=value lines.
+  const kind = h('select', { name: 'kind' }, Object.keys(KIND_FIELDS).map((k) => h('option', { value: k }, k)));
+  const fields = h('div', { class: 'kind-fields' });
+  const extra = h('textarea', { name: 'extra', rows: 2, placeholder: 'key=value' });
+  const err = h('p', { class: 'error small' });
+  const drawFields = () => fields.replaceChildren(...KIND_FIELDS[kind.value].map((f) => h('label', {}, f, h('input', { name: `cfg.${f}`, required: true }))));
+  kind.addEventListener('change', drawFields);
+  drawFields();
+  const form = h('form', { class: 'admin-form' },
+    h('h3', {}, t('addChannel')),
+    h('label', {}, t('kind'), kind), h('label', {}, t('name'), h('input', { name: 'name', required: true })),
+    fields, h('label', {}, t('otherSettings'), extra), h('button', { type: 'submit' }, t('add')), err);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const fd = new FormData(form);
+    const config = {};
+    for (const [k, v] of fd) if (k.startsWith('cfg.')) config[k.slice(4)] = v;
+    for (const line of String(fd.get('extra') || '').split('\n')) {
+      const m = /^\s*([\w.]+)\s*=\s*(.*?)\s*$/.exec(line);
+      if (m) config[m[1]] = m[2];
+    }
+    try {
+      await api('POST', '/api/v1/channels', { kind: fd.get('kind'), name: fd.get('name'), config });
+      sec.replaceWith(await channelsSection());
+    } catch (ex) {
+      err.textContent = ex.message;
+    }
+  });
+  sec.append(form);
+  return sec;
+}
+
+async function usersSection() {
+  const sec = h('section', { class: 'admin-section', id: 'admin-users' }, h('h2', {}, t('users')));
+  let users = [];
+  try { users = (await api('GET', '/api/v1/users')).users; } catch (e) { sec.append(h('p', { class: 'error' }, e.message)); return sec; }
+  sec.append(h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('name')), h('th', {}, t('email')), h('th', {}, t('role')))),
+    h('tbody', {}, users.map((u) => h('tr', { class: u.disabled ? 'muted' : '' }, h('td', {}, u.name), h('td', {}, u.email), h('td', {}, u.role))))));
+  const err = h('p', { class: 'error small' });
+  const form = h('form', { class: 'admin-form' },
+    h('h3', {}, t('addUser')),
+    h('label', {}, t('name'), h('input', { name: 'name', required: true })),
+    h('label', {}, t('email'), h('input', { name: 'email', type: 'email', required: true })),
+    h('label', {}, t('role'), h('select', { name: 'role' }, ['agent', 'admin', 'marketer'].map((r) => h('option', { value: r }, r)))),
+    h('label', {}, t('password'), h('input', { name: 'password', type: 'password', minlength: 8, required: true, autocomplete: 'new-password' })),
+    h('button', { type: 'submit' }, t('add')), err);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const fd = Object.fromEntries(new FormData(form));
+    try {
+      await api('POST', '/api/v1/users', fd);
+      sec.replaceWith(await usersSection());
+    } catch (ex) {
+      err.textContent = ex.message;
+    }
+  });
+  sec.append(form);
+  return sec;
+}
+
+async function quarantineSection() {
+  const sec = h('section', { class: 'admin-section', id: 'admin-quarantine' }, h('h2', {}, t('quarantine')));
+  let items = [];
+  try { items = (await api('GET', '/api/v1/quarantine?limit=100')).items; } catch (e) { sec.append(h('p', { class: 'error' }, e.message)); return sec; }
+  if (!items.length) sec.append(h('p', { class: 'muted' }, t('quarantineEmpty')));
+  else {
+    sec.append(h('table', { class: 'grid' },
+      h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, t('time')), h('th', {}, t('source')), h('th', {}, t('errorPrefix')), h('th', {}, ''))),
+      h('tbody', {}, items.map((q) => h('tr', {},
+        h('td', {}, q.id), h('td', {}, fmtTime(q.created_at, getLanguage(), true)),
+        h('td', {}, `${q.source || ''} #${q.channel_id ?? ''}`), h('td', {}, q.error || ''),
+        h('td', {},
+          h('a', { href: `/api/v1/quarantine/${q.id}/body`, download: `quarantine-${q.id}` }, t('download')), ' ',
+          h('button', {
+            type: 'button', class: 'small',
+            onclick: async () => {
+              try { await api('POST', `/api/v1/quarantine/${q.id}/resolve`); } catch (e) { alert(e.message); }
+              sec.replaceWith(await quarantineSection());
+            },
+          }, t('markResolved'))))))));
+  }
+  return sec;
+}
+
+export async function renderAdmin(root) {
+  root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
+  const parts = await Promise.all([channelsSection(), usersSection(), quarantineSection()]);
+  root.replaceChildren(h('div', { class: 'admin' }, h('a', { href: '#', class: 'small' }, `← ${t('inbox')}`), ...parts));
+}
