@@ -282,6 +282,37 @@ const tests = [
     assert(open.items.length === 0, 'no open suggestions left');
   }],
 
+  ['form_lead_and_call_shown_by_kind', async (ctx) => {
+    const { page, db } = ctx;
+    const form = JSON.parse(cli(ctx.env, ['channel', 'add', 'webform', '--name', 'Site']));
+    const r = await fetch(`${ctx.srv.url}/forms/${form.public_key}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ name: 'Пётр Лидов', phone: '+7 (905) 111-22-33', email: 'petr@example.ru', message: 'Нужна кухня 3 м', city: 'Тверь', utm_source: 'yandex', utm_campaign: 'kitchens' }),
+    });
+    assert(r.status === 200, `form post answered ${r.status}`);
+    const row = await page.waitForSelector('#convs li.conv:has-text("Пётр Лидов")', { timeout: 3000 });
+    assert((await row.textContent()).includes('✎'), 'web form icon');
+    await row.click();
+    await page.waitForSelector('.card.form-lead');
+    const lead = await page.textContent('.card.form-lead');
+    for (const s of ['Тверь', 'Нужна кухня 3 м', 'utm_source', 'yandex', 'kitchens']) assert(lead.includes(s), `lead shows ${s}`);
+    assert(await page.getAttribute('#composer', 'data-mode') === 'note', 'a web form is answered with notes');
+    // A missed call, stored as the PBX adapter stores one.
+    const conv = Number(await row.getAttribute('data-id'));
+    const client = db.sql(`SELECT client_id FROM conversations WHERE id=${conv}`).trim();
+    db.sql(`INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, external_id, text, meta)
+            VALUES (${conv}, ${client}, ${form.id}, 'in', 'call', 'call-1', 'Missed call',
+                    '{"call":{"direction":"in","status":"missed","from":"+79051112233","to":"+74950000000","duration":0,"missed":true,"recording_url":"https://pbx.example/rec/1.mp3"}}')`);
+    await page.reload();
+    await page.waitForSelector('.card.call.missed');
+    const call = await page.textContent('.card.call');
+    assert(call.includes('Missed call') && call.includes('+79051112233') && call.includes('0:00'), `call card: ${call}`);
+    assert(await page.getAttribute('.card.call a', 'href') === 'https://pbx.example/rec/1.mp3', 'recording link');
+    await shot(page, 'form-and-call-desktop');
+    await page.goto(`/#/c/${ctx.convId}`);
+    await page.waitForSelector('.item.dir-in');
+  }],
+
   ['reconnect_and_resume_after_restart', async (ctx) => {
     const { page, srv } = ctx;
     await page.evaluate(() => { window.__sameDocument = true; });
@@ -392,6 +423,7 @@ async function setup() {
   ctx.db = new ScratchDb();
   ctx.db.create();
   const env = serverEnv(ctx.db);
+  ctx.env = env;
   cli(env, ['migrate']);
   for (const [u, role] of [[AGENT, 'agent'], [ADMIN, 'admin']]) {
     cli(env, ['user', 'add', '--email', u.email, '--name', u.name, '--role', role, '--password-stdin'], `${u.password}\n`);

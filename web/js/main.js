@@ -246,7 +246,7 @@ function convRow(c) {
     h('div', { class: 'row' },
       h('span', { class: 'preview' }, preview),
       c.unread > 0 ? h('span', { class: 'unread', title: t('unread') }, String(c.unread)) : null,
-      c.status !== 'open' ? h('span', { class: `status st-${c.status}` }, t(c.status)) : null)));
+      c.status !== 'open' ? h('span', { class: `status st-${c.status}` }, t(`st_${c.status}`)) : null)));
 }
 
 function renderList() {
@@ -463,7 +463,7 @@ function renderThreadHead() {
     h('div', { class: 'title' },
       h('button', { type: 'button', class: 'link client-name', onclick: toggleCard }, c.client?.name || `${t('client')} #${c.client?.id}`),
       h('div', { class: 'muted small' }, channelIcon(c.channel?.kind), ' ', c.channel?.name || '', c.subject ? ` · ${c.subject}` : '',
-        ' · ', h('span', { class: `status st-${c.status}`, id: 'conv-status' }, t(c.status)),
+        ' · ', h('span', { class: `status st-${c.status}`, id: 'conv-status' }, t(`st_${c.status}`)),
         c.status === 'snoozed' && c.snoozed_until ? ` ${t('snoozedUntil', { time: fmtTime(c.snoozed_until, getLanguage(), true) })}` : null)),
     h('div', { class: 'actions' },
       assign,

@@ -38,7 +38,7 @@ function formTable(it) {
   const srcRows = Object.entries(src).map(([k, v]) => h('tr', { class: 'utm' }, h('th', {}, k), h('td', {}, String(v))));
   return h('div', { class: 'card form-lead' },
     h('div', { class: 'card-title' }, '✎ ', t('formLead'), ...flagBadges(it)),
-    it.text && !rows.length ? h('div', { class: 'plain' }, it.text) : null,
+    it.text ? h('div', { class: 'plain' }, it.text) : null,
     rows.length ? h('table', { class: 'fields' }, h('tbody', {}, rows)) : null,
     srcRows.length ? h('table', { class: 'fields utm-table' }, h('caption', {}, t('source')), h('tbody', {}, srcRows)) : null,
     meta(it));
