@@ -132,6 +132,7 @@ function buildShell() {
       h('div', { class: 'list-scroll', id: 'list-scroll' }, el.list, el.sentinel)),
     el.thread, el.card, el.help, el.admin = h('section', { class: 'admin-pane', id: 'admin' }));
   app.replaceChildren(el.shell);
+  liveState(S.live?.ws?.readyState === WebSocket.OPEN);
   fillChannelFilter();
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) loadMore();
@@ -251,6 +252,8 @@ function convRow(c) {
 
 function renderList() {
   el.list.replaceChildren(...S.convs.map(convRow));
+  const unread = S.convs.reduce((n, c) => n + (c.unread > 0 ? 1 : 0), 0);
+  document.title = unread ? `(${unread}) Switchboard` : 'Switchboard';
   el.sentinel.textContent = S.convs.length ? (S.cursor ? t('loading') : '') : t('noConversations');
 }
 
