@@ -174,7 +174,7 @@ function fillChannelFilter() {
   if (!el.channel) return;
   const cur = S.filters.channel;
   el.channel.replaceChildren(h('option', { value: '' }, t('allChannels')),
-    [...S.channels.values()].map((c) => h('option', { value: c.id }, `${channelIcon(c.kind)} ${c.name}`)));
+    ...[...S.channels.values()].map((c) => h('option', { value: c.id }, `${channelIcon(c.kind)} ${c.name}`)));
   el.channel.value = cur;
 }
 
