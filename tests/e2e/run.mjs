@@ -402,6 +402,8 @@ const tests = [
     await tablet.click('.card-toggle');
     await tablet.waitForSelector('#client-card .client-card');
     await shot(tablet, 'client-card-tablet');
+    await tablet.click('#client-card .card-close');
+    await tablet.waitForSelector('#client-card', { state: 'hidden' });
     await ctx.page.click(convRow(ctx.convId));
     await shot(ctx.page, 'inbox-desktop');
   }],

@@ -30,7 +30,7 @@ function tagsEditor(c, root, opts) {
   return h('div', {}, box, edit);
 }
 
-export async function renderClientCard(root, clientId, { onOpenConversation, onChanged }) {
+export async function renderClientCard(root, clientId, { onOpenConversation, onChanged, onClose }) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
   let c, sugg = [];
   try {
@@ -51,10 +51,11 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
       alert(e.message);
     }
     onChanged?.();
-    renderClientCard(root, what === 'accept' ? Math.min(s.client.id, s.other.id) : clientId, { onOpenConversation, onChanged });
+    renderClientCard(root, what === 'accept' ? Math.min(s.client.id, s.other.id) : clientId, { onOpenConversation, onChanged, onClose });
   };
   root.replaceChildren(
     h('div', { class: 'client-card', dataset: { clientId: c.id } },
+      onClose ? h('button', { type: 'button', class: 'link card-close', 'aria-label': t('close'), onclick: onClose }, '✕') : null,
       h('h2', {}, c.name || `${t('client')} #${c.id}`),
       c.company ? h('div', { class: 'muted' }, `${t('company')}: ${c.company}`) : null,
       h('h3', {}, t('identities')),

@@ -608,6 +608,7 @@ function loadCard() {
   renderClientCard(el.card, S.conv.client.id, {
     onOpenConversation: openConversation,
     onChanged: () => { reloadList(); },
+    onClose: () => { if (el.shell.classList.contains('card-open')) toggleCard(); },
   });
 }
 
