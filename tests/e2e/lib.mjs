@@ -90,11 +90,13 @@ export class Server {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.proc = null;
+    this.exitCodes = [];
+    this.log = path.join(LOGS, `e2e-server-${port}.log`);
   }
 
   async start() {
     fs.mkdirSync(LOGS, { recursive: true });
-    const log = fs.openSync(path.join(LOGS, `e2e-server-${this.port}.log`), 'a');
+    const log = fs.openSync(this.log, 'a');
     this.proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${this.port}`], { env: this.env, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     let exited = false;
@@ -114,10 +116,10 @@ export class Server {
   async stop() {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
-    const done = new Promise((r) => p.once('exit', r));
+    const done = new Promise((r) => p.once('exit', (code, signal) => r(signal || code)));
     p.kill('SIGTERM');
     const t = setTimeout(() => p.kill('SIGKILL'), 10000);
-    await done;
+    this.exitCodes.push(await done);
     clearTimeout(t);
     this.proc = null;
   }

@@ -446,6 +446,14 @@ const tests = [
     assert(r.status === 401, `after sign-out /me answers ${r.status}`);
     assert(ctx.pageErrors.length === 0, `page errors: ${ctx.pageErrors.join('; ')}`);
   }],
+
+  ['server_stops_cleanly', async (ctx) => {
+    // Under the sanitizer build (make test) a leak or UB report fails the stop.
+    await ctx.srv.stop();
+    assert(ctx.srv.exitCodes.every((c) => c === 0), `server exit statuses ${ctx.srv.exitCodes}`);
+    const log = fs.readFileSync(ctx.srv.log, 'utf8');
+    assert(!/Sanitizer|runtime error:/.test(log), `sanitizer report in ${ctx.srv.log}`);
+  }],
 ];
 
 async function cookie(page) {
