@@ -1959,6 +1959,13 @@ int sb_ingest_batch(struct sb_db *db, const struct sb_ingest_options *opt,
                     const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
                     char *err, size_t errlen)
 {
+    return sb_ingest_batch_hook(db, opt, in, n, res, NULL, NULL, err, errlen);
+}
+
+int sb_ingest_batch_hook(struct sb_db *db, const struct sb_ingest_options *opt,
+                         const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
+                         sb_ingest_hook hook, void *arg, char *err, size_t errlen)
+{
     for (size_t i = 0; i < n; i++) {
         int rc = validate(in[i], err, errlen);
         if (rc != SB_OK)
@@ -1970,8 +1977,10 @@ int sb_ingest_batch(struct sb_db *db, const struct sb_ingest_options *opt,
         rc = sb_db_exec(db, q_isolation, NULL, 0, NULL, msg, sizeof msg);
         if (rc == SB_OK)
             rc = sb_db_begin(db, msg, sizeof msg);
-        if (rc == SB_OK)
+        if (rc == SB_OK && n)
             rc = ingest_all(db, opt, in, n, res, msg, sizeof msg);
+        if (rc == SB_OK && hook)
+            rc = hook(db, in, res, n, arg, msg, sizeof msg);
         if (rc == SB_OK) {
             rc = sb_db_commit(db, msg, sizeof msg);
             if (rc == SB_OK)

@@ -70,6 +70,24 @@ void th_mock_start(struct th_mock *m, int status, const char *json_body);
 void th_mock_respond(struct th_mock *m, int status, const char *json_body);
 void th_mock_stop(struct th_mock *m);
 
+/* A private Dovecot (IMAP only, no TLS) on a free loopback port, with one
+ * maildir under a fresh temporary directory. Any user name logs in with
+ * TH_DOVECOT_PASSWORD and sees the same maildir. Runs as root with its
+ * login processes as dovenull and mail access as dovecot (DESIGN.md). */
+#define TH_DOVECOT_PASSWORD "secret"
+struct th_dovecot {
+    pid_t pid;
+    int port;
+    char dir[256];     /* config, sockets, state, log */
+    char maildir[320]; /* the INBOX maildir; other folders are .NAME inside it */
+};
+void th_dovecot_start(struct th_dovecot *d);
+void th_dovecot_stop(struct th_dovecot *d);
+/* Drop one message into new/ of `folder` (NULL or "INBOX" for the inbox),
+ * as a mail delivery agent would (tmp/, then rename). */
+void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw,
+                        size_t len);
+
 /* Path of the repository root (tests run from it). */
 const char *th_root(void);
 
