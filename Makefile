@@ -22,7 +22,8 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -Iinclude $(CFLAGS) -MMD -MP \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_CXXFLAGS = -std=c++17 $(filter-out -std=c17 -Wstrict-prototypes,$(ALL_CFLAGS))
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lphonenumber -lidn2 -lstdc++ -lpthread
+# libetpan's .pc carries Debian's -specs=no-pie-link.specs: not ours to impose.
+LIBS := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) -lphonenumber -lidn2 -lstdc++ -lpthread
 ifneq ($(SANITIZER),)
 ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=$(SANITIZER)
