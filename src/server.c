@@ -27,6 +27,7 @@
 #include "switchboard/http.h"
 #include "switchboard/limits.h"
 #include "switchboard/log.h"
+#include "switchboard/mailbox.h"
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
 #include "switchboard/secrets.h"
@@ -872,6 +873,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         goto out;
     }
 
+    /* IMAP pollers: their own threads and connections (mailbox.h). */
+    if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
+                           derr, sizeof derr) != SB_OK)
+        sb_warn("imap", "mailbox poller not started: %s", derr);
+
     signal_ctx = ctx;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -902,6 +908,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         }
         serr = lws_service(ctx, 0);
     }
+    sb_mailboxes_stop(&app.mailboxes);
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);

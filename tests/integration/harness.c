@@ -445,11 +445,14 @@ void th_mock_stop(struct th_mock *m)
 
 static void dovecot_ids(uid_t *uid, gid_t *gid)
 {
+    /* getpwnam() returns a static buffer: read it before the next call. */
     struct passwd *pw = getpwnam("dovecot");
+    if (pw) {
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
     if (!pw || !getpwnam("dovenull"))
         fatal("no dovecot/dovenull users: install dovecot-core and dovecot-imapd (scripts/deps)");
-    *uid = pw->pw_uid;
-    *gid = pw->pw_gid;
 }
 
 static void mkdir_owned(const char *path, uid_t uid, gid_t gid)

@@ -1,0 +1,530 @@
+/* The e-mail channel's IMAP side against a real Dovecot on loopback: mixed
+ * mail (a bounce, an auto-reply, garbage) stored with the right flags and
+ * suppressions; restarts fetch what arrived meanwhile and double nothing;
+ * kill -9 in the middle of a large sync loses and doubles nothing; a
+ * UIDVALIDITY change re-syncs without duplicates; a reply threads into its
+ * conversation; a wrong password shows in the channel status and, after
+ * three failures, as an event to admins, and its recovery too.
+ *
+ * Every test has its own folder (Maildir++ .NAME) and its own channel, so
+ * they share one Dovecot and one server. */
+#include "harness.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct th_dovecot dc;
+static struct th_server srv;
+static struct sb_db *db;
+static const char *const server_env[] = {"SWITCHBOARD_IMAP_SCAN_SECONDS=1",
+                                         "SWITCHBOARD_IMAP_LEASE_SECONDS=6",
+                                         "SWITCHBOARD_IMAP_BATCH=100", NULL};
+
+static int setup(void **state)
+{
+    (void)state;
+    th_db_setup();
+    th_dovecot_start(&dc);
+    db = th_db_connect();
+    th_server_start(&srv, server_env);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    th_server_stop(&srv);
+    sb_db_close(&db);
+    th_dovecot_stop(&dc);
+    th_db_teardown();
+    return 0;
+}
+
+static int64_t q_int(const char *sql, int64_t arg)
+{
+    struct sb_db_val a[] = {SB_INT(arg)};
+    struct sb_db_rows r;
+    char err[512] = "";
+    int rc = sb_db_exec(db, sql, a, strchr(sql, '?') ? 1 : 0, &r, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "%s: %s\n", sql, err);
+    assert_int_equal(rc, SB_OK);
+    int64_t v = r.nrows && sb_db_cell(&r, 0, 0) ? sb_db_cell_int(&r, 0, 0) : -1;
+    sb_db_rows_free(&r);
+    return v;
+}
+
+/* The first cell of a one-row query with a text argument, copied. */
+static void q_text(const char *sql, int64_t arg, const char *targ, char *out, size_t outlen)
+{
+    struct sb_db_val a[] = {SB_INT(arg), SB_TEXT(targ)};
+    struct sb_db_rows r;
+    char err[512] = "";
+    int rc = sb_db_exec(db, sql, a, targ ? 2 : 1, &r, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "%s: %s\n", sql, err);
+    assert_int_equal(rc, SB_OK);
+    snprintf(out, outlen, "%s", r.nrows && sb_db_cell(&r, 0, 0) ? sb_db_cell(&r, 0, 0) : "");
+    sb_db_rows_free(&r);
+}
+
+static int64_t add_channel(const char *name, const char *folder, const char *password)
+{
+    char port[32], fold[128], pw[128], out[4096];
+    snprintf(port, sizeof port, "port=%d", dc.port);
+    snprintf(fold, sizeof fold, "folders=%s", folder);
+    snprintf(pw, sizeof pw, "password=%s", password);
+    const char *args[] = {"channel",
+                          "add",
+                          "email",
+                          "--name",
+                          name,
+                          "--set",
+                          "host=127.0.0.1",
+                          "--set",
+                          port,
+                          "--set",
+                          "tls=none",
+                          "--set",
+                          "username=support@shop.example",
+                          "--set",
+                          pw,
+                          "--set",
+                          fold,
+                          "--set",
+                          "poll_seconds=2",
+                          NULL};
+    int rc = th_run(args, NULL, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "channel add: %s\n", out);
+    assert_int_equal(rc, 0);
+    json_t *o = json_loads(out, 0, NULL);
+    int64_t id = json_integer_value(json_object_get(o, "id"));
+    /* The password never comes back. */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "config"), "password")), "********");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "config"), "port")),
+                     dc.port);
+    json_decref(o);
+    assert_true(id > 0);
+    return id;
+}
+
+static int64_t stored(int64_t channel)
+{
+    return q_int("SELECT COUNT(*) FROM interactions WHERE channel_id = ?", channel);
+}
+
+/* Wait until the channel has `want` interactions; fails after `secs`. */
+static void wait_stored(int64_t channel, int64_t want, int secs)
+{
+    int64_t n = -1;
+    for (int i = 0; i < secs * 10; i++) {
+        n = stored(channel);
+        if (n >= want)
+            break;
+        usleep(100 * 1000);
+    }
+    if (n != want)
+        fprintf(stderr, "channel %lld: %lld stored, want %lld\n", (long long)channel, (long long)n,
+                (long long)want);
+    assert_int_equal(n, want);
+}
+
+static void deliver(const char *folder, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void deliver(const char *folder, const char *fmt, ...)
+{
+    char raw[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof raw);
+    th_maildir_deliver(&dc, folder, raw, (size_t)n);
+}
+
+static void plain(const char *folder, const char *from, const char *msgid, const char *subject,
+                  const char *extra)
+{
+    deliver(folder,
+            "From: %s\r\nTo: support@shop.example\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"
+            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n%sMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nHello about %s.\r\n",
+            from, subject, msgid, extra ? extra : "", subject);
+}
+
+/* Messages with the \Seen flag (",S" in a maildir file name) or moved to
+ * cur/ by us would mean we changed the mailbox. */
+static int seen_files(const char *folder)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/.%s/cur", dc.maildir, folder);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *flags = strstr(e->d_name, ":2,");
+        if (flags && strchr(flags, 'S'))
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void mixed_mail(void **state)
+{
+    (void)state;
+    const char *F = "Mixed";
+    plain(F, "Anna Smirnova <anna@example.com>", "order-1@example.com", "Order 1", NULL);
+    deliver(F,
+            "From: Mail Delivery System <MAILER-DAEMON@mx.shop.example>\r\n"
+            "To: support@shop.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            "Message-ID: <bounce-1@mx.shop.example>\r\nAuto-Submitted: auto-replied\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
+            "boundary=\"B1\"\r\n\r\n--B1\r\nContent-Type: text/plain\r\n\r\nI'm sorry, your "
+            "message could not be delivered.\r\n\r\n--B1\r\n"
+            "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.shop.example\r\n"
+            "\r\nFinal-Recipient: rfc822; Gone@Example.NET\r\nAction: failed\r\n"
+            "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n--B1\r\n"
+            "Content-Type: text/rfc822-headers\r\n\r\nFrom: support@shop.example\r\n"
+            "To: gone@example.net\r\nMessage-ID: <campaign-7@shop.example>\r\n"
+            "Subject: News\r\n\r\n--B1--\r\n");
+    deliver(F, "From: Boris <boris@example.org>\r\nTo: support@shop.example\r\n"
+               "Subject: Out of office: Order 1\r\nMessage-ID: <ooo-1@example.org>\r\n"
+               "Auto-Submitted: auto-replied\r\nContent-Type: text/plain\r\n\r\n"
+               "I am away until Monday.\r\n");
+    /* Garbage: no header block, bytes that are no text at all. */
+    deliver(F, "%s", "\x01\x02\xff\xfe garbage \x80\x81 no headers here");
+    int64_t ch = add_channel("Mixed mail", F, TH_DOVECOT_PASSWORD);
+    wait_stored(ch, 4, 30);
+
+    char flags[128];
+    q_text("SELECT flags FROM interactions WHERE channel_id = ? AND external_id = ?", ch,
+           "order-1@example.com", flags, sizeof flags);
+    assert_string_equal(flags, "");
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions i JOIN client_identities ci ON "
+                           "ci.client_id = i.client_id WHERE ci.value = 'anna@example.com' AND "
+                           "i.conversation_id IS NOT NULL AND i.channel_id = ?",
+                           ch),
+                     1);
+
+    q_text("SELECT flags FROM interactions WHERE channel_id = ? AND external_id = ?", ch,
+           "bounce-1@mx.shop.example", flags, sizeof flags);
+    assert_non_null(strstr(flags, "bounce"));
+    /* A bounce belongs to no client and opens no conversation. */
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE channel_id = ? AND "
+                           "external_id = 'bounce-1@mx.shop.example' AND client_id IS NULL AND "
+                           "conversation_id IS NULL",
+                           ch),
+                     1);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM client_identities WHERE value LIKE "
+                           "'mailer-daemon@%' AND ? > 0",
+                           1),
+                     0);
+    /* ...and suppresses the failed recipient (normalised), with its source. */
+    assert_int_equal(q_int("SELECT COUNT(*) FROM suppressions s JOIN interactions i ON i.id = "
+                           "s.source_interaction_id WHERE s.email = 'gone@example.net' AND "
+                           "s.reason = 'hard_bounce' AND s.suppressed = 1 AND i.channel_id = ?",
+                           ch),
+                     1);
+
+    q_text("SELECT flags FROM interactions WHERE channel_id = ? AND external_id = ?", ch,
+           "ooo-1@example.org", flags, sizeof flags);
+    assert_non_null(strstr(flags, "auto_reply"));
+
+    /* The garbage is kept raw and flagged, keyed by its digest. */
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions i JOIN blobs b ON b.sha256 = "
+                           "i.raw_sha256 WHERE i.channel_id = ? AND i.external_id LIKE 'sha256:%'",
+                           ch),
+                     1);
+    /* Read-only: nothing marked \Seen. */
+    assert_int_equal(seen_files(F), 0);
+    /* The channel shows a success. */
+    assert_true(q_int("SELECT last_success_at IS NOT NULL FROM channels WHERE id = ?", ch) == 1);
+}
+
+static void restart_fetches_new_mail_once(void **state)
+{
+    (void)state;
+    const char *F = "Restart";
+    for (int i = 0; i < 3; i++) {
+        char id[64], subj[32];
+        snprintf(id, sizeof id, "restart-%d@example.com", i);
+        snprintf(subj, sizeof subj, "Question %d", i);
+        plain(F, "Vera <vera@example.com>", id, subj, NULL);
+    }
+    int64_t ch = add_channel("Restart mailbox", F, TH_DOVECOT_PASSWORD);
+    wait_stored(ch, 3, 30);
+    assert_int_equal(th_server_stop(&srv), 0);
+    /* Mail that arrives while we are down, whatever its date. */
+    for (int i = 3; i < 5; i++) {
+        char id[64], subj[32];
+        snprintf(id, sizeof id, "restart-%d@example.com", i);
+        snprintf(subj, sizeof subj, "Question %d", i);
+        plain(F, "Vera <vera@example.com>", id, subj, NULL);
+    }
+    th_server_start(&srv, server_env);
+    wait_stored(ch, 5, 30);
+    sleep(3); /* a few more passes: nothing more may appear */
+    assert_int_equal(stored(ch), 5);
+    assert_int_equal(
+        q_int("SELECT COUNT(DISTINCT external_id) FROM interactions WHERE channel_id = ?", ch), 5);
+    assert_int_equal(
+        q_int("SELECT last_uid FROM channel_cursors WHERE channel_id = ? AND folder = 'Restart'",
+              ch),
+        5);
+}
+
+static void count_files(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            (*n)++;
+    if (d)
+        closedir(d);
+}
+
+static void kill9_during_sync(void **state)
+{
+    (void)state;
+    const char *F = "Big";
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        char id[64], subj[64], from[96];
+        snprintf(id, sizeof id, "big-%d@example.com", i);
+        snprintf(subj, sizeof subj, "Lead %d", i);
+        snprintf(from, sizeof from, "Client %d <client%d@example.com>", i % 300, i % 300);
+        plain(F, from, id, subj, NULL);
+    }
+    int files = 0;
+    char path[600];
+    snprintf(path, sizeof path, "%s/.%s/new", dc.maildir, F);
+    count_files(path, &files);
+    snprintf(path, sizeof path, "%s/.%s/cur", dc.maildir, F);
+    count_files(path, &files);
+    assert_int_equal(files, N);
+
+    int64_t ch = add_channel("Big mailbox", F, TH_DOVECOT_PASSWORD);
+    int64_t n = 0;
+    for (int i = 0; i < 600 && n < 300; i++) {
+        usleep(50 * 1000);
+        n = stored(ch);
+    }
+    assert_true(n >= 300);
+    kill(srv.pid, SIGKILL);
+    int status;
+    waitpid(srv.pid, &status, 0);
+    srv.pid = 0;
+    int64_t at_kill = stored(ch);
+    fprintf(stderr, "kill -9 with %lld of %d stored\n", (long long)at_kill, N);
+    /* The dead node's lease must lapse (6 s) before the new one fetches. */
+    th_server_start(&srv, server_env);
+    wait_stored(ch, N, 180);
+    assert_int_equal(
+        q_int("SELECT COUNT(DISTINCT external_id) FROM interactions WHERE channel_id = ?", ch), N);
+    assert_int_equal(
+        q_int("SELECT generation FROM leases WHERE name = CONCAT('imap:', ?)", ch) >= 2, 1);
+}
+
+static void uidvalidity_change_resyncs(void **state)
+{
+    (void)state;
+    const char *F = "Renumbered";
+    for (int i = 0; i < 3; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "uv-%d@example.com", i);
+        plain(F, "Gleb <gleb@example.com>", id, "Invoice", NULL);
+    }
+    int64_t ch = add_channel("Renumbered mailbox", F, TH_DOVECOT_PASSWORD);
+    wait_stored(ch, 3, 30);
+    int64_t before = q_int(
+        "SELECT uidvalidity FROM channel_cursors WHERE channel_id = ? AND folder = 'Renumbered'",
+        ch);
+    assert_int_equal(th_server_stop(&srv), 0);
+    sleep(1); /* Dovecot's new UIDVALIDITY is the time */
+    /* Forget the UIDs: Dovecot renumbers the folder with a new UIDVALIDITY. */
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -f '%s/.%s/dovecot-uidlist' '%s/.%s'/dovecot.index*", dc.maildir,
+             F, dc.maildir, F);
+    assert_int_equal(system(cmd), 0);
+    plain(F, "Gleb <gleb@example.com>", "uv-3@example.com", "Invoice", NULL);
+    th_server_start(&srv, server_env);
+    wait_stored(ch, 4, 30);
+    for (int i = 0; i < 50; i++) { /* the cursor moves in the same transaction */
+        if (q_int("SELECT uidvalidity FROM channel_cursors WHERE channel_id = ? AND folder = "
+                  "'Renumbered'",
+                  ch) != before)
+            break;
+        usleep(100 * 1000);
+    }
+    assert_int_not_equal(q_int("SELECT uidvalidity FROM channel_cursors WHERE channel_id = ? AND "
+                               "folder = 'Renumbered'",
+                               ch),
+                         before);
+    sleep(2);
+    assert_int_equal(stored(ch), 4);
+}
+
+static void reply_threads(void **state)
+{
+    (void)state;
+    const char *F = "Threads";
+    plain(F, "Dmitry <dmitry@example.com>", "thread-root@example.com", "Contract", NULL);
+    int64_t ch = add_channel("Threads mailbox", F, TH_DOVECOT_PASSWORD);
+    wait_stored(ch, 1, 30);
+    /* A colleague of his answers on the thread, and another writes anew. */
+    plain(F, "Olga <olga@example.com>", "thread-reply@example.com", "Re: Contract",
+          "In-Reply-To: <thread-root@example.com>\r\nReferences: <thread-root@example.com>\r\n");
+    plain(F, "Olga <olga@example.com>", "thread-ref@example.com", "Re: Contract",
+          "References: <unknown@example.com> <thread-root@example.com>\r\n");
+    plain(F, "Pavel <pavel@example.com>", "thread-other@example.com", "Something else", NULL);
+    wait_stored(ch, 4, 30);
+    int64_t root = q_int("SELECT conversation_id FROM interactions WHERE channel_id = ? AND "
+                         "external_id = 'thread-root@example.com'",
+                         ch);
+    assert_true(root > 0);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE conversation_id = ?", root), 3);
+    assert_int_not_equal(q_int("SELECT conversation_id FROM interactions WHERE channel_id = ? AND "
+                               "external_id = 'thread-other@example.com'",
+                               ch),
+                         root);
+}
+
+static void wrong_password_is_visible(void **state)
+{
+    (void)state;
+    const char *F = "Locked";
+    plain(F, "Irina <irina@example.com>", "locked-1@example.com", "Hello", NULL);
+    int64_t ch = add_channel("Locked mailbox", F, "not-the-password");
+    char err[1024] = "";
+    for (int i = 0; i < 300 && !err[0]; i++) {
+        q_text("SELECT last_error FROM channels WHERE id = ?", ch, NULL, err, sizeof err);
+        if (!err[0])
+            usleep(100 * 1000);
+    }
+    fprintf(stderr, "last_error: %s\n", err);
+    assert_non_null(strstr(err, "refused the login"));
+    assert_int_equal(stored(ch), 0);
+    /* `channel list` shows it too. */
+    char out[65536];
+    const char *list[] = {"channel", "list", NULL};
+    assert_int_equal(th_run(list, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "refused the login"));
+    /* `channel test` says the same and exits 1. */
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", (long long)ch);
+    const char *test[] = {"channel", "test", sid, NULL};
+    assert_int_equal(th_run(test, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "refused the login"));
+    assert_null(strstr(out, "not-the-password"));
+
+    /* Three failures in a row (5 s, then 10 s apart): admins hear once. */
+    int64_t events = 0;
+    for (int i = 0; i < 400 && events < 1; i++) {
+        events = q_int("SELECT COUNT(*) FROM events WHERE type = 'channel.failing' AND "
+                       "JSON_VALUE(data, '$.channel_id') = ?",
+                       ch);
+        if (!events)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(events, 1);
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", "/metrics", NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "switchboard_imap_mailboxes_failing 1"));
+    th_resp_free(&r);
+
+    /* The right password (copied, sealed, from a working channel): it
+     * recovers, says so, and fetches. */
+    static const char fix[] =
+        "UPDATE channels c JOIN channels good ON good.name = 'Threads mailbox' SET c.config = "
+        "JSON_SET(c.config, '$.password', JSON_VALUE(good.config, '$.password')) WHERE c.id = ?";
+    struct sb_db_val a[] = {SB_INT(ch)};
+    char e[256] = "";
+    assert_int_equal(sb_db_exec(db, fix, a, 1, NULL, e, sizeof e), SB_OK);
+    wait_stored(ch, 1, 90);
+    int64_t rec = 0;
+    for (int i = 0; i < 50 && !rec; i++) {
+        rec = q_int("SELECT COUNT(*) FROM events WHERE type = 'channel.recovered' AND "
+                    "JSON_VALUE(data, '$.channel_id') = ?",
+                    ch);
+        if (!rec)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(rec, 1);
+}
+
+static void channel_test_and_validation(void **state)
+{
+    (void)state;
+    int64_t ch = add_channel("Tested mailbox", "Mixed", TH_DOVECOT_PASSWORD);
+    char sid[32], out[4096];
+    snprintf(sid, sizeof sid, "%lld", (long long)ch);
+    const char *test[] = {"channel", "test", sid, NULL};
+    assert_int_equal(th_run(test, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ok: logged in"));
+    assert_non_null(strstr(out, "Mixed: 4 messages"));
+    /* Clear refusals. */
+    const char *none[] = {"channel", "add", "email", "--name", "Empty", NULL};
+    assert_int_equal(th_run(none, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "IMAP side"));
+    const char *badtls[] = {"channel",    "add",    "email",    "--name",     "Bad",
+                            "--set",      "host=x", "--set",    "username=u", "--set",
+                            "password=p", "--set",  "tls=ssl3", NULL};
+    assert_int_equal(th_run(badtls, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "tls: 'ssl3' is not one of imaps, starttls, none"));
+    /* SMTP only: fine without any IMAP key; from must be an address. */
+    const char *smtp[] = {"channel",
+                          "add",
+                          "email",
+                          "--name",
+                          "Campaigns",
+                          "--set",
+                          "smtp_host=smtp.example.com",
+                          "--set",
+                          "from=Shop <news@shop.example>",
+                          NULL};
+    assert_int_equal(th_run(smtp, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"smtp_port\":587"));
+    const char *smtpbad[] = {"channel",
+                             "add",
+                             "email",
+                             "--name",
+                             "Campaigns2",
+                             "--set",
+                             "smtp_host=smtp.example.com",
+                             "--set",
+                             "from=nobody",
+                             NULL};
+    assert_int_equal(th_run(smtpbad, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "from:"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mixed_mail),
+        cmocka_unit_test(channel_test_and_validation),
+        cmocka_unit_test(restart_fetches_new_mail_once),
+        cmocka_unit_test(uidvalidity_change_resyncs),
+        cmocka_unit_test(reply_threads),
+        cmocka_unit_test(wrong_password_is_visible),
+        cmocka_unit_test(kill9_during_sync),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
