@@ -170,6 +170,10 @@ static int buf_add_utf8_repair(struct buf *b, const char *s, size_t n, int *fall
 
 /* The iconv name for a mail charset label; NULL for "UTF-8 or, failing
  * that, windows-1252". `tmp` holds a cleaned copy of the label. */
+/* Charset labels decoded as windows-1252 directly: the superset browsers use
+ * for them, and every byte means something. */
+#define CS_LATIN ((const char *)1)
+
 static const char *charset_iconv_name(const char *label, char *tmp, size_t tmplen)
 {
     if (!label)
@@ -185,9 +189,11 @@ static const char *charset_iconv_name(const char *label, char *tmp, size_t tmple
     const char *c = tmp;
     if (!strncmp(c, "x-", 2) && strcmp(c, "x-mac-cyrillic") != 0)
         c += 2;
-    if (!*c || !strcmp(c, "us-ascii") || !strcmp(c, "ascii") || !strcmp(c, "iso-8859-1") ||
-        !strcmp(c, "iso8859-1") || !strcmp(c, "latin1") || !strcmp(c, "iso_8859-1") ||
-        !strcmp(c, "windows-1252") || !strcmp(c, "cp1252") || !strcmp(c, "utf-8") ||
+    if (!strcmp(c, "iso-8859-1") || !strcmp(c, "iso8859-1") || !strcmp(c, "latin1") ||
+        !strcmp(c, "iso_8859-1") || !strcmp(c, "windows-1252") || !strcmp(c, "cp1252"))
+        return CS_LATIN;
+    /* us-ascii with 8-bit bytes is almost always undeclared UTF-8 */
+    if (!*c || !strcmp(c, "us-ascii") || !strcmp(c, "ascii") || !strcmp(c, "utf-8") ||
         !strcmp(c, "utf8") || !strcmp(c, "unknown-8bit") || !strcmp(c, "unknown") ||
         !strcmp(c, "default") || !strcmp(c, "8bit") || !strcmp(c, "ansi_x3.4-1968"))
         return NULL;
@@ -220,7 +226,15 @@ int sb_mime_to_utf8(const char *charset, const char *s, size_t n, char **out, si
     char tmp[64];
     const char *cs = charset_iconv_name(charset, tmp, sizeof tmp);
     iconv_t cd = (iconv_t)-1;
-    if (cs) {
+    if (cs == CS_LATIN) {
+        if (buf_reserve(&b, n * 2 + 1) != SB_OK)
+            goto nomem;
+        for (size_t i = 0; i < n; i++)
+            if (buf_add_cp1252(&b, (unsigned char)s[i]) != SB_OK)
+                goto nomem;
+        cs = NULL;
+        n = 0; /* converted: the UTF-8 path below appends nothing */
+    } else if (cs) {
         cd = iconv_open("UTF-8", cs);
         if (cd == (iconv_t)-1)
             fallback = 1; /* a charset nobody knows: keep the bytes */
@@ -1069,10 +1083,16 @@ static int names_file(const struct leaf_info *li)
     return 0;
 }
 
-static int leaf(struct ctx *c, const struct mailmime *m)
+static int recover_multipart(struct ctx *c, const struct mailmime *m, int depth);
+
+static int leaf(struct ctx *c, const struct mailmime *m, int depth)
 {
     struct leaf_info li;
     leaf_info(m, &li);
+    /* A multipart libetpan could not split (no boundary parameter: a
+     * mailer folded the header wrongly) */
+    if (!strncmp(li.type, "multipart/", 10))
+        return recover_multipart(c, m, depth);
     char *data = NULL;
     size_t n = 0;
     int lib = 0;
@@ -1110,6 +1130,91 @@ static int leaf(struct ctx *c, const struct mailmime *m)
     return rc;
 }
 
+static int walk(struct ctx *c, const struct mailmime *m, int depth);
+
+/* Whether the declared boundary occurs in the body: when it does not,
+ * libetpan still cuts parts at something that looks like one and drops
+ * the rest into the preamble. */
+static int boundary_present(const struct mailmime *m)
+{
+    const struct mailmime_data *body = m->mm_body;
+    if (!m->mm_content_type || !body || body->dt_type != MAILMIME_DATA_TEXT)
+        return 1;
+    const char *bd = mailmime_content_param_get(m->mm_content_type, "boundary");
+    if (!bd || !*bd)
+        return 1;
+    char pat[256];
+    int pl = snprintf(pat, sizeof pat, "--%s", bd);
+    if (pl <= 2 || (size_t)pl >= sizeof pat)
+        return 1;
+    return memmem(body->dt_data.dt_text.dt_data, body->dt_data.dt_text.dt_length, pat,
+                  (size_t)pl) != NULL;
+}
+
+/* A multipart whose declared boundary never appears (a mailer that
+ * rewrote one and not the other): libetpan finds no part. The first
+ * "--token" line that comes back later is taken as the real boundary and
+ * the body parsed again with it; failing that, the whole body is the text,
+ * so nothing is lost from view. */
+static int recover_multipart(struct ctx *c, const struct mailmime *m, int depth)
+{
+    const struct mailmime_data *body = m->mm_body;
+    if (!body || body->dt_type != MAILMIME_DATA_TEXT || !body->dt_data.dt_text.dt_length)
+        return SB_OK;
+    const char *s = body->dt_data.dt_text.dt_data;
+    size_t n = body->dt_data.dt_text.dt_length;
+    const char *tok = NULL;
+    size_t toklen = 0;
+    for (const char *p = s; p < s + n && !tok;) {
+        const char *e = memchr(p, '\n', (size_t)(s + n - p));
+        if (!e)
+            e = s + n;
+        size_t l = (size_t)(e - p);
+        while (l && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
+            l--;
+        if (l > 2 && l < 200 && p[0] == '-' && p[1] == '-' && !memchr(p + 2, ' ', l - 2)) {
+            /* it must come back: a lone "--" line of text is not a boundary */
+            const char *again = memmem(e, (size_t)(s + n - e), p, l);
+            if (again) {
+                tok = p + 2;
+                toklen = l - 2;
+            }
+        }
+        p = e + 1;
+    }
+    if (tok && m->mm_content_type && m->mm_content_type->ct_subtype) {
+        struct buf b = {0};
+        const char *sub = m->mm_content_type->ct_subtype;
+        int rc = SB_OK;
+        if (buf_add(&b, "Content-Type: multipart/", 24) != SB_OK ||
+            buf_add(&b, sub, strlen(sub)) != SB_OK || buf_add(&b, "; boundary=\"", 12) != SB_OK ||
+            buf_add(&b, tok, toklen) != SB_OK || buf_add(&b, "\"\r\n\r\n", 5) != SB_OK ||
+            buf_add(&b, s, n) != SB_OK) {
+            free(b.p);
+            return SB_ERR_NOMEM;
+        }
+        size_t idx = 0;
+        struct mailmime *re = NULL;
+        int r = mailmime_parse(b.p, b.len, &idx, &re);
+        int parts = 0;
+        const struct mailmime *mp = re;
+        if (r == MAILIMF_NO_ERROR && mp && mp->mm_type == MAILMIME_MESSAGE)
+            mp = mp->mm_data.mm_message.mm_msg_mime;
+        if (r == MAILIMF_NO_ERROR && mp && mp->mm_type == MAILMIME_MULTIPLE)
+            parts = clist_count(mp->mm_data.mm_multipart.mm_mp_list);
+        if (parts > 0) {
+            json_object_set_new(c->in->meta, "boundary_repaired", json_true());
+            rc = walk(c, mp, depth + 1);
+        }
+        if (re)
+            mailmime_free(re);
+        free(b.p);
+        if (parts > 0 || rc != SB_OK)
+            return rc;
+    }
+    return add_text(c, &c->text, &c->ntext, NULL, s, n);
+}
+
 static int walk(struct ctx *c, const struct mailmime *m, int depth)
 {
     if (!m)
@@ -1125,12 +1230,8 @@ static int walk(struct ctx *c, const struct mailmime *m, int depth)
              it = clist_next(it), n++)
             if (walk(c, clist_content(it), depth + 1) != SB_OK)
                 return SB_ERR_NOMEM;
-        /* A boundary that never appears: libetpan leaves everything in the
-         * preamble. */
-        const struct mailmime_data *pre = m->mm_data.mm_multipart.mm_preamble;
-        if (n == 0 && pre && pre->dt_type == MAILMIME_DATA_TEXT && pre->dt_data.dt_text.dt_length)
-            return add_text(c, &c->text, &c->ntext, NULL, pre->dt_data.dt_text.dt_data,
-                            pre->dt_data.dt_text.dt_length);
+        if (n == 0 || !boundary_present(m))
+            return recover_multipart(c, m, depth);
         return SB_OK;
     }
     case MAILMIME_MESSAGE:
@@ -1155,7 +1256,7 @@ static int walk(struct ctx *c, const struct mailmime *m, int depth)
             return rc;
         }
     case MAILMIME_SINGLE:
-        return leaf(c, m);
+        return leaf(c, m, depth);
     default:
         return SB_OK;
     }
