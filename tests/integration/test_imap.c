@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,7 +85,8 @@ static void q_text(const char *sql, int64_t arg, const char *targ, char *out, si
     sb_db_rows_free(&r);
 }
 
-static int64_t add_channel(const char *name, const char *folder, const char *password)
+static int64_t add_channel_with(const char *name, const char *folder, const char *password,
+                                const char *extra)
 {
     char port[32], fold[128], pw[128], out[4096];
     snprintf(port, sizeof port, "port=%d", dc.port);
@@ -108,6 +111,8 @@ static int64_t add_channel(const char *name, const char *folder, const char *pas
                           fold,
                           "--set",
                           "poll_seconds=2",
+                          extra ? "--set" : NULL,
+                          extra,
                           NULL};
     int rc = th_run(args, NULL, out, sizeof out);
     if (rc != 0)
@@ -123,6 +128,11 @@ static int64_t add_channel(const char *name, const char *folder, const char *pas
     json_decref(o);
     assert_true(id > 0);
     return id;
+}
+
+static int64_t add_channel(const char *name, const char *folder, const char *password)
+{
+    return add_channel_with(name, folder, password, NULL);
 }
 
 static int64_t stored(int64_t channel)
@@ -469,6 +479,94 @@ static void wrong_password_is_visible(void **state)
     assert_int_equal(rec, 1);
 }
 
+/* Backdate every message now in the folder (its INTERNALDATE, for maildir
+ * the file's mtime) by `days`. */
+static void backdate(const char *folder, int days)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/.%s/new", dc.maildir, folder);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct timeval tv[2];
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= (time_t)days * 86400;
+    tv[1] = tv[0];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[900];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_int_equal(utimes(path, tv), 0);
+    }
+    closedir(d);
+}
+
+static void since_days_only_first_sync(void **state)
+{
+    (void)state;
+    const char *F = "Since";
+    plain(F, "Old Client <old1@example.com>", "since-old-1@example.com", "Old 1", NULL);
+    plain(F, "Old Client <old1@example.com>", "since-old-2@example.com", "Old 2", NULL);
+    backdate(F, 30);
+    plain(F, "New Client <new1@example.com>", "since-new-1@example.com", "New 1", NULL);
+    int64_t ch = add_channel_with("Since mailbox", F, TH_DOVECOT_PASSWORD, "since_days=7");
+    wait_stored(ch, 1, 30);
+    sleep(2);
+    assert_int_equal(stored(ch), 1);
+    /* After the first sync there is no window: an old-dated message that
+     * arrives now is fetched. */
+    plain(F, "Old Client <old1@example.com>", "since-old-3@example.com", "Old 3", NULL);
+    backdate(F, 60);
+    wait_stored(ch, 2, 30);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE channel_id = ? AND "
+                           "external_id = 'since-old-3@example.com'",
+                           ch),
+                     1);
+}
+
+/* A message the database refuses (here a Message-ID longer than the 255
+ * bytes an external id may have) does not block the batch it is in: the
+ * others are stored, it is quarantined raw (or stored, should the parser
+ * shorten such ids), and the cursor passes it. */
+static void refused_message_does_not_block(void **state)
+{
+    (void)state;
+    const char *F = "Refused";
+    char longid[400];
+    memset(longid, 'x', 300);
+    snprintf(longid + 300, sizeof longid - 300, "@example.com");
+    plain(F, "Zoya <zoya@example.com>", "refused-1@example.com", "Before", NULL);
+    plain(F, "Zoya <zoya@example.com>", longid, "Long id", NULL);
+    plain(F, "Zoya <zoya@example.com>", "refused-3@example.com", "After", NULL);
+    int64_t ch = add_channel("Refused mailbox", F, TH_DOVECOT_PASSWORD);
+    int64_t in = 0, q = 0;
+    for (int i = 0; i < 300 && in + q < 3; i++) {
+        usleep(100 * 1000);
+        in = stored(ch);
+        q = q_int("SELECT COUNT(*) FROM raw_inbound WHERE channel_id = ? AND source = 'imap'", ch);
+    }
+    fprintf(stderr, "refused: %lld stored, %lld quarantined\n", (long long)in, (long long)q);
+    assert_int_equal(in + q, 3);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE channel_id = ? AND "
+                           "external_id IN ('refused-1@example.com', 'refused-3@example.com')",
+                           ch),
+                     2);
+    if (q) {
+        char err[1024];
+        q_text("SELECT error FROM raw_inbound WHERE channel_id = ?", ch, NULL, err, sizeof err);
+        assert_non_null(strstr(err, "UID 2 in Refused"));
+        assert_int_equal(
+            q_int("SELECT LENGTH(body) > 300 FROM raw_inbound WHERE channel_id = ?", ch), 1);
+    }
+    assert_int_equal(
+        q_int("SELECT last_uid FROM channel_cursors WHERE channel_id = ? AND folder = 'Refused'",
+              ch),
+        3);
+    sleep(3); /* and it is not retried forever */
+    assert_int_equal(
+        q_int("SELECT COUNT(*) FROM raw_inbound WHERE channel_id = ? AND source = 'imap'", ch), q);
+}
+
 static void channel_test_and_validation(void **state)
 {
     (void)state;
@@ -523,6 +621,8 @@ int main(void)
         cmocka_unit_test(restart_fetches_new_mail_once),
         cmocka_unit_test(uidvalidity_change_resyncs),
         cmocka_unit_test(reply_threads),
+        cmocka_unit_test(since_days_only_first_sync),
+        cmocka_unit_test(refused_message_does_not_block),
         cmocka_unit_test(wrong_password_is_visible),
         cmocka_unit_test(kill9_during_sync),
     };
