@@ -567,6 +567,62 @@ static void refused_message_does_not_block(void **state)
         q_int("SELECT COUNT(*) FROM raw_inbound WHERE channel_id = ? AND source = 'imap'", ch), q);
 }
 
+static void soft_bounce(const char *folder, int n)
+{
+    deliver(folder,
+            "From: Mail Delivery System <MAILER-DAEMON@mx.shop.example>\r\n"
+            "To: support@shop.example\r\nSubject: Delayed Mail (still being retried)\r\n"
+            "Message-ID: <soft-%d@mx.shop.example>\r\nAuto-Submitted: auto-replied\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
+            "boundary=\"S%d\"\r\n\r\n--S%d\r\nContent-Type: text/plain\r\n\r\nThe mailbox is "
+            "full; delivery will be retried.\r\n\r\n--S%d\r\n"
+            "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.shop.example\r\n"
+            "\r\nFinal-Recipient: rfc822; full@example.net\r\nAction: delayed\r\n"
+            "Status: 4.2.2\r\nDiagnostic-Code: smtp; 452 4.2.2 mailbox full\r\n\r\n--S%d--\r\n",
+            n, n, n, n, n);
+}
+
+/* Soft bounces count and suppress at the third; a complaint (ARF)
+ * suppresses at once; re-reading the same reports counts nothing twice. */
+static void suppressions_soft_and_complaint(void **state)
+{
+    (void)state;
+    const char *F = "Reports";
+    soft_bounce(F, 1);
+    soft_bounce(F, 2);
+    deliver(F, "From: Mail Provider <feedback@fbl.example.org>\r\nTo: fbl@shop.example\r\n"
+               "Subject: Complaint about message from shop.example\r\n"
+               "Message-ID: <arf-1@fbl.example.org>\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/report; report-type=feedback-report; boundary=\"F1\"\r\n"
+               "\r\n--F1\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+               "--F1\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+               "User-Agent: FBL/1.0\r\nVersion: 1\r\nOriginal-Mail-From: <news@shop.example>\r\n"
+               "Original-Rcpt-To: <angry@example.org>\r\n\r\n--F1\r\n"
+               "Content-Type: message/rfc822\r\n\r\nFrom: news@shop.example\r\n"
+               "To: angry@example.org\r\nMessage-ID: <campaign-8@shop.example>\r\n"
+               "Subject: News\r\n\r\nBuy now\r\n--F1--\r\n");
+    int64_t ch = add_channel("Reports mailbox", F, TH_DOVECOT_PASSWORD);
+    wait_stored(ch, 3, 30);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE channel_id = ? AND "
+                           "FIND_IN_SET('bounce', flags) AND client_id IS NULL",
+                           ch),
+                     3);
+    assert_int_equal(q_int("SELECT soft_count * 10 + suppressed FROM suppressions WHERE email = "
+                           "'full@example.net' AND reason = 'soft_bounce' AND ? > 0",
+                           1),
+                     20);
+    assert_int_equal(q_int("SELECT suppressed FROM suppressions WHERE email = "
+                           "'angry@example.org' AND reason = 'complaint' AND ? > 0",
+                           1),
+                     1);
+    soft_bounce(F, 3);
+    wait_stored(ch, 4, 30);
+    assert_int_equal(q_int("SELECT soft_count * 10 + suppressed FROM suppressions WHERE email = "
+                           "'full@example.net' AND ? > 0",
+                           1),
+                     31);
+}
+
 static void channel_test_and_validation(void **state)
 {
     (void)state;
@@ -622,9 +678,12 @@ int main(void)
         cmocka_unit_test(uidvalidity_change_resyncs),
         cmocka_unit_test(reply_threads),
         cmocka_unit_test(since_days_only_first_sync),
+        cmocka_unit_test(suppressions_soft_and_complaint),
         cmocka_unit_test(refused_message_does_not_block),
         cmocka_unit_test(wrong_password_is_visible),
         cmocka_unit_test(kill9_during_sync),
     };
+    if (getenv("TH_FILTER")) /* e.g. TH_FILTER='*suppressions*' while working on one */
+        cmocka_set_test_filter(getenv("TH_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
