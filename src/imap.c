@@ -132,7 +132,7 @@ out:
         gnutls_x509_crt_deinit(crts[i]);
     free(crts);
     if (tl)
-        gnutls_x509_trust_list_deinit(tl, 0);
+        gnutls_x509_trust_list_deinit(tl, 1); /* with the system CAs it loaded */
     mailstream_certificate_chain_free(chain);
     return rc;
 }

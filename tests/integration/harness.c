@@ -491,6 +491,15 @@ void th_dovecot_start(struct th_dovecot *d)
     snprintf(d->maildir, sizeof d->maildir, "%s/mail/Maildir", d->dir);
     maildir_make(d->maildir, uid, gid);
     d->port = free_port();
+    d->imaps_port = free_port();
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost -keyout '%s/key.pem' -out '%s/cert.pem' "
+             ">/dev/null 2>&1",
+             d->dir, d->dir);
+    if (system(cmd) != 0)
+        fatal("openssl could not make a test certificate (install openssl)");
     snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
     FILE *f = fopen(path, "w");
     if (!f)
@@ -501,7 +510,9 @@ void th_dovecot_start(struct th_dovecot *d)
             "base_dir = %s/run\n"
             "state_dir = %s/state\n"
             "log_path = %s/dovecot.log\n"
-            "ssl = no\n"
+            "ssl = yes\n"
+            "ssl_cert = <%s/cert.pem\n"
+            "ssl_key = <%s/key.pem\n"
             "disable_plaintext_auth = no\n"
             "auth_mechanisms = plain login\n"
             "default_login_user = dovenull\n"
@@ -513,10 +524,11 @@ void th_dovecot_start(struct th_dovecot *d)
             "userdb {\n  driver = static\n  args = uid=dovecot gid=dovecot home=%s/mail\n}\n"
             "service imap-login {\n  chroot =\n"
             "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
-            "  inet_listener imaps {\n    port = 0\n  }\n}\n"
+            "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
             "service anvil {\n  chroot =\n}\n"
             "service stats {\n  chroot =\n}\n",
-            d->dir, d->dir, d->dir, (unsigned)uid, (unsigned)gid, d->maildir, d->dir, d->port);
+            d->dir, d->dir, d->dir, d->dir, d->dir, (unsigned)uid, (unsigned)gid, d->maildir,
+            d->dir, d->port, d->imaps_port);
     fclose(f);
     const char *bin = access("/usr/sbin/dovecot", X_OK) == 0 ? "/usr/sbin/dovecot" : "dovecot";
     d->pid = fork();

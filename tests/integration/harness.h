@@ -77,7 +77,8 @@ void th_mock_stop(struct th_mock *m);
 #define TH_DOVECOT_PASSWORD "secret"
 struct th_dovecot {
     pid_t pid;
-    int port;
+    int port;          /* IMAP, STARTTLS offered */
+    int imaps_port;    /* IMAP over TLS; the certificate is self-signed for localhost */
     char dir[256];     /* config, sockets, state, log */
     char maildir[320]; /* the INBOX maildir; other folders are .NAME inside it */
 };

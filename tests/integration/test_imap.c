@@ -456,13 +456,18 @@ static void wrong_password_is_visible(void **state)
     assert_int_equal(events, 1);
     struct th_resp r;
     assert_int_equal(th_http(&srv, "GET", "/metrics", NULL, NULL, &r), 0);
-    assert_non_null(strstr(r.body, "switchboard_imap_mailboxes_failing 1"));
+    const char *m = strstr(r.body, "\nswitchboard_imap_mailboxes_failing ");
+    int failing = m ? atoi(m + strlen("\nswitchboard_imap_mailboxes_failing ")) : 0;
+    int errors = strstr(r.body, "\nswitchboard_imap_errors_total ") != NULL;
     th_resp_free(&r);
+    assert_true(failing >= 1); /* this one, and the TLS test's refused ones */
+    assert_true(errors);
 
     /* The right password (copied, sealed, from a working channel): it
      * recovers, says so, and fetches. */
+    add_channel("Locked key", F, TH_DOVECOT_PASSWORD);
     static const char fix[] =
-        "UPDATE channels c JOIN channels good ON good.name = 'Threads mailbox' SET c.config = "
+        "UPDATE channels c JOIN channels good ON good.name = 'Locked key' SET c.config = "
         "JSON_SET(c.config, '$.password', JSON_VALUE(good.config, '$.password')) WHERE c.id = ?";
     struct sb_db_val a[] = {SB_INT(ch)};
     char e[256] = "";
@@ -623,6 +628,76 @@ static void suppressions_soft_and_complaint(void **state)
                      31);
 }
 
+static int64_t add_tls_channel(const char *name, const char *tls, int port, const char *verify)
+{
+    char p[32], t[32], v[32], out[4096];
+    snprintf(p, sizeof p, "port=%d", port);
+    snprintf(t, sizeof t, "tls=%s", tls);
+    snprintf(v, sizeof v, "tls_verify=%s", verify);
+    const char *args[] = {"channel",
+                          "add",
+                          "email",
+                          "--name",
+                          name,
+                          "--set",
+                          "host=localhost",
+                          "--set",
+                          p,
+                          "--set",
+                          t,
+                          "--set",
+                          v,
+                          "--set",
+                          "username=tls@shop.example",
+                          "--set",
+                          "password=" TH_DOVECOT_PASSWORD,
+                          "--set",
+                          "folders=Secure",
+                          NULL};
+    assert_int_equal(th_run(args, NULL, out, sizeof out), 0);
+    json_t *o = json_loads(out, 0, NULL);
+    int64_t id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    return id;
+}
+
+/* TLS: imaps and STARTTLS both work; a certificate nobody vouches for is
+ * refused before the password is sent, unless tls_verify is off. */
+static void tls_modes(void **state)
+{
+    (void)state;
+    char sid[32], out[4096];
+    const char *test[] = {"channel", "test", sid, NULL};
+    plain("Secure", "Tanya <tanya@example.com>", "secure-1@example.com", "Over TLS", NULL);
+    plain("Secure", "Tanya <tanya@example.com>", "secure-2@example.com", "Over TLS", NULL);
+    int64_t strict = add_tls_channel("TLS strict", "imaps", dc.imaps_port, "true");
+    snprintf(sid, sizeof sid, "%lld", (long long)strict);
+    int rc = th_run(test, NULL, out, sizeof out);
+    if (rc != 1)
+        fprintf(stderr, "channel test: %s\n", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "TLS: the certificate of localhost is not trusted"));
+    int64_t imaps = add_tls_channel("TLS imaps", "imaps", dc.imaps_port, "false");
+    snprintf(sid, sizeof sid, "%lld", (long long)imaps);
+    rc = th_run(test, NULL, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "channel test: %s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "ok: logged in"));
+    int64_t starttls = add_tls_channel("TLS starttls", "starttls", dc.port, "false");
+    snprintf(sid, sizeof sid, "%lld", (long long)starttls);
+    assert_int_equal(th_run(test, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ok: logged in"));
+    /* imaps spoken to the plain port fails clearly, without hanging. */
+    int64_t wrong = add_tls_channel("TLS wrong port", "imaps", dc.port, "false");
+    snprintf(sid, sizeof sid, "%lld", (long long)wrong);
+    assert_int_equal(th_run(test, NULL, out, sizeof out), 1);
+    /* The poller fetches over TLS too. */
+    wait_stored(imaps, 2, 30);
+    wait_stored(starttls, 2, 30);
+    assert_int_equal(stored(strict), 0);
+}
+
 static void channel_test_and_validation(void **state)
 {
     (void)state;
@@ -674,6 +749,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mixed_mail),
         cmocka_unit_test(channel_test_and_validation),
+        cmocka_unit_test(tls_modes),
         cmocka_unit_test(restart_fetches_new_mail_once),
         cmocka_unit_test(uidvalidity_change_resyncs),
         cmocka_unit_test(reply_threads),
