@@ -9,12 +9,14 @@
  * ("complaint about message from ...", from staff@hotmail.com) and Apple
  * Mail's one-click unsubscribe (X-Apple-Unsubscribe: true).
  *
- * Bounces: a delivery-status part (RFC 3464) or X-Failed-Recipients is
- * enough. Otherwise two independent signals are needed among a daemon
- * sender (MAILER-DAEMON, postmaster, "Mail Delivery System"), a null
- * Return-Path, a bounce subject and a bounce phrase in the body, because
- * each alone also appears on ordinary mail ("Returned mail" is a fine
- * subject for a person to write). The failed recipient comes from the DSN
+ * Bounces: a delivery-status part (RFC 3464), X-Failed-Recipients or an
+ * SES notification is enough. Otherwise two independent signals are needed
+ * among a daemon sender (MAILER-DAEMON, postmaster, "Mail Delivery
+ * System"), a null Return-Path, a bounce subject and a bounce phrase in the
+ * body, and one of them must be the daemon sender or the null Return-Path:
+ * "Delivery failed: order not delivered ... could not be delivered" is a
+ * client writing about a parcel, and a client forwarding a bounce to ask
+ * for help is a client too. The failed recipient comes from the DSN
  * fields when there are any; else every address in the text is scored by its
  * context (at the start of a qmail/Postfix "<addr>:" line, after RCPT TO,
  * near an SMTP status or "user unknown", in the returned message's To) and
@@ -433,7 +435,7 @@ static const char *const hard_phrases[] = {"user unknown",
                                            "no mailbox",
                                            "mailbox not found",
                                            "mailbox unavailable",
-                                           "address rejected",
+
                                            "no such domain",
                                            "domain not found",
                                            "host unknown",
@@ -473,6 +475,12 @@ static const char *const soft_phrases[] = {"mailbox full",
                                            "ящик переполнен",
                                            NULL};
 
+static const char *const policy_phrases[] = {
+    "blacklist", "blocklist",      "blocked",       "spam",     "policy",
+    "content",   "virus",          "reputation",    "dmarc",    "spf",
+    "dkim",      "authentication", "not permitted", "relay",    "rate",
+    "too many",  "listed",         "rbl",           "greylist", NULL};
+
 static int is_daemon_addr(const char *addr)
 {
     if (!addr)
@@ -497,6 +505,14 @@ static int set_str(json_t *o, const char *k, const char *v)
     return json_object_set_new(o, k, s) ? SB_ERR_NOMEM : SB_OK;
 }
 
+/* Hard or soft, from the enhanced status code (RFC 3463) first and the
+ * words second. Hard: the address itself is bad (x.1.x addressing except
+ * the sender's own 5.1.7/5.1.8, a disabled mailbox 5.2.1, an unknown host
+ * 5.4.4) or the words say so. Soft: temporary (4.x.x), mailbox full, too
+ * big, system, network, protocol, content and policy classes (5.2.x, 5.3.x,
+ * 5.4.x, 5.5.x, 5.6.x, 5.7.x) unless an unknown-user phrase says otherwise.
+ * A bare 5.0.0 or 5xx is permanent, so hard unless its words point at the
+ * message or the sending host. */
 static const char *bounce_class(const char *status, int reply, const char *diag_l)
 {
     int hardp = contains_any(diag_l, hard_phrases);
@@ -507,20 +523,39 @@ static const char *bounce_class(const char *status, int reply, const char *diag_
     if (c == '4')
         return "soft";
     if (c == '5') {
-        if (status && (!strncmp(status, "5.2.2", 5) || !strncmp(status, "5.3.4", 5) ||
-                       !strncmp(status, "5.2.3", 5)))
-            return "soft";
+        int subject = -1, detail = -1;
+        if (status && *status)
+            sscanf(status, "5.%d.%d", &subject, &detail);
+        if (subject == 1)
+            return detail == 7 || detail == 8 ? "soft" : "hard";
+        if (subject == 2)
+            return detail == 1 || hardp ? "hard" : "soft";
+        if (subject == 4 && detail == 4)
+            return "hard";
+        if (subject >= 3)
+            return hardp ? "hard" : "soft";
         if (hardp)
             return "hard";
-        if (status && !strncmp(status, "5.7.", 4))
-            return "soft";
-        if (softp && !hardp)
+        /* refused for what the message or the sending host is, not for the
+         * address: the next message may pass */
+        if (softp || contains_any(diag_l, policy_phrases))
             return "soft";
         return "hard";
     }
     if (hardp)
         return "hard";
     return "soft";
+}
+
+/* A DSN's generic x.0.0 and a more precise code in its diagnostic ("550
+ * 5.1.1 ..."): the precise one, when the class agrees. */
+static void refine_status(char *status, size_t len, const char *diag)
+{
+    char d[16];
+    if (!status[0] || strcmp(status + 1, ".0.0") != 0 || !diag || !find_status(diag, d, sizeof d))
+        return;
+    if (d[0] == status[0] && strcmp(d + 1, ".0.0") != 0)
+        snprintf(status, len, "%s", d);
 }
 
 /* ---- the returned original ---- */
@@ -651,6 +686,8 @@ static void score_text(struct cands *cs, const char *text, size_t len)
         }
         int base = 1;
         static const char *const recip_ctx[] = {"rcpt to",
+                                                "undeliverable to",
+                                                "delivery to",
                                                 "final-recipient",
                                                 "original-recipient",
                                                 "recipient",
@@ -671,15 +708,15 @@ static void score_text(struct cands *cs, const char *text, size_t len)
             "quota",   "full",           "invalid", "error",    NULL};
         if (contains_any(line, recip_ctx))
             base += 3;
-        if (contains_any(line, err_ctx))
+        if (contains_any(line, err_ctx) || find_reply_code(line))
             base += 3;
         if (after_failed_heading)
             base += 4;
-        static const char *const headings[] = {"following address",         "following recipient",
-                                               "permanent fatal errors",    "failed recipient",
-                                               "these recipients",          "cannot be reached",
-                                               "could not be delivered to", "failed permanently",
-                                               "wasn't delivered to",       NULL};
+        static const char *const headings[] = {
+            "following address",         "following recipient",  "permanent fatal errors",
+            "failed recipient",          "these recipients",     "cannot be reached",
+            "could not be delivered to", "failed permanently",   "wasn't delivered to",
+            "not yet been delivered",    "to which the message", NULL};
         int heading = contains_any(line, headings);
         size_t n;
         const char *a = p;
@@ -711,20 +748,20 @@ static void score_text(struct cands *cs, const char *text, size_t len)
 
 /* Amazon SES notifications through SNS: a JSON document in the body,
  * {"notificationType":"Bounce", "bounce":{...}} (or eventType). */
-static int ses_notification(const char *text_l, const char *type)
+static int ses_notification(const char *text, const char *type)
 {
-    if (!text_l || !strstr(text_l, "amazonses") || !strchr(text_l, '{'))
+    if (!text || !strstr(text, "amazonses") || !strchr(text, '{'))
         return 0;
     char pat[64];
-    snprintf(pat, sizeof pat, "\"notificationtype\":\"%s\"", type);
-    if (strstr(text_l, pat))
+    snprintf(pat, sizeof pat, "\"notificationType\":\"%s\"", type);
+    if (strstr(text, pat))
         return 1;
-    snprintf(pat, sizeof pat, "\"eventtype\":\"%s\"", type);
-    if (strstr(text_l, pat))
+    snprintf(pat, sizeof pat, "\"eventType\":\"%s\"", type);
+    if (strstr(text, pat))
         return 1;
     /* wrapped in an SNS envelope: the notification is a JSON string */
-    snprintf(pat, sizeof pat, "\\\"notificationtype\\\":\\\"%s\\\"", type);
-    return strstr(text_l, pat) != NULL;
+    snprintf(pat, sizeof pat, "\\\"notificationType\\\":\\\"%s\\\"", type);
+    return strstr(text, pat) != NULL;
 }
 
 static json_t *ses_json(const char *text)
@@ -763,11 +800,11 @@ static json_t *ses_json(const char *text)
     return j;
 }
 
-static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l,
-                              const char *text_l, json_t *meta, int *hit)
+static int classify_complaint(const struct sb_mailclass_input *mi, const char *subj_l, json_t *meta,
+                              int *hit)
 {
     *hit = 0;
-    if (ses_notification(text_l, "complaint")) {
+    if (ses_notification(mi->text, "Complaint")) {
         json_t *j = ses_json(mi->text);
         json_t *cp = json_object_get(j, "complaint");
         const char *addr = json_string_value(json_object_get(
@@ -943,40 +980,10 @@ static int parse_ses(const char *text, struct dsn_rec *out)
     return ok;
 }
 
-static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj_l,
-                           const char *text_l, json_t *meta, int *hit)
+/* The details of a message known to be a bounce: meta.bounce. */
+static int bounce_details(const struct sb_mailclass_input *mi, const char *text_l, const char *xfr,
+                          const char *rp, int ses, json_t *meta)
 {
-    *hit = 0;
-    const char *xfr = hdr(mi, "X-Failed-Recipients");
-    const char *rp = hdr(mi, "Return-Path");
-    int strong = mi->delivery_status != NULL ||
-                 (mi->report_type && !strcmp(mi->report_type, "delivery-status")) || xfr;
-    int daemon = is_daemon_addr(mi->from_addr);
-    if (!daemon && mi->from_name) {
-        char *nl = lower_utf8(mi->from_name, 256);
-        if (!nl)
-            return SB_ERR_NOMEM;
-        daemon = contains_any(nl, daemon_names);
-        free(nl);
-    }
-    if (!daemon) {
-        /* "MAILER-DAEMON@host (Mail Delivery System)": the comment is in the raw value */
-        const char *from = hdr(mi, "From");
-        char *fl = from ? lower_utf8(from, 512) : NULL;
-        if (from && !fl)
-            return SB_ERR_NOMEM;
-        daemon = fl && contains_any(fl, daemon_names);
-        free(fl);
-    }
-    int null_sender = rp && (!strcmp(rp, "<>") || !strncmp(rp, "<>", 2));
-    int subj = contains_any(subj_l, bounce_subjects);
-    int body = contains_any(text_l, bounce_phrases);
-    int signals = daemon + subj + body + (null_sender && (subj || body));
-    int ses = ses_notification(text_l, "bounce") || ses_notification(text_l, "delivery");
-    if (!strong && !ses && signals < 2)
-        return SB_OK;
-    *hit = 1;
-
     json_t *b = json_object();
     if (!b || json_object_set_new(meta, "bounce", b))
         return SB_ERR_NOMEM;
@@ -1092,6 +1099,7 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
         if (!find_status(diag, status, sizeof status))
             find_status(text_l, status, sizeof status);
     }
+    refine_status(status, sizeof status, diag);
     int reply = find_reply_code(diag);
     char *dl = lower_utf8(*diag ? diag : (text_l ? text_l : ""), SCAN_MAX);
     if (!dl)
@@ -1107,6 +1115,51 @@ static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj
         set_str(b, "action", action) != SB_OK || set_str(b, "original_message_id", mid) != SB_OK)
         return SB_ERR_NOMEM;
     return SB_OK;
+}
+
+static int classify_bounce(const struct sb_mailclass_input *mi, const char *subj_l, json_t *meta,
+                           int *hit)
+{
+    *hit = 0;
+    const char *xfr = hdr(mi, "X-Failed-Recipients");
+    const char *rp = hdr(mi, "Return-Path");
+    int strong = mi->delivery_status != NULL ||
+                 (mi->report_type && !strcmp(mi->report_type, "delivery-status")) || xfr;
+    int ses = ses_notification(mi->text, "Bounce") || ses_notification(mi->text, "Delivery");
+    int daemon = is_daemon_addr(mi->from_addr);
+    if (!daemon && mi->from_name) {
+        char *nl = lower_utf8(mi->from_name, 256);
+        if (!nl)
+            return SB_ERR_NOMEM;
+        daemon = contains_any(nl, daemon_names);
+        free(nl);
+    }
+    if (!daemon) {
+        /* "MAILER-DAEMON@host (Mail Delivery System)": the comment is in the raw value */
+        const char *from = hdr(mi, "From");
+        char *fl = from ? lower_utf8(from, 512) : NULL;
+        if (from && !fl)
+            return SB_ERR_NOMEM;
+        daemon = fl && contains_any(fl, daemon_names);
+        free(fl);
+    }
+    int null_sender = rp && !strncmp(rp, "<>", 2);
+    int subj = contains_any(subj_l, bounce_subjects);
+    /* Ordinary mail stops here, before the body is lowered and scanned. */
+    if (!strong && !ses && !daemon && !subj && !null_sender)
+        return SB_OK;
+    char *text_l = lower_utf8(mi->text ? mi->text : "", SCAN_MAX);
+    if (!text_l)
+        return SB_ERR_NOMEM;
+    int body = contains_any(text_l, bounce_phrases);
+    int signals = daemon + subj + body + (null_sender && (subj || body));
+    int rc = SB_OK;
+    if (strong || ses || (signals >= 2 && (daemon || null_sender))) {
+        *hit = 1;
+        rc = bounce_details(mi, text_l, xfr, rp, ses, meta);
+    }
+    free(text_l);
+    return rc;
 }
 
 static int classify_auto_reply(const struct sb_mailclass_input *mi, const char *subj_l,
@@ -1134,13 +1187,33 @@ static int classify_auto_reply(const struct sb_mailclass_input *mi, const char *
             (n == 4 && !strncasecmp(v, "bulk", 4)) || (n == 4 && !strncasecmp(v, "junk", 4)))
             snprintf(reason, sizeof reason, "Precedence: %.*s", (int)n, v);
     }
-    if (!reason[0] && subj_l &&
+    /* "Re: Out of office hours?" is a person answering: a reply or forward
+     * prefix rules the subject out (responders put their own word first). */
+    static const char *const human_prefixes[] = {
+        "re:", "re[", "fw:", "fwd:", "aw:", "wg:", "ответ:", "пересл:", "отв:", NULL};
+    if (!reason[0] && subj_l && !starts_any(subj_l, human_prefixes) &&
         (starts_any(subj_l, vacation_prefixes) || contains_any(subj_l, vacation_subjects)))
         snprintf(reason, sizeof reason, "subject");
     if (!reason[0])
         return SB_OK;
     *hit = 1;
     return set_str(meta, "auto_reply", reason);
+}
+
+/* meta.complaint.suppress: whether the person asked not to get our mail.
+ * A DMARC/DKIM/SPF failure report (auth-failure) or "not spam" is about the
+ * message, not a wish of the recipient: no suppression. */
+static int complaint_suppress(json_t *c)
+{
+    if (!c)
+        return SB_OK;
+    const char *ft = json_string_value(json_object_get(c, "feedback_type"));
+    static const char *const keep[] = {"auth-failure", "not-spam", "dkim", "dmarc", "spf", NULL};
+    int suppress = 1;
+    for (size_t i = 0; ft && keep[i]; i++)
+        if (!strcasecmp(ft, keep[i]))
+            suppress = 0;
+    return json_object_set_new(c, "suppress", json_boolean(suppress)) ? SB_ERR_NOMEM : SB_OK;
 }
 
 const char *sb_mailclass_name(enum sb_mailclass c)
@@ -1162,16 +1235,17 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
 {
     *class_r = SB_MAIL_ORDINARY;
     char *subj_l = mi->subject ? lower_utf8(mi->subject, 1024) : NULL;
-    char *text_l = lower_utf8(mi->text ? mi->text : "", SCAN_MAX);
     int rc = SB_ERR_NOMEM, hit = 0;
-    if ((mi->subject && !subj_l) || !text_l)
+    if (mi->subject && !subj_l)
         goto out;
-    if ((rc = classify_complaint(mi, subj_l, text_l, meta, &hit)) != SB_OK)
+    if ((rc = classify_complaint(mi, subj_l, meta, &hit)) != SB_OK)
         goto out;
     if (hit) {
         *class_r = SB_MAIL_COMPLAINT;
+        if ((rc = complaint_suppress(json_object_get(meta, "complaint"))) != SB_OK)
+            goto out;
     } else {
-        if ((rc = classify_bounce(mi, subj_l, text_l, meta, &hit)) != SB_OK)
+        if ((rc = classify_bounce(mi, subj_l, meta, &hit)) != SB_OK)
             goto out;
         if (hit) {
             *class_r = SB_MAIL_BOUNCE;
@@ -1187,6 +1261,5 @@ int sb_mailclass_classify(const struct sb_mailclass_input *mi, json_t *meta,
              : SB_OK;
 out:
     free(subj_l);
-    free(text_l);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include "switchboard/mime.h"
 #include "switchboard/arena.h"
 #include "switchboard/err.h"
+#include "switchboard/htmltext.h"
 #include "switchboard/mailclass.h"
 
 #include <ctype.h>
@@ -152,8 +153,21 @@ static int buf_add_utf8_repair(struct buf *b, const char *s, size_t n, int *fall
     while (i < n) {
         size_t start = i;
         size_t l;
-        while (i < n && u[i] != 0 && (l = utf8_seq(u + i, n - i)) != 0)
-            i += l;
+        for (;;) {
+            /* ASCII without NUL, eight bytes at a time: most mail text */
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, u + i, 8);
+                if ((w & UINT64_C(0x8080808080808080)) ||
+                    ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)))
+                    break;
+                i += 8;
+            }
+            if (i < n && u[i] != 0 && (l = utf8_seq(u + i, n - i)) != 0)
+                i += l;
+            else
+                break;
+        }
         if (buf_add(b, s + start, i - start) != SB_OK)
             return SB_ERR_NOMEM;
         if (i < n) {
@@ -396,9 +410,35 @@ static int ew_match(const char *s, size_t n, const char **cs, size_t *cslen, cha
     return 1;
 }
 
-static int flush_raw(struct buf *out, const char *s, size_t n, int *fallback)
+/* Raw 8-bit header text outside encoded words: UTF-8 when it is valid, else
+ * the message's own charset when it names one (old Russian mailers put raw
+ * windows-1251 or koi8-r in Subject), else windows-1252 byte by byte. */
+static int flush_raw(struct buf *out, const char *s, size_t n, const char *default_cs,
+                     int *fallback)
 {
-    return buf_add_utf8_repair(out, s, n, fallback);
+    int ascii = 1, valid = 1;
+    for (size_t i = 0; i < n && valid; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            ascii = 0;
+    if (!ascii) {
+        for (size_t i = 0; i < n;) {
+            size_t l = s[i] ? utf8_seq((const unsigned char *)s + i, n - i) : 0;
+            if (!l) {
+                valid = 0;
+                break;
+            }
+            i += l;
+        }
+    }
+    if (ascii || valid || !default_cs)
+        return buf_add_utf8_repair(out, s, n, fallback);
+    char *u = NULL;
+    size_t ul = 0;
+    if (sb_mime_to_utf8(default_cs, s, n, &u, &ul, fallback) != SB_OK)
+        return SB_ERR_NOMEM;
+    int rc = buf_add(out, u, ul);
+    free(u);
+    return rc;
 }
 
 static int flush_word(struct buf *out, struct buf *bytes, const char *cs, int *fallback)
@@ -415,7 +455,8 @@ static int flush_word(struct buf *out, struct buf *bytes, const char *cs, int *f
     return rc;
 }
 
-int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
+static int decode_header_cs(const char *s, size_t n, const char *default_cs, char **out,
+                            int *fallback_r)
 {
     struct buf o = {0}, bytes = {0};
     char cs[64] = "", pcs[64] = "";
@@ -446,7 +487,7 @@ int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
         if (!only_ws || strcasecmp(cs, pcs) != 0)
             if (flush_word(&o, &bytes, pcs, &fallback) != SB_OK)
                 goto nomem;
-        if (!only_ws && flush_raw(&o, s + raw_start, i - raw_start, &fallback) != SB_OK)
+        if (!only_ws && flush_raw(&o, s + raw_start, i - raw_start, default_cs, &fallback) != SB_OK)
             goto nomem;
         if (ew_decode(&bytes, enc, t, tl) != SB_OK)
             goto nomem;
@@ -456,7 +497,7 @@ int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
         last_was_word = 1;
     }
     if (flush_word(&o, &bytes, pcs, &fallback) != SB_OK ||
-        flush_raw(&o, s + raw_start, n - raw_start, &fallback) != SB_OK)
+        flush_raw(&o, s + raw_start, n - raw_start, default_cs, &fallback) != SB_OK)
         goto nomem;
     if (!o.p && buf_add(&o, "", 0) != SB_OK)
         goto nomem;
@@ -475,6 +516,11 @@ nomem:
     return SB_ERR_NOMEM;
 }
 
+int sb_mime_decode_header(const char *s, size_t n, char **out, int *fallback_r)
+{
+    return decode_header_cs(s, n, NULL, out, fallback_r);
+}
+
 /* ---- the parse ---- */
 
 struct ctx {
@@ -484,6 +530,7 @@ struct ctx {
     size_t nhdrs, hdrs_cap;
     struct buf text, html;
     int fallback;
+    const char *default_cs; /* for raw 8-bit header text; NULL = none */
     int ntext, nhtml;
     struct sb_mailclass_input mc;
     char err[256];
@@ -576,54 +623,84 @@ static int scan_headers(struct ctx *c, const char *raw, size_t len, size_t off, 
 static const char *decode_into(struct ctx *c, const char *v)
 {
     char *d = NULL;
-    if (sb_mime_decode_header(v, strlen(v), &d, &c->fallback) != SB_OK)
+    if (decode_header_cs(v, strlen(v), c->default_cs, &d, &c->fallback) != SB_OK)
         return NULL;
     const char *r = sb_inbound_strdup(c->in, d);
     free(d);
     return r;
 }
 
-/* A message id: what is inside the first <...>, else the first token. */
+/* A copy in the inbound's arena that is valid UTF-8 whatever the header
+ * held: ids and addresses go to utf8mb4 columns, which refuse bad bytes. */
+static const char *clean(struct ctx *c, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && u[i] && u[i] < 0x80)
+        i++;
+    if (i == n)
+        return sb_inbound_strndup(c->in, s, n);
+    struct buf b = {0};
+    if (buf_add_utf8_repair(&b, s, n, &c->fallback) != SB_OK) {
+        free(b.p);
+        return NULL;
+    }
+    const char *r = sb_inbound_strndup(c->in, b.p ? b.p : "", b.len);
+    free(b.p);
+    return r;
+}
+
+/* The next message id at *pp: what is inside <...>, else a bare token;
+ * comments and empty ids are skipped (a loop: a header of a million "()"
+ * must not recurse). NULL at the end. */
 static const char *msgid_at(struct ctx *c, const char **pp)
 {
     const char *p = *pp;
-    while (*p && (isspace((unsigned char)*p) || *p == ','))
-        p++;
-    if (!*p)
-        return NULL;
-    const char *s, *e;
-    if (*p == '<') {
-        s = p + 1;
-        e = strchr(s, '>');
-        if (!e)
-            e = s + strlen(s);
-        *pp = *e ? e + 1 : e;
-    } else if (*p == '(') { /* a comment */
-        const char *q = strchr(p, ')');
-        *pp = q ? q + 1 : p + strlen(p);
-        return msgid_at(c, pp);
-    } else {
-        s = p;
-        e = p;
-        while (*e && !isspace((unsigned char)*e) && *e != ',' && *e != '<')
-            e++;
-        *pp = e;
+    for (;;) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!*p) {
+            *pp = p;
+            return NULL;
+        }
+        const char *s, *e;
+        if (*p == '(') {
+            const char *q = strchr(p, ')');
+            p = q ? q + 1 : p + strlen(p);
+            continue;
+        }
+        if (*p == '<') {
+            s = p + 1;
+            e = strchr(s, '>');
+            if (!e)
+                e = s + strlen(s);
+            p = *e ? e + 1 : e;
+        } else {
+            s = p;
+            e = p;
+            while (*e && !isspace((unsigned char)*e) && *e != ',' && *e != '<')
+                e++;
+            p = e;
+        }
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > s) {
+            *pp = p;
+            return clean(c, s, (size_t)(e - s));
+        }
     }
-    while (s < e && isspace((unsigned char)*s))
-        s++;
-    while (e > s && isspace((unsigned char)e[-1]))
-        e--;
-    if (e == s)
-        return msgid_at(c, pp);
-    return sb_inbound_strndup(c->in, s, (size_t)(e - s));
 }
 
 /* "Name <addr>" or "addr", decoded. */
 static const char *format_mailbox(struct ctx *c, const char *name_raw, const char *addr)
 {
+    if (!(addr = clean(c, addr, strlen(addr))))
+        return NULL;
     char *name = NULL;
     if (name_raw && *name_raw &&
-        sb_mime_decode_header(name_raw, strlen(name_raw), &name, &c->fallback) != SB_OK)
+        decode_header_cs(name_raw, strlen(name_raw), c->default_cs, &name, &c->fallback) != SB_OK)
         return NULL;
     const char *r;
     if (name && *name) {
@@ -706,7 +783,8 @@ static int add_addresses(struct ctx *c, const char *v, json_t *arr, int is_from)
                     c->in->sender = f;
                     if (mb->mb_display_name)
                         c->in->display_name = decode_into(c, mb->mb_display_name);
-                    if (sb_inbound_add_identity(c->in, SB_ID_EMAIL, mb->mb_addr_spec) != SB_OK)
+                    const char *ca = clean(c, mb->mb_addr_spec, strlen(mb->mb_addr_spec));
+                    if (!ca || sb_inbound_add_identity(c->in, SB_ID_EMAIL, ca) != SB_OK)
                         goto nomem;
                     c->mc.from_addr = c->in->ids[c->in->nids - 1].raw;
                     c->mc.from_name = c->in->display_name;
@@ -739,7 +817,8 @@ static int add_addresses(struct ctx *c, const char *v, json_t *arr, int is_from)
                 c->in->sender = f;
                 if (*name)
                     c->in->display_name = decode_into(c, name);
-                if (sb_inbound_add_identity(c->in, SB_ID_EMAIL, addr) != SB_OK)
+                const char *a = clean(c, addr, strlen(addr));
+                if (!a || sb_inbound_add_identity(c->in, SB_ID_EMAIL, a) != SB_OK)
                     return SB_ERR_NOMEM;
                 c->mc.from_addr = c->in->ids[c->in->nids - 1].raw;
                 c->mc.from_name = c->in->display_name;
@@ -915,7 +994,8 @@ static char *param_get(struct ctx *c, const struct param *ps, size_t n, const ch
     for (size_t i = 0; i < n; i++)
         if (!strcasecmp(ps[i].name, want)) {
             char *d = NULL;
-            if (sb_mime_decode_header(ps[i].value, strlen(ps[i].value), &d, &c->fallback) != SB_OK)
+            if (decode_header_cs(ps[i].value, strlen(ps[i].value), c->default_cs, &d,
+                                 &c->fallback) != SB_OK)
                 return NULL;
             return d;
         }
@@ -1039,8 +1119,14 @@ static int add_text(struct ctx *c, struct buf *b, int *count, const char *charse
 }
 
 /* A report part kept for the classifier, as UTF-8 in the scratch arena. */
+/* The classifier reads the report fields and the returned message's
+ * headers, never a returned attachment: a cap keeps a huge one cheap. */
+#define REPORT_PART_MAX (256 * 1024)
+
 static const char *scratch_text(struct ctx *c, const char *charset, const char *s, size_t n)
 {
+    if (n > REPORT_PART_MAX)
+        n = REPORT_PART_MAX;
     char *u = NULL;
     size_t ul = 0;
     int fb = 0;
@@ -1058,14 +1144,16 @@ static int add_attachment(struct ctx *c, const struct leaf_info *li, const char 
         fname = param_get(c, li->params, li->nparams, "name");
     struct sb_inbound_attachment a = {
         .filename = fname,
-        .content_type = li->type,
-        .content_id = li->content_id,
+        .content_type = clean(c, li->type, strlen(li->type)),
+        .content_id = li->content_id ? clean(c, li->content_id, strlen(li->content_id)) : NULL,
         .inline_part = li->disposition == MAILMIME_DISPOSITION_TYPE_INLINE ||
                        (li->disposition < 0 && li->content_id != NULL),
         .data = (const unsigned char *)(data ? data : ""),
         .size = n,
     };
-    int rc = sb_inbound_add_attachment(c->in, &a);
+    int rc = a.content_type && (!li->content_id || a.content_id)
+                 ? sb_inbound_add_attachment(c->in, &a)
+                 : SB_ERR_NOMEM;
     free(fname);
     return rc;
 }
@@ -1100,10 +1188,11 @@ static int leaf(struct ctx *c, const struct mailmime *m, int depth)
         return SB_ERR_NOMEM;
     const char *charset = plain_param(&li, "charset");
     int rc = SB_OK;
-    /* A named part is a file unless it says it is inline: some mailers name
-     * the body text too. */
-    int attached = li.disposition == MAILMIME_DISPOSITION_TYPE_ATTACHMENT ||
-                   (names_file(&li) && li.disposition != MAILMIME_DISPOSITION_TYPE_INLINE);
+    /* A named part is a file even when inline (Apple Mail sends attached
+     * .txt files so); only a message that is nothing but one named text part
+     * (depth 1) shows it as its text. */
+    int attached =
+        li.disposition == MAILMIME_DISPOSITION_TYPE_ATTACHMENT || (names_file(&li) && depth > 1);
     if (!strcmp(li.type, "message/delivery-status") ||
         !strcmp(li.type, "message/global-delivery-status")) {
         if (!c->mc.delivery_status && !(c->mc.delivery_status = scratch_text(c, charset, data, n)))
@@ -1262,11 +1351,99 @@ static int walk(struct ctx *c, const struct mailmime *m, int depth)
     }
 }
 
+/* libetpan parses nested parts recursively and looks for each boundary
+ * through the rest of the message: tens of thousands of nested parts take
+ * minutes or overflow the stack. Real mail has a handful; a digest perhaps a
+ * few hundred. Above the limit the message is kept raw and flagged. */
+#define MIME_CONTAINERS_MAX 512
+
+/* Counts "Content-Type: multipart/..." and "message/..." header lines (the
+ * value may be folded onto the next line). */
+static size_t count_containers(const char *s, size_t n)
+{
+    size_t count = 0;
+    const char *end = s + n;
+    for (const char *p = s; p < end;) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        if (!e)
+            e = end;
+        if ((size_t)(e - p) >= 13 && !strncasecmp(p, "content-type:", 13)) {
+            const char *v = p + 13;
+            while (v < e && (*v == ' ' || *v == '\t' || *v == '\r'))
+                v++;
+            if (v == e && e + 1 < end) { /* folded: the value is on the next line */
+                v = e + 1;
+                while (v < end && (*v == ' ' || *v == '\t'))
+                    v++;
+            }
+            if ((end - v >= 9 && !strncasecmp(v, "multipart", 9)) ||
+                (end - v >= 8 && !strncasecmp(v, "message/", 8)))
+                count++;
+        }
+        p = e + 1;
+    }
+    return count;
+}
+
+/* The first charset the message's own parts declare (not those of an
+ * attached message): the best guess for raw 8-bit text in its headers. */
+static const char *first_charset(const struct mailmime *m, int depth)
+{
+    if (!m || depth > 8)
+        return NULL;
+    if (m->mm_type == MAILMIME_MESSAGE)
+        return depth == 0 ? first_charset(m->mm_data.mm_message.mm_msg_mime, depth + 1) : NULL;
+    if (m->mm_content_type) {
+        const char *cs = mailmime_content_param_get(m->mm_content_type, "charset");
+        if (cs && *cs)
+            return cs;
+    }
+    if (m->mm_type == MAILMIME_MULTIPLE)
+        for (clistiter *it = clist_begin(m->mm_data.mm_multipart.mm_mp_list); it;
+             it = clist_next(it)) {
+            const char *cs = first_charset(clist_content(it), depth + 1);
+            if (cs)
+                return cs;
+        }
+    return NULL;
+}
+
 static int set_parse_error(struct ctx *c, const char *why)
 {
     c->in->flags |= SB_IN_PARSE_ERROR;
     c->in->parse_error = sb_inbound_strdup(c->in, why);
     return c->in->parse_error ? SB_OK : SB_ERR_NOMEM;
+}
+
+/* References: the thread's root and its latest ids are what threading
+ * needs; a runaway header (thousands of ids) keeps the first and the last
+ * REFS_MAX - 1, as mail clients trim it. */
+#define REFS_MAX 100
+
+static int add_references(struct ctx *c, const char *v)
+{
+    const char *p = v, *id;
+    const char **all = NULL;
+    size_t n = 0, cap = 0;
+    while ((id = msgid_at(c, &p)) != NULL) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            const char **t = realloc(all, ncap * sizeof *t);
+            if (!t) {
+                free(all);
+                return SB_ERR_NOMEM;
+            }
+            all = t;
+            cap = ncap;
+        }
+        all[n++] = id;
+    }
+    int rc = SB_OK;
+    for (size_t i = 0; i < n && rc == SB_OK; i++)
+        if (n <= REFS_MAX || i == 0 || i >= n - (REFS_MAX - 1))
+            rc = sb_inbound_add_reference(c->in, all[i]);
+    free(all);
+    return rc;
 }
 
 static const char *const kept_headers[] = {
@@ -1315,10 +1492,8 @@ static int header_fields(struct ctx *c)
             const char *p = v;
             in->in_reply_to = msgid_at(c, &p);
         } else if (!strcasecmp(n, "References") && !in->nreferences) {
-            const char *p = v, *id;
-            while ((id = msgid_at(c, &p)) != NULL)
-                if (sb_inbound_add_reference(in, id) != SB_OK)
-                    goto nomem;
+            if (add_references(c, v) != SB_OK)
+                goto nomem;
         } else {
             for (size_t k = 0; k < sizeof kept_headers / sizeof *kept_headers; k++)
                 if (!strcasecmp(n, kept_headers[k]) && !json_object_get(hk, kept_headers[k])) {
@@ -1343,6 +1518,17 @@ static int finish_text(struct ctx *c, const char *body, size_t body_len)
         return SB_ERR_NOMEM;
     if (c->ntext && !(in->text = sb_inbound_strndup(in, c->text.p ? c->text.p : "", c->text.len)))
         return SB_ERR_NOMEM;
+    /* HTML only: agents, previews and search still need the words. */
+    if (!c->ntext && c->nhtml) {
+        char *t = NULL;
+        size_t tl = 0;
+        if (sb_html_to_text(c->html.p ? c->html.p : "", c->html.len, &t, &tl) != SB_OK)
+            return SB_ERR_NOMEM;
+        in->text = sb_inbound_strndup(in, t, tl);
+        free(t);
+        if (!in->text || json_object_set_new(in->meta, "text_from_html", json_true()))
+            return SB_ERR_NOMEM;
+    }
     if (c->nhtml && !(in->html = sb_inbound_strndup(in, c->html.p ? c->html.p : "", c->html.len)))
         return SB_ERR_NOMEM;
     return SB_OK;
@@ -1414,18 +1600,30 @@ int sb_mime_parse(const unsigned char *raw, size_t len, struct sb_inbound **out,
             finish_text(&c, s + off, len - off) != SB_OK)
             goto nomem;
     } else {
-        if (header_fields(&c) != SB_OK)
-            goto nomem;
         size_t idx = 0;
-        int r = mailmime_parse(s + off, len - off, &idx, &mime);
+        size_t containers = count_containers(s + off, len - off);
+        int r =
+            containers > MIME_CONTAINERS_MAX ? -1 : mailmime_parse(s + off, len - off, &idx, &mime);
         if (r == MAILIMF_ERROR_MEMORY)
             goto nomem;
-        if (r != MAILIMF_NO_ERROR || !mime) {
+        if (r == -1) {
+            char why[128];
+            snprintf(why, sizeof why,
+                     "MIME structure too complex: %zu multipart/message parts (limit %d)",
+                     containers, MIME_CONTAINERS_MAX);
+            if (set_parse_error(&c, why) != SB_OK)
+                goto nomem;
+        } else if (r != MAILIMF_NO_ERROR || !mime) {
             char why[96];
             snprintf(why, sizeof why, "MIME structure could not be parsed (libetpan error %d)", r);
             if (set_parse_error(&c, why) != SB_OK)
                 goto nomem;
         } else {
+            c.default_cs = first_charset(mime, 0);
+        }
+        if (header_fields(&c) != SB_OK)
+            goto nomem;
+        if (mime) {
             const struct mailmime *top = mime;
             if (top->mm_type == MAILMIME_MESSAGE && top->mm_data.mm_message.mm_msg_mime)
                 top = top->mm_data.mm_message.mm_msg_mime;

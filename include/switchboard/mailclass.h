@@ -8,7 +8,10 @@
  * meta: meta.classification is always set ("ordinary", "auto_reply",
  * "bounce", "complaint"), with meta.auto_reply = reason, meta.bounce =
  * {recipient, status, class, diagnostic, action, original_message_id} or
- * meta.complaint = {recipient, feedback_type, ...}. Bounces and complaints
+ * meta.complaint = {recipient, feedback_type, suppress, ...}: suppress is
+ * false for reports about the message rather than a wish of the recipient
+ * (auth-failure DMARC/DKIM/SPF reports, not-spam); campaigns suppress the
+ * recipient of a hard bounce and of a complaint with suppress true. Bounces and complaints
  * get SB_IN_BOUNCE (no client, no conversation); auto-replies
  * SB_IN_AUTO_REPLY.
  *

@@ -155,6 +155,49 @@ static void test_charsets(void **state)
     }
 }
 
+static void test_raw_8bit_headers(void **state)
+{
+    (void)state;
+    /* Old mailers put raw windows-1251 / koi8-r bytes in headers: the
+     * message's own charset reads them. */
+    struct sb_inbound *in = parse("From: \xc8\xe2\xe0\xed <ivan@example.ru>\nMessage-ID: <r1@x>\n"
+                                  "Subject: \xd1\xf7\xb8\xf2 \xed\xe0 \xee\xef\xeb\xe0\xf2\xf3\n"
+                                  "Content-Type: text/plain; charset=windows-1251\n\n\xc4\xe0\n");
+    assert_string_equal(in->subject, "Счёт на оплату");
+    assert_string_equal(in->display_name, "Иван");
+    assert_string_equal(in->sender, "Иван <ivan@example.ru>");
+    assert_string_equal(in->text, "Да\n");
+    assert_null(json_object_get(in->meta, "charset_fallback"));
+    sb_inbound_free(&in);
+    in = parse("From: a@example.ru\nMessage-ID: <r2@x>\nSubject: \xf0\xd2\xc9\xd7\xc5\xd4\n"
+               "Content-Type: multipart/alternative; boundary=b\n\n"
+               "--b\nContent-Type: text/plain; charset=koi8-r\n\nx\n--b--\n");
+    assert_string_equal(in->subject, "Привет");
+    sb_inbound_free(&in);
+    /* ids and addresses with stray 8-bit bytes still come out as UTF-8:
+     * they go to utf8mb4 columns */
+    in = parse("From: Ann <ann\xff@example.ru>\nMessage-ID: <id\xfe@x>\n"
+               "In-Reply-To: <p\x80@x>\nReferences: <r\xe9@x>\nTo: b\xff@example.ru\n\nx\n");
+    assert_true(utf8_ok(in->message_id));
+    assert_true(utf8_ok(in->external_id));
+    assert_true(utf8_ok(in->in_reply_to));
+    assert_true(utf8_ok(in->references[0]));
+    assert_true(utf8_ok(in->sender));
+    assert_int_equal(in->nids, 1);
+    assert_true(utf8_ok(in->ids[0].raw));
+    assert_string_equal(in->message_id, "idþ@x");
+    char *dump = json_dumps(in->meta, 0);
+    assert_non_null(dump); /* jansson refuses invalid UTF-8: nothing was dropped */
+    assert_non_null(strstr(dump, "example.ru"));
+    free(dump);
+    sb_inbound_free(&in);
+    /* valid UTF-8 stays UTF-8 whatever the body says */
+    in = parse("From: a@example.ru\nMessage-ID: <r3@x>\nSubject: \xd0\x94\xd0\xb0\n"
+               "Content-Type: text/plain; charset=koi8-r\n\nx\n");
+    assert_string_equal(in->subject, "Да");
+    sb_inbound_free(&in);
+}
+
 static void test_rfc2047_subjects(void **state)
 {
     (void)state;
@@ -196,10 +239,12 @@ static void test_rfc2231_filename(void **state)
               "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
               "--b1\nContent-Type: text/plain; name*=koi8-r''%F0%D2%C9%D7%C5%D4.txt\n"
               "Content-Disposition: attachment\n\nhello\n"
+              "--b1\nContent-Type: text/plain\n"
+              "Content-Disposition: inline; filename=notes.txt\n\nan attached text file\n"
               "--b1--\n");
     assert_string_equal(in->text,
                         "see attached"); /* the newline before a boundary is the boundary's */
-    assert_int_equal(in->nattachments, 3);
+    assert_int_equal(in->nattachments, 4);
     assert_string_equal(in->attachments[0].filename, "Договор поставки.pdf");
     assert_string_equal(in->attachments[0].content_type, "application/pdf");
     assert_int_equal(in->attachments[0].size, 9);
@@ -208,6 +253,14 @@ static void test_rfc2231_filename(void **state)
     assert_string_equal(in->attachments[1].filename, "Счёт №5.pdf");
     assert_string_equal(in->attachments[2].filename, "Привет.txt");
     assert_string_equal(in->attachments[2].content_type, "text/plain");
+    assert_string_equal(in->attachments[3].filename, "notes.txt");
+    assert_true(in->attachments[3].inline_part);
+    sb_inbound_free(&in);
+    /* a message that is one named text part shows it as its text */
+    in = parse("From: a@example.com\nMessage-ID: <f2@x>\n"
+               "Content-Type: text/plain; charset=utf-8; name=body.txt\n\nthe text\n");
+    assert_string_equal(in->text, "the text\n");
+    assert_int_equal(in->nattachments, 0);
     sb_inbound_free(&in);
 }
 
@@ -260,6 +313,19 @@ static void test_nested_multipart_and_cid(void **state)
     assert_int_equal(bin->size, 4);
     assert_memory_equal(bin->data, "\x00\x01\x02\x03", 4);
     assert_string_equal(in->sender, "Shop <shop@example.com>");
+    sb_inbound_free(&in);
+}
+
+static void test_html_only(void **state)
+{
+    (void)state;
+    struct sb_inbound *in = parse("From: a@example.com\nMessage-ID: <h1@x>\n"
+                                  "Content-Type: text/html; charset=windows-1251\n\n"
+                                  "<html><body><p>\xd1\xf7\xb8\xf2 &#8470;5</p>"
+                                  "<p><a href=\"https://pay.example\">Pay</a></p></body></html>");
+    assert_non_null(in->html);
+    assert_string_equal(in->text, "Счёт №5\n\nPay (https://pay.example)");
+    assert_true(json_is_true(json_object_get(in->meta, "text_from_html")));
     sb_inbound_free(&in);
 }
 
@@ -381,7 +447,32 @@ static void test_garbage(void **state)
     len += (size_t)snprintf(deep + len, cap - len, "Content-Type: text/plain\n\ndeep\n");
     in = parse_n(deep, len);
     free(deep);
+    assert_false(in->flags & SB_IN_PARSE_ERROR);
     sb_inbound_free(&in);
+    /* 50,000 nested parts would take libetpan minutes or overflow its stack:
+     * kept raw, flagged, the body as text, at once. */
+    for (size_t k = 0; k < 2; k++) {
+        cap = 50000 * 64 + 256;
+        len = 0;
+        deep = malloc(cap);
+        assert_non_null(deep);
+        len += (size_t)snprintf(deep, cap, "From: a@example.com\nMessage-ID: <deeper@x>\n");
+        for (int i = 0; i < 50000; i++)
+            len += k == 0 ? (size_t)snprintf(deep + len, cap - len,
+                                             "Content-Type: multipart/mixed; "
+                                             "boundary=\"b%d\"\n\n--b%d\n",
+                                             i, i)
+                          : (size_t)snprintf(deep + len, cap - len,
+                                             "Content-Type: message/rfc822\n\n");
+        len += (size_t)snprintf(deep + len, cap - len, "Content-Type: text/plain\n\ndeep\n");
+        in = parse_n(deep, len);
+        free(deep);
+        assert_true(in->flags & SB_IN_PARSE_ERROR);
+        assert_non_null(strstr(in->parse_error, "too complex"));
+        assert_non_null(in->text);
+        assert_string_equal(in->external_id, "deeper@x");
+        sb_inbound_free(&in);
+    }
 }
 
 static void test_auto_replies(void **state)
@@ -399,6 +490,8 @@ static void test_auto_replies(void **state)
         {"Subject: Auto: order 5\n", "auto_reply"},
         {"Subject: =?UTF-8?B?0JDQstGC0L7QvtGC0LLQtdGCOiDQt9Cw0LrQsNC3?=\n", "auto_reply"},
         {"Subject: =?UTF-8?B?0J3QtdGCINC90LAg0LzQtdGB0YLQtQ==?=\n", "auto_reply"},
+        {"Subject: Re: Out of office hours support?\n", "ordinary"},
+        {"Subject: Fwd: Automatic reply: order 5\n", "ordinary"},
         /* Outlook sets this on ordinary mail too: never enough alone */
         {"X-Auto-Response-Suppress: All\nSubject: Re: order\n", "ordinary"},
     };
@@ -474,6 +567,21 @@ static void test_bounces(void **state)
     assert_string_equal(meta_str(in, "bounce", "class"), "soft");
     sb_inbound_free(&in);
 
+    /* A client whose order was not delivered, and a client forwarding a
+     * bounce to ask for help, are clients writing: not bounces */
+    in = parse("From: Ivan <ivan@example.ru>\nTo: shop@company.example\nMessage-ID: <p2@x>\n"
+               "Subject: Delivery failed: order 42 not delivered\n\n"
+               "My parcel could not be delivered, the courier says the address does not "
+               "exist.\n");
+    assert_string_equal(meta_str(in, NULL, "classification"), "ordinary");
+    sb_inbound_free(&in);
+    in = parse("From: Ivan <ivan@example.ru>\nTo: support@company.example\nMessage-ID: <p3@x>\n"
+               "Subject: Fwd: Undelivered Mail Returned to Sender\n\n"
+               "Why does this happen?\n\n"
+               "This is the mail system at host mx.example.ru.\n"
+               "<boss@partner.example>: host mx.partner.example said: 550 5.1.1 User unknown\n");
+    assert_string_equal(meta_str(in, NULL, "classification"), "ordinary");
+    sb_inbound_free(&in);
     /* A person writing about a returned parcel is not a bounce */
     in = parse("From: Ivan <ivan@example.ru>\nTo: shop@company.example\nMessage-ID: <p1@x>\n"
                "Subject: Returned mail order\n\nThe parcel came back, please resend.\n");
@@ -501,6 +609,7 @@ static void test_complaint(void **state)
     assert_true(in->flags & SB_IN_BOUNCE);
     assert_string_equal(meta_str(in, "complaint", "recipient"), "reader@isp.example");
     assert_string_equal(meta_str(in, "complaint", "feedback_type"), "abuse");
+    assert_true(json_is_true(json_object_get(json_object_get(in->meta, "complaint"), "suppress")));
     assert_string_equal(meta_str(in, "complaint", "original_message_id"),
                         "camp-1-2@company.example");
     /* the returned message is kept as an attachment */
@@ -541,8 +650,10 @@ int main(void)
         cmocka_unit_test(test_headers_and_identity),
         cmocka_unit_test(test_charsets),
         cmocka_unit_test(test_rfc2047_subjects),
+        cmocka_unit_test(test_raw_8bit_headers),
         cmocka_unit_test(test_rfc2231_filename),
         cmocka_unit_test(test_nested_multipart_and_cid),
+        cmocka_unit_test(test_html_only),
         cmocka_unit_test(test_no_message_id),
         cmocka_unit_test(test_broken_boundary),
         cmocka_unit_test(test_lying_charset),
