@@ -48,6 +48,8 @@ struct sb_config {
     int live_retention_days; /* events older than this are pruned */
     int live_queue;          /* events waiting per connection before a slow one is cut off */
     int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
+
+    int campaign_connections; /* parallel SMTP connections of the campaign sender */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf
