@@ -18,16 +18,19 @@
 #include <time.h>
 
 struct sb_mail_out {
-    const char *from;                  /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
-    const char *const *to; size_t nto; /* addresses, "Name <addr>" or "addr" */
-    const char *subject;               /* UTF-8; RFC 2047 encoded when not ASCII; NULL = none */
-    const char *text, *html;           /* either may be NULL; both → multipart/alternative */
-    const char *message_id;            /* without <>; NULL → one is generated */
-    const char *in_reply_to;           /* without <>; NULL = none */
-    const char *const *references; size_t nreferences; /* without <>, oldest first */
-    const char *const *extra_headers; size_t nextra;    /* "Name: value" (List-Unsubscribe, …);
-                                                           refused if they hold CR/LF */
-    time_t date;                       /* 0 → now */
+    const char *from; /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
+    const char *const *to;
+    size_t nto;              /* addresses, "Name <addr>" or "addr" */
+    const char *subject;     /* UTF-8; RFC 2047 encoded when not ASCII; NULL = none */
+    const char *text, *html; /* either may be NULL; both → multipart/alternative */
+    const char *message_id;  /* without <>; NULL → one is generated */
+    const char *in_reply_to; /* without <>; NULL = none */
+    const char *const *references;
+    size_t nreferences; /* without <>, oldest first */
+    const char *const *extra_headers;
+    size_t nextra; /* "Name: value" (List-Unsubscribe, …);
+                      refused if they hold CR/LF */
+    time_t date;   /* 0 → now */
 };
 
 /* The RFC 5322 message with CRLF line ends: Date, From, To, Subject,
