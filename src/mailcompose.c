@@ -667,3 +667,62 @@ fail:
         sb_fail(err, errlen, rc, "out of memory composing mail");
     return rc;
 }
+
+char *sb_mail_text_to_html(const char *text)
+{
+    struct obuf b = {0};
+    const char *p = text ? text : "";
+    int quoting = 0;
+    ob_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n"
+               "<div style=\"white-space: pre-wrap\">");
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n && p[n - 1] == '\r')
+            n--;
+        int q = *p == '>';
+        if (q != quoting) {
+            ob_str(&b, q ? "<blockquote style=\"margin:0 0 0 .8ex;border-left:1px solid #ccc;"
+                           "padding-left:1ex\">"
+                         : "</blockquote>");
+            quoting = q;
+        }
+        const char *s = p;
+        if (q) {
+            s++;
+            if (s < p + n && *s == ' ')
+                s++;
+        }
+        for (; s < p + n; s++) {
+            switch (*s) {
+            case '&':
+                ob_str(&b, "&amp;");
+                break;
+            case '<':
+                ob_str(&b, "&lt;");
+                break;
+            case '>':
+                ob_str(&b, "&gt;");
+                break;
+            case '"':
+                ob_str(&b, "&quot;");
+                break;
+            default:
+                ob_put(&b, s, 1);
+            }
+        }
+        if (!e)
+            break;
+        /* No newline after <br>: pre-wrap would show it as a second break. */
+        ob_str(&b, "<br>");
+        p = e + 1;
+    }
+    if (quoting)
+        ob_str(&b, "</blockquote>");
+    ob_str(&b, "</div>\n</body></html>\n");
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

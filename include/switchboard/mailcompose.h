@@ -63,4 +63,9 @@ void sb_mail_addr_spec(const char *addr, char *buf, size_t buflen);
  * malloc'd, NULL on allocation failure. */
 char *sb_mail_reply_subject(const char *subject);
 
+/* The HTML part of a plain-text reply: the text HTML-escaped, line breaks
+ * as <br>, quoted lines ("> …") as a blockquote-styled block, in a minimal
+ * document. malloc'd, NULL on allocation failure. */
+char *sb_mail_text_to_html(const char *text);
+
 #endif
