@@ -42,6 +42,7 @@ struct job {
     char retry_after[128];
     size_t upload_off;
     char errbuf[CURL_ERROR_SIZE];
+    char refusal[256]; /* SMTP: the server's last 4xx/5xx reply line, its own words */
     struct job *next;
 };
 
@@ -118,6 +119,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
         while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
             vl--;
         snprintf(j->retry_after, sizeof j->retry_after, "%.*s", (int)vl, v);
+    } else if (len >= 4 && (data[0] == '4' || data[0] == '5') && data[1] >= '0' && data[1] <= '9' &&
+               data[2] >= '0' && data[2] <= '9' && (data[3] == ' ' || data[3] == '-')) {
+        /* curl hands SMTP server replies to the header callback; its error
+         * text says only "RCPT failed: 550", the server says why. */
+        size_t vl = len;
+        while (vl && (data[vl - 1] == '\r' || data[vl - 1] == '\n'))
+            vl--;
+        snprintf(j->refusal, sizeof j->refusal, "%.*s", (int)vl, data);
     }
     return len;
 }
@@ -147,6 +156,7 @@ static void transfer_reset(struct job *j)
     j->retry_after[0] = '\0';
     j->upload_off = 0;
     j->errbuf[0] = '\0';
+    j->refusal[0] = '\0';
 }
 
 static void job_free(struct job *j)
@@ -208,6 +218,10 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
             curl_easy_setopt(e, CURLOPT_PASSWORD, r->password);
         if (r->require_tls)
             curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+        if (r->tls_no_verify) {
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
     } else {
         /* No "Expect: 100-continue" round trip for our small bodies. */
         struct curl_slist *h = curl_slist_append(j->headers, "Expect:");
@@ -256,7 +270,9 @@ int sb_send_once(const struct sb_send_req *req, long *status_r, char **answer_r,
             rc = sb_fail(err, errlen, SB_ERR_UNAVAILABLE, "%s",
                          j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
         else if (cc != CURLE_OK)
-            sb_fail(err, errlen, SB_OK, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
+            sb_fail(err, errlen, SB_OK, "%s%s%s%s",
+                    j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc), j->refusal[0] ? " (" : "",
+                    j->refusal, j->refusal[0] ? ")" : "");
     }
     if (rc == SB_OK) {
         *answer_r = j->answer ? j->answer : strdup("");
@@ -503,7 +519,9 @@ static void finished(struct sb_sender *s, struct job *j, CURLcode cc)
     } else if (cc != CURLE_OK && status >= 400 && strcmp(j->row.kind, "fetch")) {
         /* A refusal with a reply code (SMTP answers 550 to RCPT TO and
          * curl reports an error): the adapter says whether it is final. */
-        const char *why = j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc);
+        char why[CURL_ERROR_SIZE + sizeof j->refusal + 8];
+        snprintf(why, sizeof why, "%s%s%s%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc),
+                 j->refusal[0] ? " (" : "", j->refusal, j->refusal[0] ? ")" : "");
         j->ch->kind->send_result(j->ch, &j->msg, status, why, strlen(why),
                                  j->retry_after[0] ? j->retry_after : NULL, &res);
     } else if (cc != CURLE_OK) {

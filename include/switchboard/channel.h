@@ -82,6 +82,7 @@ struct sb_send_req {
     size_t nrcpt;
     char *username, *password;
     int require_tls;   /* STARTTLS must succeed (CURLUSESSL_ALL) */
+    int tls_no_verify; /* accept any certificate (a relay with a self-signed one) */
     long timeout_s;    /* 0: the sender's default (30 s) */
     size_t max_answer; /* 0: 64 KiB; a larger answer fails the transfer (downloads raise it) */
 };

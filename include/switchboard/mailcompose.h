@@ -18,16 +18,19 @@
 #include <time.h>
 
 struct sb_mail_out {
-    const char *from;                  /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
-    const char *const *to; size_t nto; /* addresses, "Name <addr>" or "addr" */
-    const char *subject;               /* UTF-8; RFC 2047 encoded when not ASCII; NULL = none */
-    const char *text, *html;           /* either may be NULL; both → multipart/alternative */
-    const char *message_id;            /* without <>; NULL → one is generated */
-    const char *in_reply_to;           /* without <>; NULL = none */
-    const char *const *references; size_t nreferences; /* without <>, oldest first */
-    const char *const *extra_headers; size_t nextra;    /* "Name: value" (List-Unsubscribe, …);
-                                                           refused if they hold CR/LF */
-    time_t date;                       /* 0 → now */
+    const char *from; /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
+    const char *const *to;
+    size_t nto;              /* addresses, "Name <addr>" or "addr" */
+    const char *subject;     /* UTF-8; RFC 2047 encoded when not ASCII; NULL = none */
+    const char *text, *html; /* either may be NULL; both → multipart/alternative */
+    const char *message_id;  /* without <>; NULL → one is generated */
+    const char *in_reply_to; /* without <>; NULL = none */
+    const char *const *references;
+    size_t nreferences; /* without <>, oldest first */
+    const char *const *extra_headers;
+    size_t nextra; /* "Name: value" (List-Unsubscribe, …);
+                      refused if they hold CR/LF */
+    time_t date;   /* 0 → now */
 };
 
 /* The RFC 5322 message with CRLF line ends: Date, From, To, Subject,
@@ -59,5 +62,10 @@ void sb_mail_addr_spec(const char *addr, char *buf, size_t buflen);
  * a thread never grows "Re: Re: ". NULL or empty subject → "Re:".
  * malloc'd, NULL on allocation failure. */
 char *sb_mail_reply_subject(const char *subject);
+
+/* The HTML part of a plain-text reply: the text HTML-escaped, line breaks
+ * as <br>, quoted lines ("> …") as a blockquote-styled block, in a minimal
+ * document. malloc'd, NULL on allocation failure. */
+char *sb_mail_text_to_html(const char *text);
 
 #endif
