@@ -54,69 +54,44 @@ static void mac(const unsigned char key[32], const unsigned char *head, const ch
 int sb_camp_token_make(const unsigned char key[32], int kind, int64_t campaign_id,
                        int64_t recipient_id, const char *url, char *out, size_t outlen)
 {
-    size_t urllen = kind == SB_TOK_CLICK && url ? strlen(url) : 0;
-    size_t n = HEAD_LEN + TAG_LEN + urllen;
-    if (sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING) > outlen) {
+    unsigned char raw[HEAD_LEN + TAG_LEN];
+    if (sodium_base64_ENCODED_LEN(sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING) > outlen) {
         if (outlen)
             out[0] = '\0';
         return SB_ERR_TOO_LARGE;
     }
-    unsigned char *raw = malloc(n);
-    if (!raw)
-        return SB_ERR_NOMEM;
+    size_t urllen = kind == SB_TOK_CLICK && url ? strlen(url) : 0;
     raw[0] = (unsigned char)kind;
     put_be64(raw + 1, (uint64_t)campaign_id);
     put_be64(raw + 9, (uint64_t)recipient_id);
     mac(key, raw, url, urllen, raw + HEAD_LEN);
-    memcpy(raw + HEAD_LEN + TAG_LEN, url ? url : "", urllen);
-    sodium_bin2base64(out, outlen, raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    free(raw);
+    sodium_bin2base64(out, outlen, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     return SB_OK;
 }
 
-int sb_camp_token_check(const unsigned char key[32], int kind, const char *token,
-                        int64_t *campaign_id_r, int64_t *recipient_id_r, char *url, size_t urllen)
+int sb_camp_token_check(const unsigned char key[32], int kind, const char *token, const char *url,
+                        int64_t *campaign_id_r, int64_t *recipient_id_r)
 {
     *campaign_id_r = *recipient_id_r = 0;
-    if (url && urllen)
-        url[0] = '\0';
-    size_t tlen = strlen(token);
-    if (tlen > SB_CAMP_TOKEN_MAX)
-        return SB_ERR_INVALID;
-    unsigned char *raw = malloc(tlen + 1);
-    if (!raw)
-        return SB_ERR_NOMEM;
-    size_t n = 0;
-    int rc = SB_ERR_INVALID;
-    if (sodium_base642bin(raw, tlen + 1, token, tlen, NULL, &n, NULL,
+    unsigned char raw[HEAD_LEN + TAG_LEN + 1];
+    size_t n = 0, tlen = strlen(token);
+    if (tlen > 64 ||
+        sodium_base642bin(raw, sizeof raw, token, tlen, NULL, &n, NULL,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        n < HEAD_LEN + TAG_LEN || raw[0] != (unsigned char)kind)
-        goto out;
-    size_t ulen = n - HEAD_LEN - TAG_LEN;
-    if (kind != SB_TOK_CLICK && ulen)
-        goto out;
-    if (kind == SB_TOK_CLICK && (!url || ulen == 0 || ulen >= urllen))
-        goto out;
-    const char *u = (const char *)raw + HEAD_LEN + TAG_LEN;
+        n != HEAD_LEN + TAG_LEN || raw[0] != (unsigned char)kind)
+        return SB_ERR_INVALID;
+    if (kind == SB_TOK_CLICK && (!url || !*url))
+        return SB_ERR_INVALID;
     unsigned char tag[TAG_LEN];
-    mac(key, raw, u, ulen, tag);
+    mac(key, raw, url, kind == SB_TOK_CLICK ? strlen(url) : 0, tag);
     if (sodium_memcmp(tag, raw + HEAD_LEN, TAG_LEN) != 0)
-        goto out;
-    if (memchr(u, '\0', ulen))
-        goto out;
+        return SB_ERR_INVALID;
     uint64_t c = get_be64(raw + 1), r = get_be64(raw + 9);
     if (!c || !r || c > INT64_MAX || r > INT64_MAX)
-        goto out;
+        return SB_ERR_INVALID;
     *campaign_id_r = (int64_t)c;
     *recipient_id_r = (int64_t)r;
-    if (kind == SB_TOK_CLICK) {
-        memcpy(url, u, ulen);
-        url[ulen] = '\0';
-    }
-    rc = SB_OK;
-out:
-    free(raw);
-    return rc;
+    return SB_OK;
 }
 
 /* -- Segments --------------------------------------------------------------- */

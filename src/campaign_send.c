@@ -131,10 +131,26 @@ static char *link_url(const struct sb_camp_render_in *in, int kind, const char *
                        : kind == SB_TOK_OPEN ? "t/o"
                        : kind == SB_TOK_VIEW ? "v"
                                              : "u";
-    size_t n = strlen(in->public_url) + strlen(tok) + 16;
-    char *u = malloc(n);
-    if (u)
-        snprintf(u, n, "%s/%s/%s", in->public_url, path, tok);
+    char *u = NULL, *q = NULL;
+    if (kind == SB_TOK_CLICK) {
+        /* The target beside the token, percent-encoded. */
+        size_t n = strlen(target);
+        q = malloc(n * 3 + 1);
+        if (!q)
+            return NULL;
+        char *w = q;
+        for (const unsigned char *p = (const unsigned char *)target; *p; p++) {
+            if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                *p == '-' || *p == '_' || *p == '.' || *p == '~')
+                *w++ = (char)*p;
+            else
+                w += sprintf(w, "%%%02X", *p);
+        }
+        *w = '\0';
+    }
+    if (asprintf(&u, "%s/%s/%s%s%s", in->public_url, path, tok, q ? "?u=" : "", q ? q : "") < 0)
+        u = NULL;
+    free(q);
     return u;
 }
 
@@ -461,13 +477,16 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
         sb_db_rows_free(&r);
         if (rc != SB_OK)
             return rc;
-        char ext[340];
-        snprintf(ext, sizeof ext, "<%s>", it->message_id);
-        struct sb_db_val ia[] = {
-            SB_INT(conv),         SB_INT(it->client_id),   SB_INT(it->c->channel_id),
-            SB_TEXT(ext),         SB_TEXT(it->message_id), SB_TEXT(it->c->mail_from),
-            SB_TEXT(it->subject), SB_TEXT(it->text),       SB_INT(it->c->id),
-            SB_INT(it->rid)};
+        struct sb_db_val ia[] = {SB_INT(conv),
+                                 SB_INT(it->client_id),
+                                 SB_INT(it->c->channel_id),
+                                 SB_TEXT(it->message_id),
+                                 SB_TEXT(it->message_id),
+                                 SB_TEXT(it->c->mail_from),
+                                 SB_TEXT(it->subject),
+                                 SB_TEXT(it->text),
+                                 SB_INT(it->c->id),
+                                 SB_INT(it->rid)};
         rc = sb_db_exec(cs->db, q_interaction, ia, 10, &r, err, errlen);
         int64_t iid = (int64_t)r.insert_id;
         sb_db_rows_free(&r);
@@ -581,12 +600,15 @@ static int camp_load(struct sb_campaign_sender *cs, const struct sb_db_rows *r, 
     if (!c->domain[0])
         snprintf(c->domain, sizeof c->domain, "switchboard.local");
     int smtps = tls && !strcmp(tls, "smtps");
-    c->require_tls = tls && !strcmp(tls, "starttls");
+    c->require_tls = !tls || !strcmp(tls, "starttls"); /* the channel's default */
     c->tls_verify = !verify || json_is_true(verify);
-    snprintf(c->url, sizeof c->url, "%s://%s:%lld/%s", smtps ? "smtps" : "smtp",
-             host ? host : "localhost",
+    int none = tls && !strcmp(tls, "none");
+    int ipv6 = host && strchr(host, ':') != NULL;
+    snprintf(c->url, sizeof c->url, "%s://%s%s%s:%lld/%s", smtps ? "smtps" : "smtp",
+             ipv6 ? "[" : "", host ? host : "localhost", ipv6 ? "]" : "",
              (long long)(json_is_integer(port) ? json_integer_value(port)
                          : smtps               ? 465
+                         : none                ? 25
                                                : 587),
              c->domain);
     const char *u = sb_channel_conf(ch, "smtp_username"), *p = sb_channel_conf(ch, "smtp_password");

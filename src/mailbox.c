@@ -29,6 +29,7 @@
  * Memory is bounded by a window's UID list plus one batch, whatever the
  * size of the mailbox. */
 #include "switchboard/mailbox.h"
+#include "switchboard/campaign.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/config.h"
@@ -263,6 +264,12 @@ static int record_suppression(struct sb_db *db, const struct sb_inbound *in,
     char st[33];
     snprintf(st, sizeof st, "%s", status ? status : "");
     struct sb_db_val src = res->interaction_id ? SB_INT(res->interaction_id) : SB_NULL;
+    /* The campaign message it reports on, if it is one of ours. */
+    int rc = sb_campaign_bounce(
+        db, json_string_value(json_object_get(bounce ? bounce : complaint, "original_message_id")),
+        complaint ? "complaint" : cls, err, errlen);
+    if (rc != SB_OK)
+        return rc;
     if (complaint || (cls && !strcmp(cls, "hard"))) {
         struct sb_db_val a[] = {SB_TEXT(addr), SB_TEXT(complaint ? "complaint" : "hard_bounce"),
                                 SB_TEXT(st[0] ? st : NULL), src};

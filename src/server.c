@@ -20,6 +20,7 @@
 #include "switchboard/server.h"
 #include "switchboard/app.h"
 #include "switchboard/auth.h"
+#include "switchboard/campaign_send.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/dbpool.h"
@@ -905,6 +906,14 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         goto out;
     }
 
+    /* Campaign sending: its own threads and connections (campaign_send.h). */
+    struct sb_campaign_sender *campaigns = NULL;
+    struct sb_campaign_sender_options camp_opt = {&params,
+                                                  app.has_secret_key ? app.secret_key : NULL,
+                                                  cfg->public_url, cfg->campaign_connections};
+    if (sb_campaign_sender_start(&camp_opt, &campaigns, derr, sizeof derr) != SB_OK)
+        sb_warn("campaigns", "campaign sender not started: %s", derr);
+
     /* IMAP pollers: their own threads and connections (mailbox.h). */
     if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
                            derr, sizeof derr) != SB_OK)
@@ -943,6 +952,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         serr = lws_service(ctx, 0);
     }
     sb_mailboxes_stop(&app.mailboxes);
+    sb_campaign_sender_stop(&campaigns);
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);

@@ -15,9 +15,9 @@
  * addresses left out) and snapshots the template into the campaign row.
  * An illegal move is SB_ERR_EXISTS (HTTP 409, "conflict") with the reason.
  *
- * Tokens are compact base64url strings: kind, campaign id, recipient id, a
- * 128-bit HMAC-SHA256 tag, and for clicks the target URL, so the redirect
- * goes only where the signed token says. The key is derived from
+ * Tokens are compact base64url strings (44 characters): kind, campaign id,
+ * recipient id and a 128-bit HMAC-SHA256 tag; for clicks the tag also covers
+ * the target URL, so the redirect goes only where the token says. The key is derived from
  * security.secret_key (crypto_kdf, its own context), checked in constant
  * time. */
 #ifndef SB_CAMPAIGN_H
@@ -36,19 +36,20 @@ enum sb_camp_token_kind {
     SB_TOK_VIEW = 'v'
 };
 
-#define SB_CAMP_TOKEN_MAX 4096 /* a click token carries its URL */
+#define SB_CAMP_TOKEN_MAX 48 /* 33 bytes in base64url */
 
 /* The tracking key from the master secret key. */
 void sb_camp_key(const unsigned char master[32], unsigned char key[32]);
 
-/* base64url token into out (NUL-terminated). SB_ERR_TOO_LARGE when the URL
- * makes it longer than outlen. */
+/* base64url token into out (NUL-terminated). A click token's tag also
+ * covers `url`, which travels beside it (/t/c/TOKEN?u=URL): the redirect
+ * goes only to the URL the token was made for. */
 int sb_camp_token_make(const unsigned char key[32], int kind, int64_t campaign_id,
                        int64_t recipient_id, const char *url, char *out, size_t outlen);
-/* SB_OK and the ids (and the URL for clicks, NUL-terminated in `url`) when
- * the token is intact and of `kind`; SB_ERR_INVALID otherwise. */
-int sb_camp_token_check(const unsigned char key[32], int kind, const char *token,
-                        int64_t *campaign_id_r, int64_t *recipient_id_r, char *url, size_t urllen);
+/* SB_OK and the ids when the token is intact, of `kind`, and (clicks) made
+ * for `url`; SB_ERR_INVALID otherwise. Constant-time tag comparison. */
+int sb_camp_token_check(const unsigned char key[32], int kind, const char *token, const char *url,
+                        int64_t *campaign_id_r, int64_t *recipient_id_r);
 
 /* -- Segments ------------------------------------------------------------ */
 
