@@ -81,6 +81,7 @@ struct sb_campaign_sender {
     unsigned char key[32];    /* signs links (sb_camp_key) */
     unsigned char master[32]; /* opens channel secrets */
     int has_key;
+    int lease_s;
     char public_url[512];
 };
 
@@ -703,7 +704,7 @@ static size_t claim(struct sb_campaign_sender *cs, struct camp *c, size_t max)
     unsigned char token[16];
     randombytes_buf(token, sizeof token);
     char err[256] = "";
-    struct sb_db_val a[] = {SB_BLOB(token, sizeof token), SB_INT(SB_CAMP_LEASE_S), SB_INT(c->id),
+    struct sb_db_val a[] = {SB_BLOB(token, sizeof token), SB_INT(cs->lease_s), SB_INT(c->id),
                             SB_INT((int64_t)max)};
     struct sb_db_rows r = {0};
     int rc = sb_db_begin(cs->db, err, sizeof err);
@@ -858,6 +859,7 @@ int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,
     size_t pl = strlen(cs->public_url);
     while (pl && cs->public_url[pl - 1] == '/')
         cs->public_url[--pl] = '\0';
+    cs->lease_s = opt->lease_s > 0 ? opt->lease_s : SB_CAMP_LEASE_S;
     cs->nworkers = opt->connections < 1                 ? 1
                    : opt->connections > CONNECTIONS_MAX ? CONNECTIONS_MAX
                                                         : opt->connections;

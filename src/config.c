@@ -69,6 +69,8 @@ static const struct config_key {
     {"live", "sndbuf", KEY_INT, offsetof(struct sb_config, live_sndbuf), 0, 64 * 1024 * 1024, NULL},
     {"campaigns", "connections", KEY_INT, offsetof(struct sb_config, campaign_connections), 1, 64,
      NULL},
+    {"campaigns", "lease_seconds", KEY_INT, offsetof(struct sb_config, campaign_lease_seconds), 3,
+     3600, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -192,6 +194,7 @@ static int defaults(struct sb_config *cfg)
     cfg->imap_scan_seconds = 10;
     cfg->imap_batch = 200;
     cfg->campaign_connections = 4;
+    cfg->campaign_lease_seconds = 60;
     cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
     cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
     cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;

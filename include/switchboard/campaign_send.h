@@ -47,6 +47,7 @@ struct sb_campaign_sender_options {
     const unsigned char *secret_key; /* 32 bytes; NULL: campaigns cannot be sent */
     const char *public_url;          /* base of unsubscribe, view and tracking links */
     int connections;                 /* parallel SMTP connections */
+    int lease_s;                     /* 0: SB_CAMP_LEASE_S */
 };
 
 int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,

@@ -49,7 +49,8 @@ struct sb_config {
     int live_queue;          /* events waiting per connection before a slow one is cut off */
     int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
 
-    int campaign_connections; /* parallel SMTP connections of the campaign sender */
+    int campaign_connections;   /* parallel SMTP connections of the campaign sender */
+    int campaign_lease_seconds; /* a claimed recipient is retried by any node after this */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf
