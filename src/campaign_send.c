@@ -75,6 +75,11 @@ struct sb_campaign_sender {
     size_t npending;
     struct item *done;
     size_t inflight; /* popped by a worker, result not yet pushed */
+    pthread_t writer;
+    pthread_cond_t result_cv; /* results waiting in `done` */
+    int writer_stop;          /* under lock: workers are gone, write the rest and end */
+    /* writer thread only */
+    struct sb_db *wdb;
     /* driver only */
     struct sb_db *db;
     struct camp *camps;
@@ -420,6 +425,7 @@ static void *worker(void *arg)
         it->next = cs->done;
         cs->done = it;
         cs->inflight--;
+        pthread_cond_signal(&cs->result_cv);
         pthread_cond_signal(&cs->done_cv);
     }
     pthread_mutex_unlock(&cs->lock);
@@ -466,14 +472,14 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
     switch (it->outcome) {
     case OUT_SENT: {
         struct sb_db_val a[] = {SB_TEXT(it->message_id), SB_INT(it->rid), tok};
-        rc = sb_db_exec(cs->db, q_sent, a, 3, &r, err, errlen);
+        rc = sb_db_exec(cs->wdb, q_sent, a, 3, &r, err, errlen);
         uint64_t owned = r.affected;
         sb_db_rows_free(&r);
         if (rc != SB_OK || !owned)
             return rc;
         struct sb_db_val ca[] = {SB_INT(it->client_id), SB_INT(it->c->channel_id),
                                  SB_TEXT(it->subject)};
-        rc = sb_db_exec(cs->db, q_conv, ca, 3, &r, err, errlen);
+        rc = sb_db_exec(cs->wdb, q_conv, ca, 3, &r, err, errlen);
         int64_t conv = (int64_t)r.insert_id;
         sb_db_rows_free(&r);
         if (rc != SB_OK)
@@ -488,12 +494,12 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
                                  SB_TEXT(it->text),
                                  SB_INT(it->c->id),
                                  SB_INT(it->rid)};
-        rc = sb_db_exec(cs->db, q_interaction, ia, 10, &r, err, errlen);
+        rc = sb_db_exec(cs->wdb, q_interaction, ia, 10, &r, err, errlen);
         int64_t iid = (int64_t)r.insert_id;
         sb_db_rows_free(&r);
         if (rc == SB_OK) {
             struct sb_db_val la[] = {SB_INT(iid), SB_INT(it->rid)};
-            rc = sb_db_exec(cs->db, q_link, la, 2, NULL, err, errlen);
+            rc = sb_db_exec(cs->wdb, q_link, la, 2, NULL, err, errlen);
         }
         return rc;
     }
@@ -503,17 +509,17 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
             delay *= 2;
         struct sb_db_val a[] = {SB_INT(SB_CAMP_ATTEMPTS_MAX), SB_INT(delay), SB_TEXT(it->error),
                                 SB_INT(it->rid), tok};
-        return sb_db_exec(cs->db, q_retry, a, 5, NULL, err, errlen);
+        return sb_db_exec(cs->wdb, q_retry, a, 5, NULL, err, errlen);
     }
     case OUT_FAILED:
     case OUT_SKIPPED: {
         struct sb_db_val a[] = {SB_TEXT(it->outcome == OUT_FAILED ? "failed" : "skipped"),
                                 SB_TEXT(it->error), SB_INT(it->rid), tok};
-        return sb_db_exec(cs->db, q_final, a, 4, NULL, err, errlen);
+        return sb_db_exec(cs->wdb, q_final, a, 4, NULL, err, errlen);
     }
     case OUT_RELEASED: {
         struct sb_db_val a[] = {SB_INT(it->rid), tok};
-        return sb_db_exec(cs->db, q_release, a, 2, NULL, err, errlen);
+        return sb_db_exec(cs->wdb, q_release, a, 2, NULL, err, errlen);
     }
     }
     return SB_OK;
@@ -528,13 +534,13 @@ static void write_results(struct sb_campaign_sender *cs, struct item *list)
     int rc = SB_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
         err[0] = '\0';
-        rc = sb_db_begin(cs->db, err, sizeof err);
+        rc = sb_db_begin(cs->wdb, err, sizeof err);
         for (struct item *it = list; rc == SB_OK && it; it = it->next)
             rc = write_one(cs, it, err, sizeof err);
         if (rc == SB_OK)
-            rc = sb_db_commit(cs->db, err, sizeof err);
+            rc = sb_db_commit(cs->wdb, err, sizeof err);
         else
-            sb_db_rollback(cs->db);
+            sb_db_rollback(cs->wdb);
         if (rc == SB_OK || rc == SB_ERR_UNKNOWN_COMMIT ||
             (rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_RETRY))
             break;
@@ -785,6 +791,28 @@ static void maybe_finish(struct sb_campaign_sender *cs, struct camp *c)
         sb_info("campaigns", "campaign %lld: finished", (long long)c->id);
 }
 
+/* Results are written by their own thread, as soon as there are any, so
+ * the time between the SMTP server's acceptance and the commit (the
+ * exactly-once window) is one commit, never a claim or a refresh. */
+static void *writer(void *arg)
+{
+    struct sb_campaign_sender *cs = arg;
+    pthread_mutex_lock(&cs->lock);
+    for (;;) {
+        while (!cs->done && !cs->writer_stop)
+            pthread_cond_wait(&cs->result_cv, &cs->lock);
+        struct item *done = cs->done;
+        cs->done = NULL;
+        if (!done && cs->writer_stop)
+            break;
+        pthread_mutex_unlock(&cs->lock);
+        write_results(cs, done);
+        pthread_mutex_lock(&cs->lock);
+    }
+    pthread_mutex_unlock(&cs->lock);
+    return NULL;
+}
+
 static void *driver(void *arg)
 {
     struct sb_campaign_sender *cs = arg;
@@ -793,12 +821,8 @@ static void *driver(void *arg)
     for (;;) {
         pthread_mutex_lock(&cs->lock);
         int stop = cs->stop;
-        struct item *done = cs->done;
-        cs->done = NULL;
         size_t queued = cs->npending + cs->inflight;
         pthread_mutex_unlock(&cs->lock);
-        if (done)
-            write_results(cs, done);
         if (stop)
             break;
         double now = mono();
@@ -823,7 +847,7 @@ static void *driver(void *arg)
             }
         }
         pthread_mutex_lock(&cs->lock);
-        if (!cs->done && !cs->stop) {
+        if (!cs->stop) {
             int hungry = cs->npending + cs->inflight < low && cs->camps;
             double wait = hungry ? 0.02 : 0.05;
             struct timespec ts;
@@ -852,6 +876,7 @@ int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,
     pthread_mutex_init(&cs->lock, NULL);
     pthread_cond_init(&cs->work_cv, NULL);
     pthread_cond_init(&cs->done_cv, NULL);
+    pthread_cond_init(&cs->result_cv, NULL);
     sb_camp_key(opt->secret_key, cs->key);
     cs->has_key = 1;
     memcpy(cs->master, opt->secret_key, 32);
@@ -869,10 +894,31 @@ int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,
         err[0] = '\0';
         rc = SB_OK;
     }
+    if (rc == SB_OK) {
+        rc = sb_db_open(opt->db, 0, &cs->wdb, err, errlen);
+        if (rc != SB_OK && cs->wdb) {
+            err[0] = '\0';
+            rc = SB_OK;
+        }
+    }
+    int writer_started = 0;
+    if (rc == SB_OK && pthread_create(&cs->writer, NULL, writer, cs) != 0)
+        rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot start the campaign writer");
+    else if (rc == SB_OK)
+        writer_started = 1;
     if (rc == SB_OK && pthread_create(&cs->driver, NULL, driver, cs) != 0)
         rc = sb_fail(err, errlen, SB_ERR_INTERNAL, "cannot start the campaign driver");
     if (rc != SB_OK) {
+        /* Only the driver can have failed to start after the writer. */
+        if (writer_started) {
+            pthread_mutex_lock(&cs->lock);
+            cs->writer_stop = 1;
+            pthread_cond_broadcast(&cs->result_cv);
+            pthread_mutex_unlock(&cs->lock);
+            pthread_join(cs->writer, NULL);
+        }
         sb_db_close(&cs->db);
+        sb_db_close(&cs->wdb);
         free(cs);
         return rc;
     }
@@ -898,10 +944,14 @@ void sb_campaign_sender_stop(struct sb_campaign_sender **csp)
     for (int i = 0; i < cs->nworkers; i++)
         pthread_join(cs->workers[i], NULL);
     pthread_join(cs->driver, NULL);
-    /* Results the workers pushed after the driver's last round, and rows
-     * never handed out: record and release them now. */
-    struct item *rest = cs->done;
-    cs->done = NULL;
+    /* The workers are gone: the writer writes what they left and ends.
+     * Rows never handed out are released. */
+    pthread_mutex_lock(&cs->lock);
+    cs->writer_stop = 1;
+    pthread_cond_broadcast(&cs->result_cv);
+    pthread_mutex_unlock(&cs->lock);
+    pthread_join(cs->writer, NULL);
+    struct item *rest = NULL;
     for (struct item *it = cs->pending; it;) {
         struct item *n = it->next;
         it->outcome = OUT_RELEASED;
@@ -918,6 +968,8 @@ void sb_campaign_sender_stop(struct sb_campaign_sender **csp)
         camp_unref_locked(c);
     }
     sb_db_close(&cs->db);
+    sb_db_close(&cs->wdb);
+    pthread_cond_destroy(&cs->result_cv);
     pthread_cond_destroy(&cs->work_cv);
     pthread_cond_destroy(&cs->done_cv);
     pthread_mutex_destroy(&cs->lock);
