@@ -713,22 +713,32 @@ static size_t claim(struct sb_campaign_sender *cs, struct camp *c, size_t max)
     struct sb_db_val a[] = {SB_BLOB(token, sizeof token), SB_INT(cs->lease_s), SB_INT(c->id),
                             SB_INT((int64_t)max)};
     struct sb_db_rows r = {0};
-    int rc = sb_db_begin(cs->db, err, sizeof err);
-    if (rc == SB_OK)
-        rc = sb_db_exec(cs->db, q_claim_expired, a, 4, &r, err, sizeof err);
-    if (rc == SB_OK && r.affected < max) {
-        a[3] = SB_INT((int64_t)(max - r.affected));
+    int rc = SB_OK;
+    /* The writer moves rows of the same index range at the same time: a
+     * deadlock here is expected now and then and simply tried again. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        err[0] = '\0';
+        a[3] = SB_INT((int64_t)max);
+        rc = sb_db_begin(cs->db, err, sizeof err);
+        if (rc == SB_OK)
+            rc = sb_db_exec(cs->db, q_claim_expired, a, 4, &r, err, sizeof err);
+        if (rc == SB_OK && r.affected < max) {
+            a[3] = SB_INT((int64_t)(max - r.affected));
+            sb_db_rows_free(&r);
+            rc = sb_db_exec(cs->db, q_claim, a, 4, &r, err, sizeof err);
+        }
         sb_db_rows_free(&r);
-        rc = sb_db_exec(cs->db, q_claim, a, 4, &r, err, sizeof err);
+        struct sb_db_val s[] = {SB_INT(c->id), SB_BLOB(token, sizeof token)};
+        if (rc == SB_OK)
+            rc = sb_db_exec(cs->db, q_claimed, s, 2, &r, err, sizeof err);
+        if (rc == SB_OK)
+            rc = sb_db_commit(cs->db, err, sizeof err);
+        else
+            sb_db_rollback(cs->db);
+        if (rc != SB_ERR_RETRY)
+            break;
+        sb_db_rows_free(&r);
     }
-    sb_db_rows_free(&r);
-    struct sb_db_val s[] = {SB_INT(c->id), SB_BLOB(token, sizeof token)};
-    if (rc == SB_OK)
-        rc = sb_db_exec(cs->db, q_claimed, s, 2, &r, err, sizeof err);
-    if (rc == SB_OK)
-        rc = sb_db_commit(cs->db, err, sizeof err);
-    else
-        sb_db_rollback(cs->db);
     if (rc != SB_OK) {
         sb_warn("campaigns", "campaign %lld: claiming recipients: %s", (long long)c->id, err);
         sb_db_rows_free(&r);

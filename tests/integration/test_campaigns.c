@@ -812,6 +812,31 @@ static void bounce_suppressed_next_time(void **state)
     assert_int_equal(json_integer_value(json_object_get(s, "bounced_hard")), 1);
     json_decref(s);
 
+    /* fresh1 answers the campaign: the reply joins fresh1's own
+     * conversation, the one holding the campaign message. */
+    struct msg *fm = find_msg(first, "fresh1@example.org");
+    assert_non_null(fm);
+    char fmid[512], reply[2048];
+    assert_int_equal(header(fm->raw, "Message-ID", fmid, sizeof fmid), 0);
+    n = snprintf(reply, sizeof reply,
+                 "From: Fresh One <fresh1@example.org>\r\nTo: news@shop.example\r\n"
+                 "Subject: Re: News\r\nMessage-ID: <reply-fresh1@example.org>\r\n"
+                 "In-Reply-To: %s\r\nReferences: %s\r\nContent-Type: text/plain\r\n\r\n"
+                 "Is the sale on tomorrow too?\r\n",
+                 fmid, fmid);
+    th_maildir_deliver(&dc, NULL, reply, (size_t)n);
+    end = now_s() + 30;
+    while (now_s() < end && q_int("SELECT COUNT(*) FROM interactions WHERE external_id = "
+                                  "'reply-fresh1@example.org' AND ? > 0",
+                                  1) < 1)
+        usleep(200 * 1000);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions a JOIN campaign_recipients r ON "
+                           "r.interaction_id = a.id JOIN interactions b ON b.conversation_id = "
+                           "a.conversation_id WHERE r.campaign_id = ? AND r.email = "
+                           "'fresh1@example.org' AND b.external_id = 'reply-fresh1@example.org'",
+                           first),
+                     1);
+
     int64_t second = campaign("Small 2", seg_small, NULL);
     action(second, "start", 200);
     wait_status(second, "finished", 30);
