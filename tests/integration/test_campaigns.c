@@ -787,18 +787,6 @@ static void bounce_suppressed_next_time(void **state)
                  "'hard'",
                  first) < 1)
         usleep(200 * 1000);
-    {
-        struct sb_db_rows r;
-        char err[256];
-        sb_db_exec(db,
-                   "SELECT id, flags, JSON_EXTRACT(meta, '$.bounce') FROM interactions "
-                   "WHERE FIND_IN_SET('bounce', flags)",
-                   NULL, 0, &r, err, sizeof err);
-        for (size_t i = 0; i < r.nrows; i++)
-            fprintf(stderr, "bounce interaction %s: %s %s (ours %s)\n", sb_db_cell(&r, i, 0),
-                    sb_db_cell(&r, i, 1), sb_db_cell(&r, i, 2), mid);
-        sb_db_rows_free(&r);
-    }
     assert_int_equal(q_int("SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = ? AND "
                            "bounce = 'hard' AND email = 'kijitora@example.co.jp'",
                            first),
