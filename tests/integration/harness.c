@@ -784,7 +784,7 @@ void th_smtp_sink_stop(struct th_smtp_sink *s)
         s->pid = 0;
     }
     if (s->dir[0] && !getenv("TH_KEEP_SMTP_SINK")) {
-        char cmd[400];
+        char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.log'", s->dir, s->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "harness: could not remove %s\n", s->dir);
