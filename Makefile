@@ -39,7 +39,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/unit/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(O)/tests/integration/%)
-INTEG_HARNESS := $(O)/tests/integration/harness.o
+INTEG_HARNESS := $(O)/tests/integration/harness.o $(O)/tests/integration/wsclient.o
 TEST_LIBS := $(shell pkg-config --libs cmocka libcurl 2>/dev/null)
 
 # Run a command with the private MariaDB up (unless SWITCHBOARD_DB names another

@@ -6,13 +6,17 @@
  * (same ids, new update_id) finds the original and a redelivered update is a
  * no-op. Files (photo, document, voice) are recorded by file_id; fetching
  * them through getFile is the sender thread's job, never the request's.
- * Everything but the table row at the end is static. */
+ *
+ * Outbound: sendMessage to the chat; our message's external id takes the
+ * inbound form "<chat id>:<message id>". getFile + the file download make
+ * the fetch chain. Everything but the table row at the end is static. */
 #include "hmac.h"
 #include "provider_http.h"
 #include "switchboard/channel.h"
 #include "switchboard/err.h"
 #include "switchboard/log.h"
 
+#include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +226,107 @@ static int set_webhook(struct sb_channel *ch, const char *hook_url, char *msg, s
     return ok ? SB_OK : SB_ERR_UNAVAILABLE;
 }
 
+/* Telegram's own limit for one message (in UTF-16 units; bytes/4 is a safe
+ * floor, so only clearly oversized text is refused here). */
+#define TEXT_MAX_BYTES (4096 * 4)
+
+static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
+                        struct sb_send_req *req, char *err, size_t errlen)
+{
+    if (!msg->to || !*msg->to)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "no Telegram chat to send to");
+    if (!msg->text || !*msg->text)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
+    if (strlen(msg->text) > TEXT_MAX_BYTES)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "text longer than Telegram's 4096 characters");
+    snprintf(req->url, sizeof req->url, "%s/bot%s/sendMessage", sb_channel_conf(ch, "api_base"),
+             sb_channel_conf(ch, "token"));
+    /* chat ids are integers (negative for groups); send them as such. */
+    char *end;
+    long long chat = strtoll(msg->to, &end, 10);
+    json_t *body = json_pack("{s:o,s:s}", "chat_id",
+                             *end ? json_string(msg->to) : json_integer(chat), "text", msg->text);
+    int rc = body ? sb_send_req_json(req, body) : SB_ERR_NOMEM;
+    json_decref(body);
+    return rc == SB_OK ? SB_OK : sb_fail(err, errlen, rc, "cannot build the request");
+}
+
+/* Telegram answers {"ok":false,"error_code":N,"description":"…",
+ * "parameters":{"retry_after":S}} on errors, whatever the HTTP status. */
+static void read_error(json_t *o, long status, const char *retry_after, struct sb_send_result *res)
+{
+    sb_send_result_http(status, retry_after, res);
+    json_int_t after =
+        json_integer_value(json_object_get(json_object_get(o, "parameters"), "retry_after"));
+    if (status == 429 && after > 0 && !res->retry_after_s)
+        res->retry_after_s = after > 86400 ? 86400 : (int)after;
+    if (jstr(o, "description"))
+        snprintf(res->error, sizeof res->error, "%ld %s", status, jstr(o, "description"));
+    if (res->outcome == SB_SEND_OK) /* 200 with ok:false */
+        res->outcome = SB_SEND_FAILED;
+}
+
+static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, long status,
+                       const char *body, size_t len, const char *retry_after,
+                       struct sb_send_result *res)
+{
+    (void)ch;
+    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *r = json_object_get(o, "result");
+    json_int_t id = json_integer_value(json_object_get(r, "message_id"));
+    json_int_t chat = json_integer_value(json_object_get(json_object_get(r, "chat"), "id"));
+    if (status == 200 && json_is_true(json_object_get(o, "ok")) && id) {
+        memset(res, 0, sizeof *res);
+        res->outcome = SB_SEND_OK;
+        if (chat)
+            snprintf(res->external_id, sizeof res->external_id, "%lld:%lld", (long long)chat,
+                     (long long)id);
+        else
+            snprintf(res->external_id, sizeof res->external_id, "%s:%lld", msg->to, (long long)id);
+    } else {
+        read_error(o, status, retry_after, res);
+    }
+    json_decref(o);
+    return SB_OK;
+}
+
+/* Bots may download files up to 20 MB. */
+#define FILE_MAX (20u << 20)
+
+/* getFile → {"result":{"file_path":"photos/file_1.jpg"}}, then
+ * GET {api_base}/file/bot<token>/<file_path>. */
+static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
+                      struct sb_send_req *req, struct sb_send_result *res, int *more_r)
+{
+    const char *base = sb_channel_conf(ch, "api_base"), *token = sb_channel_conf(ch, "token");
+    *more_r = 0;
+    if (st->step == 0) {
+        char *ref = curl_escape(st->provider_ref, 0);
+        if (!ref)
+            return SB_ERR_NOMEM;
+        snprintf(req->url, sizeof req->url, "%s/bot%s/getFile?file_id=%s", base, token, ref);
+        curl_free(ref);
+        *more_r = 1;
+        return SB_OK;
+    }
+    json_t *o = st->step == 1 ? json_loadb(st->body, st->len, 0, NULL) : NULL;
+    const char *path = jstr(json_object_get(o, "result"), "file_path");
+    if (st->step == 1 && st->status == 200 && path && !strstr(path, "..")) {
+        snprintf(req->url, sizeof req->url, "%s/file/bot%s/%s", base, token, path);
+        req->max_answer = FILE_MAX;
+        req->timeout_s = 120;
+        *more_r = 1;
+    } else if (st->step == 1) {
+        read_error(o, st->status, st->retry_after, res);
+        if (res->outcome == SB_SEND_FAILED && st->status == 200)
+            snprintf(res->error, sizeof res->error, "getFile gave no file_path");
+    } else {
+        sb_send_result_http(st->status, st->retry_after, res);
+    }
+    json_decref(o);
+    return SB_OK;
+}
+
 const struct sb_channel_kind sb_channel_telegram = {
     .name = "telegram",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
@@ -230,4 +335,7 @@ const struct sb_channel_kind sb_channel_telegram = {
     .on_webhook = on_webhook,
     .set_webhook = set_webhook,
     .test = test,
+    .send_prepare = send_prepare,
+    .send_result = send_result,
+    .fetch_step = fetch_step,
 };

@@ -5,7 +5,11 @@
  * message → an inbound keyed by message_token; subscribed and
  * conversation_started are not messages and are only acknowledged;
  * delivered / seen / failed move our message's status;
- * unsubscribed and the set-up "webhook" ping are acknowledged. */
+ * unsubscribed and the set-up "webhook" ping are acknowledged.
+ *
+ * Outbound: send_message with X-Viber-Auth-Token. Viber answers HTTP 200
+ * with its own status code; the message_token of a sent message is what the
+ * delivered/seen callbacks name, so it becomes the external id. */
 #include "hmac.h"
 #include "provider_http.h"
 #include "switchboard/channel.h"
@@ -152,6 +156,95 @@ static int set_webhook(struct sb_channel *ch, const char *hook_url, char *msg, s
     return ok ? SB_OK : SB_ERR_UNAVAILABLE;
 }
 
+static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
+                        struct sb_send_req *req, char *err, size_t errlen)
+{
+    if (!msg->to || !*msg->to)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "no Viber user to send to");
+    if (!msg->text || !*msg->text)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
+    snprintf(req->url, sizeof req->url, "%s/send_message", sb_channel_conf(ch, "api_base"));
+    /* sender.name is required and at most 28 characters. */
+    const char *name =
+        sb_channel_conf(ch, "sender_name") ? sb_channel_conf(ch, "sender_name") : ch->name;
+    char sender[29 * 4];
+    size_t n = strlen(name), chars = 0, i = 0;
+    for (; i < n && chars < 28; i++)
+        chars += ((unsigned char)name[i] & 0xC0) != 0x80;
+    while (i < n && ((unsigned char)name[i] & 0xC0) == 0x80) /* finish the last character */
+        i++;
+    snprintf(sender, sizeof sender, "%.*s", (int)i, name);
+    char tracking[64];
+    snprintf(tracking, sizeof tracking, "sb:%lld", (long long)msg->interaction_id);
+    json_t *body = json_pack("{s:s,s:i,s:{s:s},s:s,s:s,s:s}", "receiver", msg->to,
+                             "min_api_version", 1, "sender", "name", sender, "tracking_data",
+                             tracking, "type", "text", "text", msg->text);
+    int rc = body ? sb_send_req_json(req, body) : SB_ERR_NOMEM;
+    json_decref(body);
+    if (rc == SB_OK)
+        rc = sb_send_req_header(req, "X-Viber-Auth-Token: %s", sb_channel_conf(ch, "auth_token"));
+    return rc == SB_OK ? SB_OK : sb_fail(err, errlen, rc, "cannot build the request");
+}
+
+/* Viber's status 12 is "too many requests"; the rest are permanent (not
+ * subscribed, blocked, bad token…). */
+#define VIBER_TOO_MANY 12
+
+static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, long status,
+                       const char *body, size_t len, const char *retry_after,
+                       struct sb_send_result *res)
+{
+    (void)ch;
+    (void)msg;
+    json_t *o = json_loadb(body, len, 0, NULL);
+    sb_send_result_http(status, retry_after, res);
+    json_t *st = json_object_get(o, "status");
+    if (res->outcome == SB_SEND_OK) {
+        char token[64];
+        token_text(json_object_get(o, "message_token"), token, sizeof token);
+        if (json_is_integer(st) && json_integer_value(st) == 0 && token[0]) {
+            snprintf(res->external_id, sizeof res->external_id, "%s", token);
+        } else {
+            res->outcome =
+                json_integer_value(st) == VIBER_TOO_MANY ? SB_SEND_RETRY : SB_SEND_FAILED;
+            snprintf(res->error, sizeof res->error, "%lld %s", (long long)json_integer_value(st),
+                     jstr(o, "status_message") ? jstr(o, "status_message")
+                                               : "answer without a message token");
+        }
+    }
+    json_decref(o);
+    return SB_OK;
+}
+
+/* Media: a picture, video or file message carries a download URL (valid
+ * for a while) as `media`, which is our provider_ref. Viber files are at
+ * most 200 MB; we keep what fits in memory comfortably. */
+#define MEDIA_MAX (64u << 20)
+
+static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
+                      struct sb_send_req *req, struct sb_send_result *res, int *more_r)
+{
+    *more_r = 0;
+    if (st->step == 0) {
+        /* https only, unless the channel itself talks http (a test's mock) */
+        const char *base = sb_channel_conf(ch, "api_base"), *url = st->provider_ref;
+        if (strncmp(url, "https://", 8) &&
+            (strncmp(url, "http://", 7) || !base || strncmp(base, "http://", 7))) {
+            memset(res, 0, sizeof *res);
+            res->outcome = SB_SEND_FAILED;
+            snprintf(res->error, sizeof res->error, "media is not an https URL");
+            return SB_OK;
+        }
+        snprintf(req->url, sizeof req->url, "%s", url);
+        req->max_answer = MEDIA_MAX;
+        req->timeout_s = 120;
+        *more_r = 1;
+        return SB_OK;
+    }
+    sb_send_result_http(st->status, st->retry_after, res);
+    return SB_OK;
+}
+
 const struct sb_channel_kind sb_channel_viber = {
     .name = "viber",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
@@ -159,4 +252,7 @@ const struct sb_channel_kind sb_channel_viber = {
     .validate_config = validate,
     .on_webhook = on_webhook,
     .set_webhook = set_webhook,
+    .send_prepare = send_prepare,
+    .send_result = send_result,
+    .fetch_step = fetch_step,
 };

@@ -8,7 +8,11 @@
  * inbounds keyed by their wamid, with the sender's wa_id both as a whatsapp
  * identity and, with a '+', as a phone; statuses move the delivery status of
  * our outbound messages. Media is recorded by its media id; downloading it
- * is the sender thread's job. */
+ * is the sender thread's job.
+ *
+ * Outbound: POST /{phone_number_id}/messages with the access token as a
+ * Bearer; the wamid Meta answers with is what its status notifications name,
+ * so it becomes our message's external id. */
 #include "hmac.h"
 #include "switchboard/channel.h"
 #include "switchboard/err.h"
@@ -232,6 +236,115 @@ static int on_webhook(struct sb_channel *ch, const struct sb_http_request *req,
     return rc;
 }
 
+static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
+                        struct sb_send_req *req, char *err, size_t errlen)
+{
+    if (!msg->to || !*msg->to)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "no WhatsApp number to send to");
+    if (!msg->text || !*msg->text)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
+    snprintf(req->url, sizeof req->url, "%s/%s/messages", sb_channel_conf(ch, "api_base"),
+             sb_channel_conf(ch, "phone_number_id"));
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:{s:b,s:s}}", "messaging_product", "whatsapp",
+                             "recipient_type", "individual", "to", msg->to, "type", "text", "text",
+                             "preview_url", 0, "body", msg->text);
+    int rc = body ? sb_send_req_json(req, body) : SB_ERR_NOMEM;
+    json_decref(body);
+    if (rc == SB_OK)
+        rc = sb_send_req_header(req, "Authorization: Bearer %s",
+                                sb_channel_conf(ch, "access_token"));
+    return rc == SB_OK ? SB_OK : sb_fail(err, errlen, rc, "cannot build the request");
+}
+
+/* Graph API error codes that mean "later", though they come with HTTP 400:
+ * throttling (4, 80007, 130429), spam rate limit (131048), pair rate limit
+ * (131056), a temporary service error (131000 unknown, 133016). */
+static int retryable_code(json_int_t code)
+{
+    static const json_int_t codes[] = {4, 80007, 130429, 131000, 131048, 131056, 133016};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (code == codes[i])
+            return 1;
+    return 0;
+}
+
+static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, long status,
+                       const char *body, size_t len, const char *retry_after,
+                       struct sb_send_result *res)
+{
+    (void)ch;
+    (void)msg;
+    json_t *o = json_loadb(body, len, 0, NULL);
+    sb_send_result_http(status, retry_after, res);
+    const char *wamid = jstr(json_array_get(json_object_get(o, "messages"), 0), "id");
+    json_t *e = json_object_get(o, "error");
+    if (res->outcome == SB_SEND_OK && wamid) {
+        snprintf(res->external_id, sizeof res->external_id, "%s", wamid);
+    } else if (res->outcome == SB_SEND_OK) {
+        res->outcome = SB_SEND_FAILED;
+        snprintf(res->error, sizeof res->error, "answer without a message id");
+    } else if (json_is_object(e)) {
+        json_int_t code = json_integer_value(json_object_get(e, "code"));
+        const char *details = jstr(json_object_get(e, "error_data"), "details");
+        snprintf(res->error, sizeof res->error, "%lld %s%s%s", (long long)code,
+                 jstr(e, "message") ? jstr(e, "message") : "", details ? ": " : "",
+                 details ? details : "");
+        if (retryable_code(code))
+            res->outcome = SB_SEND_RETRY;
+    }
+    json_decref(o);
+    return SB_OK;
+}
+
+/* Media: GET /{media-id} gives a short-lived URL, which is downloaded with
+ * the same Bearer token. Cloud API media is at most 100 MB (documents);
+ * we keep what fits in memory comfortably. */
+#define MEDIA_MAX (64u << 20)
+
+/* A URL from an answer may be followed only over https, or over http when
+ * the channel itself talks http (a test's mock provider). */
+static int url_allowed(struct sb_channel *ch, const char *url)
+{
+    const char *base = sb_channel_conf(ch, "api_base");
+    return url && (!strncmp(url, "https://", 8) ||
+                   (!strncmp(url, "http://", 7) && base && !strncmp(base, "http://", 7)));
+}
+
+static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
+                      struct sb_send_req *req, struct sb_send_result *res, int *more_r)
+{
+    *more_r = 0;
+    if (st->step == 0 || st->step == 1) {
+        json_t *o = st->step == 1 ? json_loadb(st->body, st->len, 0, NULL) : NULL;
+        const char *url = jstr(o, "url");
+        if (st->step == 1 && (st->status != 200 || !url_allowed(ch, url))) {
+            send_result(ch, NULL, st->status == 200 ? 502 : st->status, st->body, st->len,
+                        st->retry_after, res);
+            if (st->status == 200) {
+                res->outcome = SB_SEND_FAILED;
+                snprintf(res->error, sizeof res->error, "media answer without a usable url");
+            }
+            json_decref(o);
+            return SB_OK;
+        }
+        if (st->step == 0)
+            snprintf(req->url, sizeof req->url, "%s/%s", sb_channel_conf(ch, "api_base"),
+                     st->provider_ref);
+        else
+            snprintf(req->url, sizeof req->url, "%s", url);
+        json_decref(o);
+        if (st->step == 1) {
+            req->max_answer = MEDIA_MAX;
+            req->timeout_s = 120;
+        }
+        *more_r = 1;
+        return sb_send_req_header(req, "Authorization: Bearer %s",
+                                  sb_channel_conf(ch, "access_token"));
+    }
+    sb_send_result_http(st->status, st->retry_after, res);
+    return SB_OK;
+}
+
 const struct sb_channel_kind sb_channel_whatsapp = {
     .name = "whatsapp",
     .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
@@ -239,4 +352,7 @@ const struct sb_channel_kind sb_channel_whatsapp = {
     .validate_config = validate,
     .on_webhook = on_webhook,
     .on_verify = on_verify,
+    .send_prepare = send_prepare,
+    .send_result = send_result,
+    .fetch_step = fetch_step,
 };

@@ -1,5 +1,6 @@
 /* Conversations over HTTP: the inbox list with filters and paging, one
- * conversation, status and assignment changes, its interactions, notes.
+ * conversation, status and assignment changes, its interactions, notes and
+ * replies (stored with their outbox job; the sender delivers them).
  *
  * Visibility: admins see every conversation; an agent sees those assigned
  * to them, unassigned ones, and those of their teams (the WebSocket layer
@@ -13,6 +14,9 @@
 #include "switchboard/err.h"
 #include "switchboard/events.h"
 #include "switchboard/identity.h"
+#include "switchboard/channel.h"
+#include "switchboard/outbox.h"
+#include "switchboard/sender.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +73,36 @@ static const char q_note_insert[] =
     "FROM conversations WHERE id = ?";
 static const char q_note_touch[] =
     "UPDATE conversations SET last_activity_at = NOW(6) WHERE id = ?";
+
+/* -- name: interaction-get (the shape of one item of the interactions list) */
+static const char q_interaction_get[] =
+    "SELECT id, direction, kind, sender, subject, text, html, meta, delivery_status, flags + 0, "
+    "author_user_id, occurred_at, conversation_id FROM interactions WHERE id = ?";
+
+/* -- name: reply-target
+ * Where a reply goes: for Telegram the chat of the client's latest message
+ * in this conversation (a group chat is not the user), else the client's
+ * newest verified identity of the channel's kind (wa_id, Viber id, e-mail). */
+static const char q_reply_target[] =
+    "SELECT COALESCE("
+    " (SELECT JSON_VALUE(i.meta, '$.telegram.chat_id') FROM interactions i"
+    "  WHERE i.conversation_id = ? AND i.direction = 'in' AND ? = 'telegram'"
+    "  AND JSON_VALUE(i.meta, '$.telegram.chat_id') IS NOT NULL ORDER BY i.id DESC LIMIT 1),"
+    " (SELECT ci.value FROM client_identities ci WHERE ci.client_id = ? AND ci.kind = ?"
+    "  AND ci.verified = 1 ORDER BY ci.id DESC LIMIT 1))";
+
+/* -- name: reply-insert */
+static const char q_reply_insert[] =
+    "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
+    "author_user_id, sender, delivery_status) SELECT id, client_id, channel_id, 'out', ?, ?, ?, "
+    "?, 'queued' FROM conversations WHERE id = ?";
+/* -- name: reply-touch */
+static const char q_reply_touch[] =
+    "UPDATE conversations SET last_activity_at = NOW(6), "
+    "first_response_at = COALESCE(first_response_at, NOW(6)) WHERE id = ?";
+
+/* A reply's text: more than any messenger takes, less than a wall. */
+#define REPLY_TEXT_MAX 65536
 
 static json_t *conv_json(const struct sb_db_rows *r, size_t i)
 {
@@ -339,6 +373,20 @@ void sb_api_conversations_patch(struct sb_app *app, struct sb_db *db,
         sb_reply_json(rep, 200, conv);
 }
 
+static json_t *interaction_json(const struct sb_db_rows *r, size_t i)
+{
+    json_t *flags = sb_json_flags(sb_db_cell_int(r, i, 9));
+    const char *meta = sb_db_cell(r, i, 7);
+    json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+    return json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+                     (json_int_t)sb_db_cell_int(r, i, 0), "direction", sb_json_cell(r, i, 1),
+                     "kind", sb_json_cell(r, i, 2), "sender", sb_json_cell(r, i, 3), "subject",
+                     sb_json_cell(r, i, 4), "text", sb_json_cell(r, i, 5), "html",
+                     sb_json_cell(r, i, 6), "meta", m ? m : json_null(), "delivery_status",
+                     sb_json_cell(r, i, 8), "flags", flags, "author_user_id",
+                     sb_json_cell_int(r, i, 10), "occurred_at", sb_json_cell(r, i, 11));
+}
+
 void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
                                        const struct sb_http_request *req, struct sb_http_reply *rep)
 {
@@ -366,18 +414,7 @@ void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
     }
     json_t *items = json_array();
     for (size_t i = 0; i < r.nrows; i++) {
-        json_t *flags = sb_json_flags(sb_db_cell_int(&r, i, 9));
-        const char *meta = sb_db_cell(&r, i, 7);
-        json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
-        json_array_append_new(
-            items,
-            json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-                      (json_int_t)sb_db_cell_int(&r, i, 0), "direction", sb_json_cell(&r, i, 1),
-                      "kind", sb_json_cell(&r, i, 2), "sender", sb_json_cell(&r, i, 3), "subject",
-                      sb_json_cell(&r, i, 4), "text", sb_json_cell(&r, i, 5), "html",
-                      sb_json_cell(&r, i, 6), "meta", m ? m : json_null(), "delivery_status",
-                      sb_json_cell(&r, i, 8), "flags", flags, "author_user_id",
-                      sb_json_cell_int(&r, i, 10), "occurred_at", sb_json_cell(&r, i, 11)));
+        json_array_append_new(items, interaction_json(&r, i));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
     json_t *next = (int)r.nrows == limit ? json_sprintf("%lld", (long long)last) : json_null();
@@ -437,4 +474,186 @@ void sb_api_conversations_note(struct sb_app *app, struct sb_db *db,
 out:
     json_decref(body);
     json_decref(conv);
+}
+
+/* Reply with the interaction as stored (202: accepted, not yet delivered). */
+static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply *rep)
+{
+    char err[256] = "";
+    struct sb_db_val a[] = {SB_INT(id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_interaction_get, a, 1, &r, err, sizeof err);
+    if (rc != SB_OK || !r.nrows) {
+        sb_db_rows_free(&r);
+        sb_reply_failure(rep, rc != SB_OK ? rc : SB_ERR_INTERNAL, "load reply", err);
+        return;
+    }
+    json_t *o = interaction_json(&r, 0);
+    json_object_set_new(o, "conversation_id", sb_json_cell_int(&r, 0, 12));
+    sb_db_rows_free(&r);
+    sb_reply_json(rep, 202, o);
+}
+
+/* The reply's interaction, its outbox job, the conversation's activity and
+ * the event, in the caller's transaction. *dup_r is set (and nothing
+ * written) when the idempotency key was already used. */
+static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
+                       int64_t client_id, int64_t channel_id, const char *kind, const char *to,
+                       const char *text, const char *key, int64_t *id_r, int64_t *dup_r, char *err,
+                       size_t errlen)
+{
+    const char *ikind = !strcmp(kind, "email") ? "email" : "message";
+    struct sb_db_val a[] = {SB_TEXT(ikind), SB_TEXT(text), SB_INT(req->user.id),
+                            SB_TEXT(req->user.name), SB_INT(conv_id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_reply_insert, a, 5, &r, err, errlen);
+    *id_r = rc == SB_OK ? (int64_t)r.insert_id : 0;
+    sb_db_rows_free(&r);
+    if (rc != SB_OK)
+        return rc;
+    json_t *payload = json_pack("{s:s,s:s}", "to", to, "text", text);
+    int64_t job;
+    rc = payload ? sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
+                                     errlen)
+                 : sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    json_decref(payload);
+    struct sb_db_val c[] = {SB_INT(conv_id)};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
+    if (rc == SB_OK)
+        rc = sb_event_append(db, "interaction.created", conv_id, client_id, req->user.id,
+                             json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:I}", "id", (json_int_t)*id_r,
+                                       "conversation_id", (json_int_t)conv_id, "client_id",
+                                       (json_int_t)client_id, "kind", ikind, "direction", "out",
+                                       "delivery_status", "queued", "preview", text,
+                                       "author_user_id", (json_int_t)req->user.id),
+                             err, errlen);
+    return rc;
+}
+
+void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
+                                const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    int64_t id;
+    json_t *conv, *body = NULL;
+    if (load(db, req, rep, &id, &conv) != 0)
+        return;
+    if (sb_request_json(req, rep, &body) != SB_OK) {
+        json_decref(conv);
+        return;
+    }
+    char err[512] = "", key[192] = "", hdr[160];
+    const char *text = json_string_value(json_object_get(body, "text"));
+    json_t *chan = json_object_get(conv, "channel");
+    const char *kind = json_string_value(json_object_get(chan, "kind"));
+    const struct sb_channel_kind *k = sb_channel_kind_find(kind);
+    int64_t channel_id = json_integer_value(json_object_get(chan, "id"));
+    int64_t client_id = json_integer_value(json_object_get(json_object_get(conv, "client"), "id"));
+    /* A double-click or a retried request carries the same key and gets the
+     * first reply back instead of a second message. */
+    const char *client_key = json_string_value(json_object_get(body, "client_id"));
+    if (sb_request_header(req, "idempotency-key", hdr, sizeof hdr) == 0 && *hdr)
+        client_key = hdr;
+    if (client_key && (!*client_key || strlen(client_key) > 128)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "Idempotency-Key / client_id: 1 to 128 characters");
+        goto out;
+    }
+    if (client_key)
+        snprintf(key, sizeof key, "reply:%lld:%s", (long long)id, client_key);
+    if (!text || !*text) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"text\" is required");
+        goto out;
+    }
+    if (strlen(text) > REPLY_TEXT_MAX) {
+        sb_reply_error(rep, SB_ERR_TOO_LARGE, "\"text\" is longer than %d bytes", REPLY_TEXT_MAX);
+        goto out;
+    }
+    if (!k || !k->send_prepare) {
+        sb_reply_error_status(rep, 422, "cannot_send",
+                              "replies cannot be sent through this channel; add a note instead");
+        goto out;
+    }
+    int64_t dup = 0, iid = 0;
+    int rc = SB_OK;
+    if (*key && (rc = sb_outbox_find_key(db, key, &dup, err, sizeof err)) == SB_OK && dup) {
+        reply_interaction(db, dup, rep);
+        goto out;
+    }
+    struct sb_db_val t[] = {SB_INT(id), SB_TEXT(kind), SB_INT(client_id), SB_TEXT(kind)};
+    struct sb_db_rows r = {0};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_reply_target, t, 4, &r, err, sizeof err);
+    const char *to = rc == SB_OK && r.nrows ? sb_db_cell(&r, 0, 0) : NULL;
+    if (rc == SB_OK && !to) {
+        sb_db_rows_free(&r);
+        sb_reply_error_status(rep, 422, "no_recipient",
+                              "the client has no address on this channel to reply to");
+        goto out;
+    }
+    if (rc == SB_OK)
+        rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = reply_store(db, req, id, client_id, channel_id, kind, to, text, *key ? key : NULL,
+                         &iid, &dup, err, sizeof err);
+    sb_db_rows_free(&r);
+    if (rc == SB_OK) {
+        rc = sb_db_commit(db, err, sizeof err);
+    } else {
+        sb_db_rollback(db);
+        if (rc == SB_ERR_EXISTS && dup) { /* the same key, committed meanwhile */
+            reply_interaction(db, dup, rep);
+            goto out;
+        }
+    }
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "store reply", err);
+        goto out;
+    }
+    sb_sender_wake(app->sender);
+    reply_interaction(db, iid, rep);
+out:
+    json_decref(body);
+    json_decref(conv);
+}
+
+/* A failed reply sent again (the agent's "retry"): same interaction, its
+ * job queued anew. */
+void sb_api_conversations_retry(struct sb_app *app, struct sb_db *db,
+                                const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    int64_t id, iid;
+    json_t *conv;
+    if (load(db, req, rep, &id, &conv) != 0)
+        return;
+    int64_t client_id = json_integer_value(json_object_get(json_object_get(conv, "client"), "id"));
+    json_decref(conv);
+    if (sb_request_param_id(req, 1, &iid) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID, "bad interaction id");
+        return;
+    }
+    char err[256] = "";
+    int done = 0;
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_outbox_requeue_reply(db, id, iid, &done, err, sizeof err);
+    if (rc == SB_OK && done)
+        rc = sb_event_append(
+            db, "interaction.updated", id, client_id, req->user.id,
+            json_pack("{s:I,s:s}", "id", (json_int_t)iid, "delivery_status", "queued"), err,
+            sizeof err);
+    if (rc == SB_OK && done)
+        rc = sb_db_commit(db, err, sizeof err);
+    else
+        sb_db_rollback(db);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "retry reply", err);
+        return;
+    }
+    if (!done) {
+        sb_reply_error_status(rep, 409, "not_failed",
+                              "only a failed reply of this conversation can be retried");
+        return;
+    }
+    sb_sender_wake(app->sender);
+    reply_interaction(db, iid, rep);
 }

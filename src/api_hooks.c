@@ -15,6 +15,7 @@
 #include "switchboard/err.h"
 #include "switchboard/ingest.h"
 #include "switchboard/log.h"
+#include "switchboard/sender.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,18 @@ static void hook_answer(struct hook *h, const struct sb_ingest_result *res)
     sb_reply_json(h->rep, 200, json_pack("{s:b,s:o}", "ok", 1, "interactions", ids));
 }
 
+/* Files the provider holds are fetched by the sender thread: once they are
+ * stored, tell it now rather than at its next poll. */
+static void wake_for_files(struct sb_app *app, const struct hook *h)
+{
+    for (size_t i = 0; i < h->batch.n; i++)
+        for (size_t j = 0; j < h->batch.items[i]->nattachments; j++)
+            if (h->batch.items[i]->attachments[j].provider_ref) {
+                sb_sender_wake(app->sender);
+                return;
+            }
+}
+
 /* Store one request's inbounds in a transaction of its own. */
 static void hook_ingest_one(struct sb_app *app, struct sb_db *db, struct hook *h)
 {
@@ -157,6 +170,7 @@ static void hook_ingest_one(struct sb_app *app, struct sb_db *db, struct hook *h
         sb_reply_failure(h->rep, rc, "ingest webhook", err);
     } else {
         hook_answer(h, res);
+        wake_for_files(app, h);
         sb_channel_status(db, h->ch->id, NULL);
     }
     free(res);
@@ -224,6 +238,7 @@ void sb_api_hook_group(struct sb_app *app, struct sb_db *db,
             continue;
         if (rc == SB_OK) {
             hook_answer(&hs[i], res + k);
+            wake_for_files(app, &hs[i]);
             /* one status write per channel of the group, not per request */
             int seen = 0;
             for (size_t j = 0; j < i && !seen; j++)

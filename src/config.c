@@ -62,6 +62,11 @@ static const struct config_key {
     {"imap", "batch", KEY_INT, offsetof(struct sb_config, imap_batch), 1, 5000, NULL},
     {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
      365L * 24 * 3600, NULL},
+    {"live", "poll_ms", KEY_INT, offsetof(struct sb_config, live_poll_ms), 1, 10000, NULL},
+    {"live", "retention_days", KEY_INT, offsetof(struct sb_config, live_retention_days), 1, 3650,
+     NULL},
+    {"live", "queue", KEY_INT, offsetof(struct sb_config, live_queue), 16, 65536, NULL},
+    {"live", "sndbuf", KEY_INT, offsetof(struct sb_config, live_sndbuf), 0, 64 * 1024 * 1024, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -184,6 +189,9 @@ static int defaults(struct sb_config *cfg)
     cfg->imap_lease_seconds = 60;
     cfg->imap_scan_seconds = 10;
     cfg->imap_batch = 200;
+    cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
+    cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
+    cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

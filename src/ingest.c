@@ -1842,13 +1842,14 @@ static json_t *interaction_created(const struct item *it)
     for (int f = 0; f < 4; f++)
         if (in->flags & (1u << f))
             json_array_append_new(flags, json_string(flag_names[f]));
-    return json_pack("{s:I,s:o,s:o,s:I,s:s,s:s,s:s?,s:s,s:o,s:s}", "id",
+    return json_pack("{s:I,s:o,s:o,s:I,s:s,s:s,s:s?,s:s,s:o,s:s,s:s?}", "id",
                      (json_int_t)res->interaction_id, "conversation_id",
                      res->conversation_id ? json_integer(res->conversation_id) : json_null(),
                      "client_id", res->client_id ? json_integer(res->client_id) : json_null(),
                      "channel_id", (json_int_t)in->channel_id, "kind", kind_names[in->kind],
                      "direction", direction_names[in->direction], "subject", in->subject, "preview",
-                     preview, "flags", flags, "occurred_at", it->when);
+                     preview, "flags", flags, "occurred_at", it->when, "conversation_status",
+                     res->conversation_id ? it->conv_new_status : NULL);
 }
 
 /* Step 7: each inbound's events in the order the one-by-one version
@@ -1893,7 +1894,11 @@ static int store_events(struct batch *b)
                                          (json_int_t)res->client_id, "channel_id",
                                          (json_int_t)in->channel_id, "status", "open", "subject",
                                          in->subject));
-            else
+            /* A message to an ongoing conversation says all the inbox needs
+             * in its interaction.created (conversation status included); a
+             * separate conversation.updated only when the status moved, so
+             * a live message is one event, one frame per agent. */
+            else if (strcmp(it->conv_new_status, it->conv_old_status) != 0)
                 rc = add_event(b, ev, &nev, &last, "conversation.updated", res->conversation_id,
                                res->client_id,
                                json_pack("{s:I,s:s,s:b}", "id", (json_int_t)res->conversation_id,

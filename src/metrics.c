@@ -4,6 +4,7 @@
 #include "switchboard/dbpool.h"
 #include "switchboard/err.h"
 #include "switchboard/mailbox.h"
+#include "switchboard/sender.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -178,6 +179,20 @@ int sb_metrics_render(const struct sb_app *app, char **text_r, size_t *len_r)
             "switchboard_imap_quarantined_total %llu\n",
             ms.mailboxes, ms.failing, ms.fetched, ms.errors, ms.quarantined);
     }
+    struct sb_sender_stats ss;
+    sb_sender_stats(app->sender, &ss);
+    put(&o,
+        "# HELP switchboard_outbox_sent_total Replies accepted by providers.\n"
+        "# TYPE switchboard_outbox_sent_total counter\nswitchboard_outbox_sent_total %llu\n"
+        "# HELP switchboard_outbox_fetched_total Provider-held files downloaded.\n"
+        "# TYPE switchboard_outbox_fetched_total counter\nswitchboard_outbox_fetched_total %llu\n"
+        "# HELP switchboard_outbox_retries_total Send attempts that failed temporarily.\n"
+        "# TYPE switchboard_outbox_retries_total counter\nswitchboard_outbox_retries_total %llu\n"
+        "# HELP switchboard_outbox_failed_total Outbox jobs that failed for good.\n"
+        "# TYPE switchboard_outbox_failed_total counter\nswitchboard_outbox_failed_total %llu\n"
+        "# HELP switchboard_outbox_inflight Transfers the sender is running now.\n"
+        "# TYPE switchboard_outbox_inflight gauge\nswitchboard_outbox_inflight %llu\n",
+        ss.sent, ss.fetched, ss.retried, ss.failed, ss.inflight);
     put(&o,
         "# HELP switchboard_start_time_seconds When this process started.\n"
         "# TYPE switchboard_start_time_seconds gauge\n"

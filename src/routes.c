@@ -38,6 +38,9 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_GET, "/api/v1/conversations/{id}/interactions", sb_api_conversations_interactions, 0,
           AGENTS),
     ROUTE(SB_POST, "/api/v1/conversations/{id}/notes", sb_api_conversations_note, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/conversations/{id}/replies", sb_api_conversations_reply, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/conversations/{id}/interactions/{interaction_id}/retry",
+          sb_api_conversations_retry, 0, AGENTS),
 
     {.methods = SB_POST,
      .pattern = "/hooks/{kind}/{id}",

@@ -31,7 +31,9 @@
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
 #include "switchboard/secrets.h"
+#include "switchboard/sender.h"
 #include "switchboard/static.h"
+#include "switchboard/ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -360,6 +362,10 @@ static void job_done(void *arg)
     }
     if (!x->rep.status)
         sb_reply_error(&x->rep, SB_ERR_INTERNAL, "internal error");
+    /* A write may have appended events: let the tailer read them now
+     * rather than at its next poll. */
+    if (x->req.method != SB_GET && x->req.method != SB_HEAD)
+        sb_ws_nudge();
     make_ready(x);
 }
 
@@ -665,9 +671,14 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         on_closed(pss);
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (strcmp(in ? (const char *)in : "", "websocket") != 0)
+            return -1; /* h2c and the like: not offered */
+        return sb_ws_confirm_upgrade(wsi, app);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (app && app->pool)
             sb_dbpool_drain(app->pool);
+        sb_ws_drain();
         return 0;
     default:
         break;
@@ -743,9 +754,10 @@ static int open_listener(const char *addr, int port, char *err, size_t errlen)
     return SB_OK;
 }
 
-static const struct lws_protocols protocols[] = {
+static struct lws_protocols protocols[] = {
     {"http", http_callback, sizeof(struct pss), 0, 0, NULL, 0},
     {"sb-listener", listener_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}, /* the WebSocket protocol goes here at start-up */
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -849,7 +861,12 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    protocols[2] = sb_ws_protocol; /* not a constant initialiser in C */
     info.protocols = protocols;
+    /* WebSocket liveness: ping a connection idle for 30 s, drop one that
+     * has not answered within 75 s. */
+    static const lws_retry_bo_t idle = {.secs_since_valid_ping = 30, .secs_since_valid_hangup = 75};
+    info.retry_and_idle_policy = &idle;
     info.user = &app;
     info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
     info.keepalive_timeout = 5;
@@ -869,6 +886,21 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     }
     rc = sb_dbpool_start(&params, cfg->db_workers, wake_loop, ctx, &app.pool, err, errlen);
     if (rc != SB_OK) {
+        lws_context_destroy(ctx);
+        goto out;
+    }
+    rc = sb_ws_start(&app, ctx, &params, err, errlen);
+    if (rc != SB_OK) {
+        sb_dbpool_stop(&app.pool);
+        lws_context_destroy(ctx);
+        goto out;
+    }
+    /* The outbox sender (its own thread and connection). */
+    struct sb_sender_options sender_opt = {&params, app.has_secret_key ? app.secret_key : NULL};
+    rc = sb_sender_start(&sender_opt, &app.sender, err, errlen);
+    if (rc != SB_OK) {
+        sb_dbpool_stop(&app.pool);
+        sb_ws_stop();
         lws_context_destroy(ctx);
         goto out;
     }
@@ -897,9 +929,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
             deadline = now_s() + cfg->drain_timeout;
             sb_info("http", "stopping: no new connections, finishing %lu request(s)", app.inflight);
             shutdown(listen_fd, SHUT_RDWR);
+            sb_ws_close_all();       /* agents reconnect to another node and resume */
             lws_cancel_service(ctx); /* wake the listener so lws closes it */
         }
-        if (app.draining && (app.inflight == 0 || now_s() > deadline)) {
+        if (app.draining &&
+            ((app.inflight == 0 && sb_ws_connections() == 0) || now_s() > deadline)) {
             if (app.inflight) {
                 sb_warn("http", "drain timeout: abandoning %lu request(s)", app.inflight);
                 sb_dbpool_abandon_queued(app.pool); /* do not run what nobody will hear */
@@ -912,6 +946,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);
+    sb_sender_stop(&app.sender); /* after the workers: none can wake it any more */
+    sb_ws_stop();                /* before the context: the tailer wakes the loop through it */
     signal_ctx = NULL;
     lws_context_destroy(ctx);
     listen_fd = -1;

@@ -66,5 +66,8 @@ SB_HANDLER(sb_api_conversations_get);
 SB_HANDLER(sb_api_conversations_patch);
 SB_HANDLER(sb_api_conversations_interactions);
 SB_HANDLER(sb_api_conversations_note);
+/* 202 with the outbound interaction; the sender delivers it */
+SB_HANDLER(sb_api_conversations_reply);
+SB_HANDLER(sb_api_conversations_retry);
 
 #endif

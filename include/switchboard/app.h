@@ -12,6 +12,7 @@ struct sb_config;
 struct sb_dbpool;
 struct sb_mailboxes;
 struct sb_ratelimit;
+struct sb_sender;
 
 struct sb_app {
     const struct sb_config *cfg;
@@ -29,6 +30,9 @@ struct sb_app {
     unsigned char secret_key[32];
     int has_secret_key;
     time_t started_at;
+    /* Delivers outbox jobs; handlers that enqueue one call sb_sender_wake()
+     * after their commit (any thread). NULL while not running. */
+    struct sb_sender *sender;
     /* loop thread only */
     int draining;
     unsigned long inflight;

@@ -43,6 +43,11 @@ struct sb_config {
     int imap_lease_seconds; /* a node's hold on a mailbox lapses this long after it goes quiet */
     int imap_scan_seconds;  /* how soon new, changed or disabled e-mail channels are noticed */
     int imap_batch;         /* messages fetched and stored per transaction */
+    /* [live] WebSocket updates (ws.c) */
+    int live_poll_ms;        /* how often the events table is read for other nodes' events */
+    int live_retention_days; /* events older than this are pruned */
+    int live_queue;          /* events waiting per connection before a slow one is cut off */
+    int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf

@@ -78,6 +78,21 @@
  * stays part of the same matter in shops and clinics. */
 #define SB_REOPEN_WINDOW_DEFAULT (7 * 24 * 3600)
 
+/* Live updates (ws.c). A local commit wakes the events tailer at once; the
+ * poll interval bounds how late another node's event can be. A gap in event
+ * ids (a transaction that took its id but has not committed yet) is waited
+ * for this long before it is taken for a rollback. */
+/* A number macro as a string literal, for SQL LIMITs built at compile time. */
+#define SB_STR_(x) #x
+#define SB_STR(x)  SB_STR_(x)
+
+#define SB_LIVE_POLL_MS_DEFAULT        20
+#define SB_LIVE_RETENTION_DAYS_DEFAULT 14
+#define SB_LIVE_QUEUE_DEFAULT          1024
+#define SB_LIVE_GAP_GRACE_MS           500
+#define SB_LIVE_PAGE                   500 /* events per resume page */
+#define SB_LIVE_TEAMS_MAX              32
+
 /* Password length accepted by `user add`; Argon2 has no limit but a bound
  * keeps a hostile body from costing seconds of hashing. */
 #define SB_PASSWORD_MAX 256

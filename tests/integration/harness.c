@@ -409,8 +409,24 @@ static void *mock_main(void *arg)
         size_t used = strlen(m->seen);
         snprintf(m->seen + used, sizeof m->seen - used, "%.*s\n%s\n\n", eol ? (int)(eol - req) : 0,
                  req, body ? body + 4 : "");
+        if (m->requests < (int)(sizeof m->heads / sizeof m->heads[0])) {
+            m->heads[m->requests] = strndup(req, body ? (size_t)(body - req) + 2 : got);
+            m->bodies[m->requests] = strdup(body ? body + 4 : "");
+        }
         m->requests++;
-        ssize_t w = write(c, m->response, strlen(m->response));
+        const char *answer = m->response;
+        int delay = 0;
+        if (m->queue_next < m->queued) {
+            delay = m->queue_delay_ms[m->queue_next];
+            answer = m->queue[m->queue_next++];
+        }
+        if (delay) { /* hang without holding the lock: tests read meanwhile */
+            pthread_mutex_unlock(&mock_lock);
+            usleep((useconds_t)delay * 1000);
+            pthread_mutex_lock(&mock_lock);
+        }
+        /* send, not write: a client that hung up must not kill the test (SIGPIPE) */
+        ssize_t w = send(c, answer, strlen(answer), MSG_NOSIGNAL);
         (void)w;
         pthread_mutex_unlock(&mock_lock);
         close(c);
@@ -439,6 +455,59 @@ void th_mock_stop(struct th_mock *m)
     shutdown(m->fd, SHUT_RDWR);
     close(m->fd);
     pthread_join((pthread_t)m->thread, NULL);
+    for (size_t i = 0; i < sizeof m->heads / sizeof m->heads[0]; i++) {
+        free(m->heads[i]);
+        free(m->bodies[i]);
+        m->heads[i] = m->bodies[i] = NULL;
+    }
+}
+
+void th_mock_push(struct th_mock *m, int status, const char *extra_headers, const char *body)
+{
+    th_mock_push_delayed(m, 0, status, extra_headers, body);
+}
+
+void th_mock_push_delayed(struct th_mock *m, int delay_ms, int status, const char *extra_headers,
+                          const char *body)
+{
+    pthread_mutex_lock(&mock_lock);
+    if (m->queued < (int)(sizeof m->queue / sizeof m->queue[0])) {
+        m->queue_delay_ms[m->queued] = delay_ms;
+        snprintf(m->queue[m->queued++], sizeof m->queue[0],
+                 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "%sConnection: close\r\n\r\n%s",
+                 status, strlen(body), extra_headers ? extra_headers : "", body);
+    }
+    pthread_mutex_unlock(&mock_lock);
+}
+
+int th_mock_request(struct th_mock *m, int i, char *head, size_t headlen, char *body,
+                    size_t bodylen)
+{
+    int rc = -1;
+    pthread_mutex_lock(&mock_lock);
+    if (i >= 0 && i < m->requests && i < (int)(sizeof m->heads / sizeof m->heads[0]) &&
+        m->heads[i]) {
+        if (head)
+            snprintf(head, headlen, "%s", m->heads[i]);
+        if (body)
+            snprintf(body, bodylen, "%s", m->bodies[i]);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&mock_lock);
+    return rc;
+}
+
+int th_mock_wait(struct th_mock *m, int n, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        pthread_mutex_lock(&mock_lock);
+        int seen = m->requests;
+        pthread_mutex_unlock(&mock_lock);
+        if (seen >= n || waited >= timeout_ms)
+            return seen;
+        usleep(20 * 1000);
+    }
 }
 
 /* ---- Dovecot ---- */

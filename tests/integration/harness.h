@@ -65,10 +65,32 @@ struct th_mock {
     char response[4096]; /* full HTTP response, set before requests arrive */
     char seen[65536];
     int requests;
+    /* Scripted answers (th_mock_push), each used once, in order, before the
+     * canned response. */
+    char queue[64][4096];
+    int queue_delay_ms[64];
+    int queued, queue_next;
+    /* Every request in full: request line and headers (each ending "\r\n"),
+     * and body; read them with th_mock_request(). */
+    char *heads[256], *bodies[256];
 };
 void th_mock_start(struct th_mock *m, int status, const char *json_body);
 void th_mock_respond(struct th_mock *m, int status, const char *json_body);
 void th_mock_stop(struct th_mock *m);
+/* Queue one answer for the next request not yet answered by the queue;
+ * `extra_headers` are "Name: value\r\n" lines (e.g. "Retry-After: 1\r\n")
+ * or NULL. */
+void th_mock_push(struct th_mock *m, int status, const char *extra_headers, const char *body);
+/* The same, answered only after `delay_ms` (a provider that hangs). */
+void th_mock_push_delayed(struct th_mock *m, int delay_ms, int status, const char *extra_headers,
+                          const char *body);
+/* Request `i` (0-based) as seen: copies of its head (request line and
+ * headers) and body. 0 when there is such a request. */
+int th_mock_request(struct th_mock *m, int i, char *head, size_t headlen, char *body,
+                    size_t bodylen);
+/* Wait until `n` requests have been seen or `timeout_ms` passed; returns
+ * how many have been seen. */
+int th_mock_wait(struct th_mock *m, int n, int timeout_ms);
 
 /* A private Dovecot (IMAP only, no TLS) on a free loopback port, with one
  * maildir under a fresh temporary directory. Any user name logs in with

@@ -30,6 +30,9 @@ static char hook[64], wa_hook[64], vb_hook[64], pbx_hook[64];
 
 #define VIBER_TOKEN "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
 #define PBX_SECRET  "pbx-secret-0123456789"
+/* The server's sender fetches files of stored messages: point it at a
+ * closed loopback port, never at the real provider. */
+#define NO_PROVIDER "api_base=http://127.0.0.1:9"
 
 /* `switchboard channel add …`; returns the new id. */
 static long long add_channel(const char *const *args)
@@ -101,6 +104,8 @@ static int setup(void **state)
                           "token=123456:ABCDEF",
                           "--set",
                           "secret_token=" SECRET,
+                          "--set",
+                          NO_PROVIDER,
                           NULL};
     if (th_run(args, NULL, out, sizeof out) != 0) {
         fprintf(stderr, "channel add: %s\n", out);
@@ -128,6 +133,8 @@ static int setup(void **state)
                              "verify_token=" VERIFY,
                              "--set",
                              "phone_number_id=106540352242922",
+                             "--set",
+                             NO_PROVIDER,
                              NULL};
     if (th_run(wa_args, NULL, out, sizeof out) != 0) {
         fprintf(stderr, "channel add whatsapp: %s\n", out);
@@ -138,7 +145,8 @@ static int setup(void **state)
     json_decref(o);
     snprintf(wa_hook, sizeof wa_hook, "/hooks/whatsapp/%lld", wa_id);
     const char *vb_args[] = {
-        "channel", "add", "viber", "--name", "Viber", "--set", "auth_token=" VIBER_TOKEN, NULL};
+        "channel", "add",       "viber", "--name", "Viber", "--set", "auth_token=" VIBER_TOKEN,
+        "--set",   NO_PROVIDER, NULL};
     const char *pbx_args[] = {
         "channel", "add", "pbx", "--name", "Office PBX", "--set", "secret=" PBX_SECRET, NULL};
     vb_id = add_channel(vb_args);
