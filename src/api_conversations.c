@@ -599,17 +599,22 @@ static char *email_quote(const char *text, const struct sb_db_rows *r)
 {
     const char *who = sb_db_cell(r, 0, 4), *when = sb_db_cell(r, 0, 5);
     const char *old = sb_db_cell(r, 0, 6);
+    size_t oldlen = old ? strlen(old) : 0;
+    while (oldlen && (old[oldlen - 1] == '\n' || old[oldlen - 1] == '\r' || old[oldlen - 1] == ' '))
+        oldlen--;
     size_t n = strlen(text) + 64 + (who ? strlen(who) : 0) + (when ? strlen(when) : 0);
-    for (const char *p = old ? old : ""; *p; p++)
-        n += *p == '\n' ? 3 : 1;
+    for (size_t i = 0; i < oldlen; i++)
+        n += old[i] == '\n' ? 3 : 1;
     char *o = malloc(n + 8);
     if (!o)
         return NULL;
     size_t k =
         (size_t)sprintf(o, "%s\n\nOn %s, %s wrote:\n> ", text, when ? when : "?", who ? who : "?");
-    for (const char *p = old ? old : ""; *p; p++) {
-        o[k++] = *p;
-        if (*p == '\n') {
+    for (size_t i = 0; i < oldlen; i++) {
+        if (old[i] == '\r')
+            continue;
+        o[k++] = old[i];
+        if (old[i] == '\n') {
             o[k++] = '>';
             o[k++] = ' ';
         }

@@ -570,7 +570,7 @@ static double failed(struct sb_mailboxes *mb, struct sb_db *db, struct box *b, c
     close_session(mb, b);
     if (stopping(mb))
         return 0;
-    b->fails++;
+    __atomic_add_fetch(&b->fails, 1, __ATOMIC_RELAXED);
     count(&mb->errors, 1);
     sb_warn("imap", "channel %lld (%s): %s (failure %d in a row)", (long long)b->id, b->name, msg,
             b->fails);
@@ -598,7 +598,7 @@ static void succeeded(struct sb_db *db, struct box *b)
             b->failing = 0;
         sb_info("imap", "channel %lld (%s): working again", (long long)b->id, b->name);
     }
-    b->fails = 0;
+    __atomic_store_n(&b->fails, 0, __ATOMIC_RELAXED);
     sb_channel_status(db, b->id, NULL);
 }
 
@@ -966,8 +966,8 @@ void sb_mailboxes_stats(struct sb_mailboxes *mb, struct sb_mailbox_stats *st)
         return;
     pthread_mutex_lock(&mb->mu);
     st->mailboxes = (unsigned)mb->nboxes;
-    for (size_t k = 0; k < mb->nboxes; k++)
-        st->failing += mb->boxes[k]->fails >= FAILING_AFTER;
+    for (size_t k = 0; k < mb->nboxes; k++) /* `fails` is the holder's: read it atomically */
+        st->failing += __atomic_load_n(&mb->boxes[k]->fails, __ATOMIC_RELAXED) >= FAILING_AFTER;
     pthread_mutex_unlock(&mb->mu);
     st->fetched = __atomic_load_n(&mb->fetched, __ATOMIC_RELAXED);
     st->errors = __atomic_load_n(&mb->errors, __ATOMIC_RELAXED);

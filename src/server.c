@@ -914,11 +914,6 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     if (sb_campaign_sender_start(&camp_opt, &campaigns, derr, sizeof derr) != SB_OK)
         sb_warn("campaigns", "campaign sender not started: %s", derr);
 
-    /* IMAP pollers: their own threads and connections (mailbox.h). */
-    if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
-                           derr, sizeof derr) != SB_OK)
-        sb_warn("imap", "mailbox poller not started: %s", derr);
-
     signal_ctx = ctx;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -926,6 +921,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* IMAP pollers: their own threads and connections (mailbox.h); after
+     * SIGPIPE is ignored, since libetpan writes to sockets with send(…, 0). */
+    if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
+                           derr, sizeof derr) != SB_OK)
+        sb_warn("imap", "mailbox poller not started: %s", derr);
 
     sb_info("http", "listening on http://%s:%d (web root %s, %d DB workers)", addr, port,
             cfg->web_root, cfg->db_workers);

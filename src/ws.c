@@ -43,6 +43,11 @@
  * connection gets what arrived meanwhile in one write: with 1,000 agents,
  * every 25 ms; with 20, every half millisecond. */
 #define WRITES_PER_S 40000
+/* Under a load the sockets cannot take at that pace (frames still queued
+ * when the next batch comes), the interval doubles, up to this: fewer,
+ * fuller writes, so the fan-out keeps up at the cost of latency instead of
+ * falling further behind. It halves again once the queues are short. */
+#define BATCH_MAX_MS 200
 
 /* --- frames -------------------------------------------------------------- */
 
@@ -219,6 +224,7 @@ static struct {
     /* loop thread */
     struct conn *conns;
     size_t nconns;
+    size_t queued;     /* frames in all connections' queues (loop writes, tailer reads) */
     int64_t watermark; /* highest id handed to connections */
     struct sb_db *auth_db;
     time_t auth_db_down_until;
@@ -331,6 +337,7 @@ static void conn_push(struct conn *c, struct frame *f)
     }
     c->q[(c->qhead + c->qlen) % c->qcap] = f;
     c->qlen++;
+    __atomic_add_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     f->refs++;
     /* Asking lws for a writeable callback costs a poll change: once, when
      * the queue stops being empty (on_writeable asks again while frames
@@ -345,6 +352,7 @@ static void conn_clear_queue(struct conn *c)
         frame_unref(c->q[c->qhead]);
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
+        __atomic_sub_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -652,6 +660,7 @@ static struct frame *conn_next(struct conn *c)
     struct frame *f = c->q[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
+    __atomic_sub_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     return f;
 }
 
@@ -1148,11 +1157,20 @@ static void *tailer_main(void *arg)
 {
     struct tail *t = arg;
     int again = 0;
-    int64_t last_read = 0;
+    int64_t last_read = 0, gap_ms = 0;
     for (;;) {
-        /* Batch for the fan-out's sake: see WRITES_PER_S. */
+        /* Batch for the fan-out's sake: see WRITES_PER_S and BATCH_MAX_MS. */
         size_t conns = __atomic_load_n(&ws.nconns, __ATOMIC_RELAXED);
-        int64_t gap_ms = (int64_t)(conns * 1000 / WRITES_PER_S);
+        size_t queued = __atomic_load_n(&ws.queued, __ATOMIC_RELAXED);
+        int64_t floor_ms = (int64_t)(conns * 1000 / WRITES_PER_S);
+        if (conns && queued > conns)
+            gap_ms = gap_ms ? gap_ms * 2 : floor_ms + 1;
+        else if (queued < conns / 4)
+            gap_ms /= 2;
+        if (gap_ms > BATCH_MAX_MS)
+            gap_ms = BATCH_MAX_MS;
+        if (gap_ms < floor_ms)
+            gap_ms = floor_ms;
         int64_t since = now_ms() - last_read;
         if (gap_ms > 0 && since < gap_ms) {
             struct timespec pause = {0, (long)((gap_ms - since) * 1000000)};
