@@ -82,7 +82,7 @@ struct sb_campaign_sender {
     struct sb_db *wdb;
     /* counters for the log line at stop (__atomic) */
     unsigned long long n_sent, n_connects, n_batches;
-    double write_s;
+    double write_s, stmt_s[4]; /* writer: conversations, read-back, interactions, rows */
     /* driver only */
     struct sb_db *db;
     struct camp *camps;
@@ -464,8 +464,9 @@ static const char q_link[] = "UPDATE campaign_recipients SET interaction_id = ? 
  * conversations in one INSERT … SELECT (their ids read back in order and
  * checked, since only the first id is returned), the interactions in one,
  * and the recipient rows in one UPDATE joined to the interactions by
- * (channel, external_id). The UPDATE must own every row (claim token);
- * when it does not, the round is rolled back and written one by one. */
+ * (channel, external_id) — the JSON column in external_id's collation, or
+ * the unique index is not used and every round scans the table. The UPDATE must own every row
+ * (claim token); when it does not, the round is rolled back and written one by one. */
 static const char q_conv_batch[] =
     "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, "
     "resolved_at) SELECT j.client, j.ch, 'resolved', j.subj, NOW(6), NOW(6) FROM JSON_TABLE(?, "
@@ -484,7 +485,8 @@ static const char q_interaction_batch[] =
     "PATH '$[7]', rid BIGINT UNSIGNED PATH '$[8]')) j ORDER BY j.n";
 static const char q_sent_batch[] =
     "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (rid BIGINT UNSIGNED PATH '$[0]', ch BIGINT UNSIGNED "
-    "PATH '$[1]', mid VARCHAR(255) PATH '$[2]', tok VARCHAR(32) PATH '$[3]')) j STRAIGHT_JOIN "
+    "PATH '$[1]', mid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[2]', "
+    "tok VARCHAR(32) PATH '$[3]')) j STRAIGHT_JOIN "
     "campaign_recipients r ON r.id = j.rid JOIN interactions i ON i.channel_id = j.ch AND "
     "i.external_id = j.mid SET r.status = 'sent', r.sent_at = NOW(6), r.message_id = j.mid, "
     "r.interaction_id = i.id, r.claim_token = NULL, r.claimed_until = NULL, r.last_error = NULL "
@@ -590,7 +592,10 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     if (json_array_size(convs) != n || !(text = json_dumps(convs, JSON_COMPACT)))
         goto out;
     struct sb_db_val a = SB_TEXT(text);
+    double t = mono();
     rc = sb_db_exec(cs->wdb, q_conv_batch, &a, 1, &r, err, errlen);
+    cs->stmt_s[0] += mono() - t;
+    t = mono();
     int64_t first = (int64_t)r.insert_id;
     sb_db_rows_free(&r);
     free(text);
@@ -599,6 +604,7 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
         goto out;
     struct sb_db_val ra[] = {SB_INT(first), SB_INT((int64_t)n)};
     rc = sb_db_exec(cs->wdb, q_conv_readback, ra, 2, &r, err, errlen);
+    cs->stmt_s[1] += mono() - t;
     if (rc != SB_OK)
         goto out;
     if (r.nrows != n)
@@ -626,7 +632,9 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
         goto out;
     }
     a = SB_TEXT(text);
+    t = mono();
     rc = sb_db_exec(cs->wdb, q_interaction_batch, &a, 1, NULL, err, errlen);
+    cs->stmt_s[2] += mono() - t;
     free(text);
     text = NULL;
     if (rc != SB_OK)
@@ -636,7 +644,9 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
         goto out;
     }
     a = SB_TEXT(text);
+    t = mono();
     rc = sb_db_exec(cs->wdb, q_sent_batch, &a, 1, &r, err, errlen);
+    cs->stmt_s[3] += mono() - t;
     if (rc == SB_OK && r.affected == n)
         *done_r = 1;
 out:
@@ -1123,8 +1133,10 @@ void sb_campaign_sender_stop(struct sb_campaign_sender **csp)
     }
     sb_info("campaigns",
             "sender stopped: %llu messages sent over %llu SMTP connections; %llu "
-            "result transactions, %.1f s writing",
-            cs->n_sent, cs->n_connects, cs->n_batches, cs->write_s);
+            "result transactions, %.1f s writing (conversations %.1f, read-back %.1f, "
+            "interactions %.1f, rows %.1f)",
+            cs->n_sent, cs->n_connects, cs->n_batches, cs->write_s, cs->stmt_s[0], cs->stmt_s[1],
+            cs->stmt_s[2], cs->stmt_s[3]);
     sb_db_close(&cs->db);
     sb_db_close(&cs->wdb);
     pthread_cond_destroy(&cs->result_cv);
