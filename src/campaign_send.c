@@ -463,9 +463,8 @@ static const char q_link[] = "UPDATE campaign_recipients SET interaction_id = ? 
  * three per message (the writer's time is the campaign's ceiling): the
  * conversations in one INSERT … SELECT (their ids read back in order and
  * checked, since only the first id is returned), the interactions in one,
- * and the recipient rows in one UPDATE joined to the interactions by
- * (channel, external_id) — the JSON column in external_id's collation, or
- * the unique index is not used and every round scans the table. The UPDATE must own every row
+ * (their ids read back the same way), and the recipient rows in one UPDATE
+ * by primary key. The UPDATE must own every row
  * (claim token); when it does not, the round is rolled back and written one by one. */
 static const char q_conv_batch[] =
     "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, "
@@ -483,14 +482,14 @@ static const char q_interaction_batch[] =
     "'$[1]', ch BIGINT UNSIGNED PATH '$[2]', mid VARCHAR(255) PATH '$[3]', sender VARCHAR(512) "
     "PATH '$[4]', subj VARCHAR(998) PATH '$[5]', txt LONGTEXT PATH '$[6]', cid BIGINT UNSIGNED "
     "PATH '$[7]', rid BIGINT UNSIGNED PATH '$[8]')) j ORDER BY j.n";
+static const char q_interaction_readback[] =
+    "SELECT id, client_id FROM interactions WHERE id >= ? ORDER BY id LIMIT ?";
 static const char q_sent_batch[] =
-    "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (rid BIGINT UNSIGNED PATH '$[0]', ch BIGINT UNSIGNED "
-    "PATH '$[1]', mid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[2]', "
-    "tok VARCHAR(32) PATH '$[3]')) j STRAIGHT_JOIN "
-    "campaign_recipients r ON r.id = j.rid JOIN interactions i ON i.channel_id = j.ch AND "
-    "i.external_id = j.mid SET r.status = 'sent', r.sent_at = NOW(6), r.message_id = j.mid, "
-    "r.interaction_id = i.id, r.claim_token = NULL, r.claimed_until = NULL, r.last_error = NULL "
-    "WHERE r.claim_token = UNHEX(j.tok)";
+    "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (rid BIGINT UNSIGNED PATH '$[0]', iid BIGINT UNSIGNED "
+    "PATH '$[1]', mid VARCHAR(255) PATH '$[2]', tok VARCHAR(32) PATH '$[3]')) j STRAIGHT_JOIN "
+    "campaign_recipients r ON r.id = j.rid SET r.status = 'sent', r.sent_at = NOW(6), "
+    "r.message_id = j.mid, r.interaction_id = j.iid, r.claim_token = NULL, r.claimed_until = "
+    "NULL, r.last_error = NULL WHERE r.claim_token = UNHEX(j.tok)";
 static const char q_retry[] =
     "UPDATE campaign_recipients SET status = IF(attempts >= ?, 'failed', 'queued'), "
     "next_attempt_at = NOW(6) + INTERVAL ? SECOND, last_error = ?, claim_token = NULL, "
@@ -615,15 +614,11 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
             continue;
         if (sb_db_cell_int(&r, k, 1) != it->client_id)
             goto out; /* another insert came between: one by one */
-        char tok[33];
-        sodium_bin2hex(tok, sizeof tok, it->token, sizeof it->token);
         json_array_append_new(
             ints, json_pack("[I, I, I, s, s, s, s?, I, I]", (json_int_t)sb_db_cell_int(&r, k, 0),
                             (json_int_t)it->client_id, (json_int_t)it->c->channel_id,
                             it->message_id, it->c->mail_from, it->subject ? it->subject : "",
                             it->text, (json_int_t)it->c->id, (json_int_t)it->rid));
-        json_array_append_new(rows, json_pack("[I, I, s, s]", (json_int_t)it->rid,
-                                              (json_int_t)it->c->channel_id, it->message_id, tok));
         k++;
     }
     sb_db_rows_free(&r);
@@ -633,12 +628,32 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     }
     a = SB_TEXT(text);
     t = mono();
-    rc = sb_db_exec(cs->wdb, q_interaction_batch, &a, 1, NULL, err, errlen);
+    rc = sb_db_exec(cs->wdb, q_interaction_batch, &a, 1, &r, err, errlen);
     cs->stmt_s[2] += mono() - t;
+    int64_t ifirst = (int64_t)r.insert_id;
+    sb_db_rows_free(&r);
     free(text);
     text = NULL;
     if (rc != SB_OK)
         goto out;
+    ra[0] = SB_INT(ifirst);
+    rc = sb_db_exec(cs->wdb, q_interaction_readback, ra, 2, &r, err, errlen);
+    if (rc != SB_OK || r.nrows != n)
+        goto out;
+    k = 0;
+    for (struct item *it = list; it; it = it->next) {
+        if (it->outcome != OUT_SENT)
+            continue;
+        if (sb_db_cell_int(&r, k, 1) != it->client_id)
+            goto out;
+        char tok[33];
+        sodium_bin2hex(tok, sizeof tok, it->token, sizeof it->token);
+        json_array_append_new(rows,
+                              json_pack("[I, I, s, s]", (json_int_t)it->rid,
+                                        (json_int_t)sb_db_cell_int(&r, k, 0), it->message_id, tok));
+        k++;
+    }
+    sb_db_rows_free(&r);
     if (!(text = json_dumps(rows, JSON_COMPACT))) {
         rc = SB_ERR_NOMEM;
         goto out;
