@@ -909,7 +909,11 @@ static size_t claim(struct sb_campaign_sender *cs, struct camp *c, size_t max)
         sb_db_rows_free(&r);
     }
     if (rc != SB_OK) {
-        sb_warn("campaigns", "campaign %lld: claiming recipients: %s", (long long)c->id, err);
+        /* Still deadlocking after five tries: the next round tries again. */
+        if (rc == SB_ERR_RETRY)
+            sb_debug("campaigns", "campaign %lld: claiming recipients: %s", (long long)c->id, err);
+        else
+            sb_warn("campaigns", "campaign %lld: claiming recipients: %s", (long long)c->id, err);
         sb_db_rows_free(&r);
         return 0;
     }
