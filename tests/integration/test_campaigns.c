@@ -450,6 +450,37 @@ static void templates(void **state)
     assert_non_null(
         strstr(json_string_value(json_object_get(o, "text")), "(user7@example.com), plan gold."));
     json_decref(o);
+    /* A test send goes through the channel's SMTP server to the given
+     * address, marked [TEST]. */
+    snprintf(path, sizeof path, "/api/v1/templates/%lld/test", (long long)tpl_id);
+    char tb[128];
+    snprintf(tb, sizeof tb, "{\"channel_id\":%lld,\"to\":\"proof@shop.example\"}",
+             (long long)channel_id);
+    o = api("POST", path, tb, 200);
+    assert_int_equal(json_integer_value(json_object_get(o, "smtp_status")), 250);
+    json_decref(o);
+    int found = 0;
+    for (int i = 0; i < 50 && !found; i++) {
+        DIR *d = opendir(sink.dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)) && !found) {
+            char fp[600], buf[8192] = "";
+            snprintf(fp, sizeof fp, "%s/%s", sink.dir, e->d_name);
+            FILE *f = e->d_name[0] != '.' ? fopen(fp, "rb") : NULL;
+            if (f) {
+                buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+                fclose(f);
+                found = strstr(buf, "Subject: [TEST] News for you") &&
+                        strstr(buf, "X-Rcpt-Args: <proof@shop.example>");
+            }
+        }
+        if (d)
+            closedir(d);
+        if (!found)
+            usleep(100 * 1000);
+    }
+    assert_true(found);
+    json_decref(api("POST", path, "{\"to\":\"proof@shop.example\"}", 400));
     assert_int_equal(sb_db_exec_text(db,
                                      "UPDATE clients SET name = 'Client 7' WHERE id IN "
                                      "(SELECT client_id FROM client_identities WHERE value = "
@@ -736,9 +767,9 @@ static void kill9_restart(void **state)
      * window carries the same Message-ID (campaign_send.h). */
     assert_int_equal(ids, 1);
     /* The crash window holds what one writer round holds: accepted by the
-     * sink, not yet committed. A handful at 300 msgs/s in a plain build,
-     * a few dozen under ASan; never more than a few seconds' worth. */
-    assert_true(dups <= 100);
+     * sink, not yet committed (0-61 seen at 300 msgs/s, depending on the
+     * machine's load); never more than a second's worth. */
+    assert_true(dups <= 300);
     assert_int_equal(q_int("SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = ? AND "
                            "status = 'sent'",
                            cid),
