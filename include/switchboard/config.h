@@ -39,10 +39,12 @@ struct sb_config {
     /* [forms] */
     int forms_rate_limit; /* form posts per client IP per minute */
     /* [live] WebSocket updates (ws.c) */
-    int live_poll_ms;        /* how often the events table is read for other nodes' events */
-    int live_retention_days; /* events older than this are pruned */
-    int live_queue;          /* events waiting per connection before a slow one is cut off */
-    int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
+    int live_poll_ms;         /* how often the events table is read for other nodes' events */
+    int live_retention_days;  /* events older than this are pruned */
+    int live_queue;           /* events waiting per connection before a slow one is cut off */
+    int live_sndbuf;          /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
+    int live_ping_seconds;    /* a connection idle this long is pinged */
+    int live_timeout_seconds; /* one silent this long (no pong) is dropped */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf
