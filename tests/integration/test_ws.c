@@ -514,6 +514,38 @@ static void a_silent_peer_is_pinged_then_dropped(void **state)
     assert_int_equal(th_server_stop(&srv_p), 0);
 }
 
+/* Events past live.retention_days are deleted by the tailer (first a few
+ * seconds after start, then every minute); a resume from before them gets
+ * "resync", not a silent gap. */
+static void old_events_are_pruned_and_a_stale_resume_resyncs(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(sb_db_exec(db,
+                                "UPDATE events SET created_at = NOW(6) - INTERVAL 30 DAY "
+                                "WHERE id <= 10",
+                                NULL, 0, NULL, err, sizeof err),
+                     SB_OK);
+    assert_true(scalar("SELECT COUNT(*) FROM events WHERE id <= 10") > 0);
+    struct th_server srv_p;
+    static const char *const env[] = {"SWITCHBOARD_LIVE_RETENTION_DAYS=7", NULL};
+    th_server_start(&srv_p, env);
+    long long left = 1;
+    for (int i = 0; i < 100 && left; i++) {
+        usleep(100 * 1000);
+        left = scalar("SELECT COUNT(*) FROM events WHERE id <= 10");
+    }
+    assert_int_equal(left, 0);
+    assert_true(scalar("SELECT COUNT(*) FROM events WHERE id > 10") > 0); /* the rest stays */
+    struct th_ws *c = connect_as(&srv_p, admin_bearer);
+    assert_int_equal(th_ws_send(c, "{\"type\":\"resume\",\"after\":1}"), 0);
+    char *m = th_ws_recv_type(c, "resync", 3000);
+    assert_non_null(m);
+    free(m);
+    th_ws_free(&c);
+    assert_int_equal(th_server_stop(&srv_p), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +557,7 @@ int main(void)
         cmocka_unit_test(a_slow_consumer_is_cut_off_and_recovers),
         cmocka_unit_test(a_silent_peer_is_pinged_then_dropped),
         cmocka_unit_test(an_event_crosses_nodes),
+        cmocka_unit_test(old_events_are_pruned_and_a_stale_resume_resyncs),
     };
     return cmocka_run_group_tests_name("ws", tests, setup, teardown);
 }
