@@ -1,6 +1,7 @@
 /* The sender thread (see sender.h): claim due outbox jobs, run them through
  * one curl multi handle, record each outcome. */
 #include "switchboard/sender.h"
+#include "switchboard/ws.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/db.h"
@@ -328,6 +329,8 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
         res.outcome = SB_SEND_FAILED;
         memcpy(res.error, why, sizeof why);
     }
+    if (rc == SB_OK && owned)
+        sb_ws_nudge(); /* the status change is an event: agents see the tick now */
     if (rc == SB_OK && owned) {
         unsigned long long *c = res.outcome == SB_SEND_RETRY    ? &s->stats.retried
                                 : res.outcome == SB_SEND_FAILED ? &s->stats.failed
