@@ -55,6 +55,11 @@ static const struct config_key {
     {"security", "secret_key", KEY_STR, offsetof(struct sb_config, secret_key), 0, 0, NULL},
     {"forms", "rate_limit", KEY_INT, offsetof(struct sb_config, forms_rate_limit), 1, 1000000,
      NULL},
+    {"imap", "max_threads", KEY_INT, offsetof(struct sb_config, imap_max_threads), 1, 256, NULL},
+    {"imap", "lease_seconds", KEY_INT, offsetof(struct sb_config, imap_lease_seconds), 3, 3600,
+     NULL},
+    {"imap", "scan_seconds", KEY_INT, offsetof(struct sb_config, imap_scan_seconds), 1, 3600, NULL},
+    {"imap", "batch", KEY_INT, offsetof(struct sb_config, imap_batch), 1, 5000, NULL},
     {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
      365L * 24 * 3600, NULL},
     {"live", "poll_ms", KEY_INT, offsetof(struct sb_config, live_poll_ms), 1, 10000, NULL},
@@ -183,6 +188,10 @@ static int defaults(struct sb_config *cfg)
     cfg->cookie_secure = -1;
     cfg->reopen_window = SB_REOPEN_WINDOW_DEFAULT;
     cfg->forms_rate_limit = SB_FORMS_RATE_LIMIT_DEFAULT;
+    cfg->imap_max_threads = 4;
+    cfg->imap_lease_seconds = 60;
+    cfg->imap_scan_seconds = 10;
+    cfg->imap_batch = 200;
     cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
     cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
     cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;

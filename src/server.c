@@ -27,6 +27,7 @@
 #include "switchboard/http.h"
 #include "switchboard/limits.h"
 #include "switchboard/log.h"
+#include "switchboard/mailbox.h"
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
 #include "switchboard/secrets.h"
@@ -913,6 +914,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* IMAP pollers: their own threads and connections (mailbox.h); after
+     * SIGPIPE is ignored, since libetpan writes to sockets with send(…, 0). */
+    if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
+                           derr, sizeof derr) != SB_OK)
+        sb_warn("imap", "mailbox poller not started: %s", derr);
 
     sb_info("http", "listening on http://%s:%d (web root %s, %d DB workers)", addr, port,
             cfg->web_root, cfg->db_workers);
@@ -938,6 +944,7 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         }
         serr = lws_service(ctx, 0);
     }
+    sb_mailboxes_stop(&app.mailboxes);
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);

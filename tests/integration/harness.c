@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/stat.h>
 
 static char db_url[1024];
 static char base_url[1024];
@@ -506,4 +508,177 @@ int th_mock_wait(struct th_mock *m, int n, int timeout_ms)
             return seen;
         usleep(20 * 1000);
     }
+}
+
+/* ---- Dovecot ---- */
+
+static void dovecot_ids(uid_t *uid, gid_t *gid)
+{
+    /* getpwnam() returns a static buffer: read it before the next call. */
+    struct passwd *pw = getpwnam("dovecot");
+    if (pw) {
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
+    if (!pw || !getpwnam("dovenull"))
+        fatal("no dovecot/dovenull users: install dovecot-core and dovecot-imapd (scripts/deps)");
+}
+
+static void mkdir_owned(const char *path, uid_t uid, gid_t gid)
+{
+    if (mkdir(path, 0755) && errno != EEXIST)
+        fatal("mkdir %s: %s", path, strerror(errno));
+    if (chown(path, uid, gid))
+        fatal("chown %s: %s", path, strerror(errno));
+}
+
+static void maildir_make(const char *path, uid_t uid, gid_t gid)
+{
+    char sub[512];
+    mkdir_owned(path, uid, gid);
+    for (int i = 0; i < 3; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", path, i == 0 ? "new" : i == 1 ? "cur" : "tmp");
+        mkdir_owned(sub, uid, gid);
+    }
+}
+
+void th_dovecot_start(struct th_dovecot *d)
+{
+    memset(d, 0, sizeof *d);
+    if (geteuid() != 0)
+        fatal("the private Dovecot needs root (it switches to the dovecot and dovenull users)");
+    uid_t uid;
+    gid_t gid;
+    dovecot_ids(&uid, &gid);
+    snprintf(d->dir, sizeof d->dir, "/tmp/sb-dovecot-XXXXXX");
+    if (!mkdtemp(d->dir))
+        fatal("mkdtemp: %s", strerror(errno));
+    chmod(d->dir, 0755);
+    char path[512];
+    snprintf(path, sizeof path, "%s/mail", d->dir);
+    mkdir_owned(path, uid, gid);
+    snprintf(d->maildir, sizeof d->maildir, "%s/mail/Maildir", d->dir);
+    maildir_make(d->maildir, uid, gid);
+    d->port = free_port();
+    d->imaps_port = free_port();
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost -keyout '%s/key.pem' -out '%s/cert.pem' "
+             ">/dev/null 2>&1",
+             d->dir, d->dir);
+    if (system(cmd) != 0)
+        fatal("openssl could not make a test certificate (install openssl)");
+    snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fatal("%s: %s", path, strerror(errno));
+    fprintf(f,
+            "protocols = imap\n"
+            "listen = 127.0.0.1\n"
+            "base_dir = %s/run\n"
+            "state_dir = %s/state\n"
+            "log_path = %s/dovecot.log\n"
+            "ssl = yes\n"
+            "ssl_cert = <%s/cert.pem\n"
+            "ssl_key = <%s/key.pem\n"
+            "disable_plaintext_auth = no\n"
+            "auth_mechanisms = plain login\n"
+            "default_login_user = dovenull\n"
+            "default_internal_user = dovecot\n"
+            "first_valid_uid = %u\n"
+            "first_valid_gid = %u\n"
+            "mail_location = maildir:%s\n"
+            "passdb {\n  driver = static\n  args = password=" TH_DOVECOT_PASSWORD "\n}\n"
+            "userdb {\n  driver = static\n  args = uid=dovecot gid=dovecot home=%s/mail\n}\n"
+            "service imap-login {\n  chroot =\n"
+            "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
+            "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
+            "service anvil {\n  chroot =\n}\n"
+            "service stats {\n  chroot =\n}\n",
+            d->dir, d->dir, d->dir, d->dir, d->dir, (unsigned)uid, (unsigned)gid, d->maildir,
+            d->dir, d->port, d->imaps_port);
+    fclose(f);
+    const char *bin = access("/usr/sbin/dovecot", X_OK) == 0 ? "/usr/sbin/dovecot" : "dovecot";
+    d->pid = fork();
+    if (d->pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (d->pid == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+        }
+        execlp(bin, bin, "-F", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)d->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return;
+        int status;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+            fatal("dovecot exited at start-up; see %s/dovecot.log", d->dir);
+        usleep(50 * 1000);
+    }
+    fatal("dovecot did not listen within 10 s; see %s/dovecot.log", d->dir);
+}
+
+void th_dovecot_stop(struct th_dovecot *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGTERM);
+        int status;
+        waitpid(d->pid, &status, 0);
+        d->pid = 0;
+    }
+    if (d->dir[0] && !getenv("TH_KEEP_DOVECOT")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", d->dir);
+    }
+    d->dir[0] = '\0';
+}
+
+void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw, size_t len)
+{
+    static unsigned long counter;
+    uid_t uid;
+    gid_t gid;
+    dovecot_ids(&uid, &gid);
+    char dir[512], tmp[700], dst[700];
+    if (!folder || !strcmp(folder, "INBOX")) {
+        snprintf(dir, sizeof dir, "%s", d->maildir);
+    } else {
+        snprintf(dir, sizeof dir, "%s/.%s", d->maildir, folder);
+        maildir_make(dir, uid, gid);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char name[128];
+    snprintf(name, sizeof name, "%lld.M%ldP%dQ%lu.switchboard-test", (long long)ts.tv_sec,
+             ts.tv_nsec / 1000, (int)getpid(), ++counter);
+    snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name);
+    snprintf(dst, sizeof dst, "%s/new/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        fatal("%s: %s", tmp, strerror(errno));
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, raw + off, len - off);
+        if (w <= 0)
+            fatal("write %s: %s", tmp, strerror(errno));
+        off += (size_t)w;
+    }
+    if (fchown(fd, uid, gid))
+        fatal("chown %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (rename(tmp, dst))
+        fatal("rename %s: %s", dst, strerror(errno));
 }

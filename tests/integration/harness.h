@@ -92,6 +92,25 @@ int th_mock_request(struct th_mock *m, int i, char *head, size_t headlen, char *
  * how many have been seen. */
 int th_mock_wait(struct th_mock *m, int n, int timeout_ms);
 
+/* A private Dovecot (IMAP only, no TLS) on a free loopback port, with one
+ * maildir under a fresh temporary directory. Any user name logs in with
+ * TH_DOVECOT_PASSWORD and sees the same maildir. Runs as root with its
+ * login processes as dovenull and mail access as dovecot (DESIGN.md). */
+#define TH_DOVECOT_PASSWORD "secret"
+struct th_dovecot {
+    pid_t pid;
+    int port;          /* IMAP, STARTTLS offered */
+    int imaps_port;    /* IMAP over TLS; the certificate is self-signed for localhost */
+    char dir[256];     /* config, sockets, state, log */
+    char maildir[320]; /* the INBOX maildir; other folders are .NAME inside it */
+};
+void th_dovecot_start(struct th_dovecot *d);
+void th_dovecot_stop(struct th_dovecot *d);
+/* Drop one message into new/ of `folder` (NULL or "INBOX" for the inbox),
+ * as a mail delivery agent would (tmp/, then rename). */
+void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw,
+                        size_t len);
+
 /* Path of the repository root (tests run from it). */
 const char *th_root(void);
 
