@@ -29,6 +29,7 @@
  * Memory is bounded by a window's UID list plus one batch, whatever the
  * size of the mailbox. */
 #include "switchboard/mailbox.h"
+#include "switchboard/ws.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/config.h"
@@ -362,6 +363,8 @@ static int store(struct sb_mailboxes *mb, struct sb_db *db, struct hook_ctx *h,
     int rc = sb_ingest_batch_hook(db, &mb->opt, (const struct sb_inbound *const *)in, n, res,
                                   in_txn, h, err, errlen);
     free(res);
+    if (rc == SB_OK && n)
+        sb_ws_nudge(); /* new mail is on agents' screens now, not at the next poll */
     return rc;
 }
 
