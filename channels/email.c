@@ -20,6 +20,8 @@
 #include "switchboard/imap.h"
 #include "switchboard/mailcompose.h"
 
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -213,15 +215,24 @@ static int validate_smtp(json_t *cfg, char *err, size_t errlen)
                      "needs no login)");
     if (rc == SB_OK)
         rc = get_bool(cfg, "smtp_tls_verify", 1, err, errlen);
+    if (rc == SB_OK)
+        rc = get_bool(cfg, "append_sent", 0, err, errlen);
+    if (rc == SB_OK && json_is_true(json_object_get(cfg, "append_sent")) && !jstr(cfg, "host"))
+        rc = sb_fail(err, errlen, SB_ERR_INVALID,
+                     "append_sent needs the IMAP side (host, username, password)");
+    if (rc == SB_OK && !jstr(cfg, "sent_folder"))
+        json_object_set_new(cfg, "sent_folder", json_string("Sent"));
+    if (rc == SB_OK)
+        rc = need_str(cfg, "sent_folder", 255, err, errlen);
     return rc;
 }
 
 static const char *const imap_keys[] = {"host",       "port",     "tls",     "tls_verify",
                                         "username",   "password", "folders", "poll_seconds",
                                         "since_days", NULL};
-static const char *const smtp_keys[] = {"smtp_host",     "smtp_port",     "smtp_tls",
-                                        "smtp_username", "smtp_password", "smtp_tls_verify",
-                                        "from",          "sent_folder",   NULL};
+static const char *const smtp_keys[] = {
+    "smtp_host",       "smtp_port", "smtp_tls",    "smtp_username", "smtp_password",
+    "smtp_tls_verify", "from",      "sent_folder", "append_sent",   NULL};
 
 static int known(const char *const *keys, const char *k)
 {
@@ -464,6 +475,52 @@ static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, lon
     return SB_OK;
 }
 
+/* append_sent: the sent message APPENDed to the IMAP Sent folder, so it
+ * shows in the mailbox's own mail program too (libcurl's IMAP upload). */
+static int after_send(struct sb_channel *ch, const struct sb_outbound *msg,
+                      const struct sb_send_req *sent, struct sb_send_req *req)
+{
+    (void)msg;
+    const char *host = sb_channel_conf(ch, "host"), *tls = sb_channel_conf(ch, "tls");
+    const char *user = sb_channel_conf(ch, "username"), *pass = sb_channel_conf(ch, "password");
+    const char *folder = sb_channel_conf(ch, "sent_folder");
+    if (!json_is_true(json_object_get(ch->config, "append_sent")) || !host || !user || !pass ||
+        !sent->body)
+        return 0;
+    if (!tls)
+        tls = "imaps";
+    if (!folder)
+        folder = "Sent";
+    json_int_t port = json_integer_value(json_object_get(ch->config, "port"));
+    if (port <= 0)
+        port = !strcmp(tls, "imaps") ? 993 : 143;
+    /* The folder in modified UTF-7, then URL-escaped ("Отправленные",
+     * "Sent Items"). */
+    char *utf7 = sb_imap_utf7_encode(folder);
+    char *esc = utf7 ? curl_easy_escape(NULL, utf7, 0) : NULL;
+    free(utf7);
+    if (!esc)
+        return 0;
+    int ipv6 = strchr(host, ':') != NULL;
+    int n = snprintf(req->url, sizeof req->url, "%s://%s%s%s:%lld/%s",
+                     !strcmp(tls, "imaps") ? "imaps" : "imap", ipv6 ? "[" : "", host,
+                     ipv6 ? "]" : "", (long long)port, esc);
+    curl_free(esc);
+    if (n < 0 || (size_t)n >= sizeof req->url)
+        return 0;
+    req->require_tls = !strcmp(tls, "starttls");
+    req->tls_no_verify = json_is_false(json_object_get(ch->config, "tls_verify"));
+    req->username = strdup(user);
+    req->password = strdup(pass);
+    req->body = malloc(sent->body_len + 1);
+    if (!req->username || !req->password || !req->body)
+        return 0;
+    memcpy(req->body, sent->body, sent->body_len);
+    req->body[sent->body_len] = '\0';
+    req->body_len = sent->body_len;
+    return 1;
+}
+
 const struct sb_channel_kind sb_channel_email = {
     .name = "email",
     .flags = SB_CH_POLLS | SB_CH_SENDS,
@@ -472,4 +529,5 @@ const struct sb_channel_kind sb_channel_email = {
     .test = test,
     .send_prepare = send_prepare,
     .send_result = send_result,
+    .after_send = after_send,
 };
