@@ -310,6 +310,10 @@ static void reply_round_trip(void **state)
     assert_int_equal(conversation_of(ch, "client-q2@example.org"), conv);
     assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE conversation_id = ?", conv), 3);
 
+    /* A subject that would smuggle in a header is refused at once. */
+    assert_int_equal(reply(conv, "{\"text\":\"x\",\"subject\":\"Hi\\r\\nBcc: a@b.example\"}", NULL),
+                     400);
+
     /* A second reply answers the newest mail, without "Re: Re:". */
     assert_int_equal(reply(conv, "{\"text\":\"You are welcome.\"}", &id), 202);
     in = next_sent(&raw);
