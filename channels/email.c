@@ -272,11 +272,8 @@ static int validate(json_t *cfg, char *err, size_t errlen)
 
 /* `switchboard channel test`: log in, list the folders, open each
  * configured one read-only and report what is there. */
-static int test(struct sb_channel *ch, char *msg, size_t msglen)
+static int test_imap(struct sb_channel *ch, char *msg, size_t msglen)
 {
-    if (!sb_channel_conf(ch, "host"))
-        return sb_fail(msg, msglen, SB_ERR_CONFIG,
-                       "this channel has no IMAP side to test (SMTP is tested by sending)");
     struct sb_imap_conf c;
     int rc = sb_imap_conf_read(ch->config, &c, msg, msglen);
     if (rc != SB_OK)
@@ -519,6 +516,69 @@ static int after_send(struct sb_channel *ch, const struct sb_outbound *msg,
     req->body[sent->body_len] = '\0';
     req->body_len = sent->body_len;
     return 1;
+}
+
+/* The SMTP side: connect, EHLO, STARTTLS or TLS as configured, log in, and
+ * NOOP; nothing is sent. Blocking, CLI only. */
+static int test_smtp(struct sb_channel *ch, char *msg, size_t msglen)
+{
+    struct sb_outbound probe = {.to = "probe@invalid.example", .text = "-"};
+    struct sb_send_req req = {0};
+    char err[CURL_ERROR_SIZE + 256] = "";
+    int rc = send_prepare(ch, &probe, &req, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_send_req_free(&req);
+        return sb_fail(msg, msglen, rc == SB_ERR_NOMEM ? rc : SB_ERR_CONFIG, "%s", err);
+    }
+    CURL *e = curl_easy_init();
+    if (!e) {
+        sb_send_req_free(&req);
+        return sb_fail(msg, msglen, SB_ERR_NOMEM, "cannot start a transfer");
+    }
+    curl_easy_setopt(e, CURLOPT_URL, req.url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "NOOP");
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (req.username)
+        curl_easy_setopt(e, CURLOPT_USERNAME, req.username);
+    if (req.password)
+        curl_easy_setopt(e, CURLOPT_PASSWORD, req.password);
+    if (req.require_tls)
+        curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+    if (req.tls_no_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    err[0] = '\0';
+    CURLcode cc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    const char *at = strchr(req.url, '/') ? strchr(req.url, '/') + 2 : req.url;
+    const char *end = strchr(at, '/');
+    int hostlen = end ? (int)(end - at) : (int)strlen(at);
+    if (cc != CURLE_OK)
+        rc = sb_fail(msg, msglen, SB_ERR_UNAVAILABLE, "SMTP %.*s: %s", hostlen, at,
+                     err[0] ? err : curl_easy_strerror(cc));
+    else
+        snprintf(msg, msglen, "ok: SMTP %.*s answers%s%s%s", hostlen, at,
+                 req.username ? ", logged in as " : "", req.username ? req.username : "",
+                 req.require_tls || !strncmp(req.url, "smtps", 5) ? ", TLS" : "");
+    sb_send_req_free(&req);
+    return rc;
+}
+
+/* `switchboard channel test`: each side that is configured. */
+static int test(struct sb_channel *ch, char *msg, size_t msglen)
+{
+    int imap = sb_channel_conf(ch, "host") != NULL;
+    int smtp = sb_channel_conf(ch, "smtp_host") != NULL;
+    char a[1024] = "", b[1024] = "";
+    int rc = imap ? test_imap(ch, a, sizeof a) : SB_OK;
+    int rc2 = smtp ? test_smtp(ch, b, sizeof b) : SB_OK;
+    snprintf(msg, msglen, "%s%s%s", a, imap && smtp ? "; " : "", b);
+    return rc != SB_OK ? rc : rc2;
 }
 
 const struct sb_channel_kind sb_channel_email = {

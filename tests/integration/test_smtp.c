@@ -508,12 +508,43 @@ static void append_to_sent(void **state)
     assert_int_equal(folder_has("Sent", "Message-ID: <earlier@shop.example>"), 1);
 }
 
+/* `channel test` checks the SMTP side too (EHLO, NOOP; nothing sent), and
+ * says which side fails. */
+static void channel_test_both_sides(void **state)
+{
+    (void)state;
+    int before = th_smtp_sink_wait(&sink, 0, 0);
+    deliver("Tested", "From: a@example.org\r\nSubject: x\r\nMessage-ID: <tested-1@example.org>"
+                      "\r\n\r\nx\r\n");
+    int64_t ch = add_channel("Tested", "Tested", sink.port);
+    char id[32], out[2048], want[128];
+    snprintf(id, sizeof id, "%lld", (long long)ch);
+    const char *args[] = {"channel", "test", id, NULL};
+    int rc = th_run(args, NULL, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "channel test: %s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "ok: logged in to 127.0.0.1"));
+    snprintf(want, sizeof want, "ok: SMTP 127.0.0.1:%d answers", sink.port);
+    assert_non_null(strstr(out, want));
+    assert_int_equal(th_smtp_sink_wait(&sink, 0, 0), before);
+
+    /* Nobody listening on the SMTP port: the test fails. */
+    struct th_smtp_sink gone;
+    th_smtp_sink_start(&gone, NULL);
+    int port = gone.port;
+    th_smtp_sink_stop(&gone);
+    int64_t dead = add_channel("Dead SMTP", "Tested", port);
+    snprintf(id, sizeof id, "%lld", (long long)dead);
+    assert_int_not_equal(th_run(args, NULL, out, sizeof out), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reply_round_trip),        cmocka_unit_test(cyrillic),
         cmocka_unit_test(soft_refusal_is_retried), cmocka_unit_test(hard_refusal_fails_with_reason),
-        cmocka_unit_test(append_to_sent),
+        cmocka_unit_test(append_to_sent),          cmocka_unit_test(channel_test_both_sides),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
