@@ -111,6 +111,30 @@ void th_dovecot_stop(struct th_dovecot *d);
 void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw,
                         size_t len);
 
+/* Postfix's smtp-sink on a free loopback port (scripts/smtp-tools puts it
+ * under var/tools; the harness runs that script when it is missing). Every
+ * mail transaction is dumped to its own file: smtp-sink's X-Mail-Args /
+ * X-Rcpt-Args lines (the envelope) and a Received line, then the message
+ * as received, with LF line ends. `args` are extra smtp-sink options
+ * (NULL-terminated, may be NULL): {"-r", "RCPT", NULL} answers RCPT TO with
+ * 450, {"-f", "RCPT", NULL} with 500; -b / -B set those replies' text. */
+struct th_smtp_sink {
+    pid_t pid;
+    int port;
+    char dir[256]; /* the dumps, one file per message */
+};
+void th_smtp_sink_start(struct th_smtp_sink *s, const char *const *args);
+/* The same on a given port (a sink replaced by one that answers otherwise,
+ * where a channel already points). */
+void th_smtp_sink_start_on(struct th_smtp_sink *s, int port, const char *const *args);
+void th_smtp_sink_stop(struct th_smtp_sink *s);
+/* Wait until `n` messages have been dumped or `timeout_ms` passed; returns
+ * how many there are. */
+int th_smtp_sink_wait(const struct th_smtp_sink *s, int n, int timeout_ms);
+/* Message `i` (0-based, in order of arrival): the whole dump, malloc'd and
+ * NUL-terminated; NULL when there is no such message. */
+char *th_smtp_sink_message(const struct th_smtp_sink *s, int i, size_t *len_r);
+
 /* Path of the repository root (tests run from it). */
 const char *th_root(void);
 
