@@ -20,6 +20,8 @@
 #include "switchboard/imap.h"
 #include "switchboard/mailcompose.h"
 
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -213,15 +215,24 @@ static int validate_smtp(json_t *cfg, char *err, size_t errlen)
                      "needs no login)");
     if (rc == SB_OK)
         rc = get_bool(cfg, "smtp_tls_verify", 1, err, errlen);
+    if (rc == SB_OK)
+        rc = get_bool(cfg, "append_sent", 0, err, errlen);
+    if (rc == SB_OK && json_is_true(json_object_get(cfg, "append_sent")) && !jstr(cfg, "host"))
+        rc = sb_fail(err, errlen, SB_ERR_INVALID,
+                     "append_sent needs the IMAP side (host, username, password)");
+    if (rc == SB_OK && !jstr(cfg, "sent_folder"))
+        json_object_set_new(cfg, "sent_folder", json_string("Sent"));
+    if (rc == SB_OK)
+        rc = need_str(cfg, "sent_folder", 255, err, errlen);
     return rc;
 }
 
 static const char *const imap_keys[] = {"host",       "port",     "tls",     "tls_verify",
                                         "username",   "password", "folders", "poll_seconds",
                                         "since_days", NULL};
-static const char *const smtp_keys[] = {"smtp_host",     "smtp_port",     "smtp_tls",
-                                        "smtp_username", "smtp_password", "smtp_tls_verify",
-                                        "from",          "sent_folder",   NULL};
+static const char *const smtp_keys[] = {
+    "smtp_host",       "smtp_port", "smtp_tls",    "smtp_username", "smtp_password",
+    "smtp_tls_verify", "from",      "sent_folder", "append_sent",   NULL};
 
 static int known(const char *const *keys, const char *k)
 {
@@ -261,11 +272,8 @@ static int validate(json_t *cfg, char *err, size_t errlen)
 
 /* `switchboard channel test`: log in, list the folders, open each
  * configured one read-only and report what is there. */
-static int test(struct sb_channel *ch, char *msg, size_t msglen)
+static int test_imap(struct sb_channel *ch, char *msg, size_t msglen)
 {
-    if (!sb_channel_conf(ch, "host"))
-        return sb_fail(msg, msglen, SB_ERR_CONFIG,
-                       "this channel has no IMAP side to test (SMTP is tested by sending)");
     struct sb_imap_conf c;
     int rc = sb_imap_conf_read(ch->config, &c, msg, msglen);
     if (rc != SB_OK)
@@ -464,6 +472,115 @@ static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, lon
     return SB_OK;
 }
 
+/* append_sent: the sent message APPENDed to the IMAP Sent folder, so it
+ * shows in the mailbox's own mail program too (libcurl's IMAP upload). */
+static int after_send(struct sb_channel *ch, const struct sb_outbound *msg,
+                      const struct sb_send_req *sent, struct sb_send_req *req)
+{
+    (void)msg;
+    const char *host = sb_channel_conf(ch, "host"), *tls = sb_channel_conf(ch, "tls");
+    const char *user = sb_channel_conf(ch, "username"), *pass = sb_channel_conf(ch, "password");
+    const char *folder = sb_channel_conf(ch, "sent_folder");
+    if (!json_is_true(json_object_get(ch->config, "append_sent")) || !host || !user || !pass ||
+        !sent->body)
+        return 0;
+    if (!tls)
+        tls = "imaps";
+    if (!folder)
+        folder = "Sent";
+    json_int_t port = json_integer_value(json_object_get(ch->config, "port"));
+    if (port <= 0)
+        port = !strcmp(tls, "imaps") ? 993 : 143;
+    /* The folder in modified UTF-7, then URL-escaped ("Отправленные",
+     * "Sent Items"). */
+    char *utf7 = sb_imap_utf7_encode(folder);
+    char *esc = utf7 ? curl_easy_escape(NULL, utf7, 0) : NULL;
+    free(utf7);
+    if (!esc)
+        return 0;
+    int ipv6 = strchr(host, ':') != NULL;
+    int n = snprintf(req->url, sizeof req->url, "%s://%s%s%s:%lld/%s",
+                     !strcmp(tls, "imaps") ? "imaps" : "imap", ipv6 ? "[" : "", host,
+                     ipv6 ? "]" : "", (long long)port, esc);
+    curl_free(esc);
+    if (n < 0 || (size_t)n >= sizeof req->url)
+        return 0;
+    req->require_tls = !strcmp(tls, "starttls");
+    req->tls_no_verify = json_is_false(json_object_get(ch->config, "tls_verify"));
+    req->username = strdup(user);
+    req->password = strdup(pass);
+    req->body = malloc(sent->body_len + 1);
+    if (!req->username || !req->password || !req->body)
+        return 0;
+    memcpy(req->body, sent->body, sent->body_len);
+    req->body[sent->body_len] = '\0';
+    req->body_len = sent->body_len;
+    return 1;
+}
+
+/* The SMTP side: connect, EHLO, STARTTLS or TLS as configured, log in, and
+ * NOOP; nothing is sent. Blocking, CLI only. */
+static int test_smtp(struct sb_channel *ch, char *msg, size_t msglen)
+{
+    struct sb_outbound probe = {.to = "probe@invalid.example", .text = "-"};
+    struct sb_send_req req = {0};
+    char err[CURL_ERROR_SIZE + 256] = "";
+    int rc = send_prepare(ch, &probe, &req, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_send_req_free(&req);
+        return sb_fail(msg, msglen, rc == SB_ERR_NOMEM ? rc : SB_ERR_CONFIG, "%s", err);
+    }
+    CURL *e = curl_easy_init();
+    if (!e) {
+        sb_send_req_free(&req);
+        return sb_fail(msg, msglen, SB_ERR_NOMEM, "cannot start a transfer");
+    }
+    curl_easy_setopt(e, CURLOPT_URL, req.url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "NOOP");
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (req.username)
+        curl_easy_setopt(e, CURLOPT_USERNAME, req.username);
+    if (req.password)
+        curl_easy_setopt(e, CURLOPT_PASSWORD, req.password);
+    if (req.require_tls)
+        curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+    if (req.tls_no_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    err[0] = '\0';
+    CURLcode cc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    const char *at = strchr(req.url, '/') ? strchr(req.url, '/') + 2 : req.url;
+    const char *end = strchr(at, '/');
+    int hostlen = end ? (int)(end - at) : (int)strlen(at);
+    if (cc != CURLE_OK)
+        rc = sb_fail(msg, msglen, SB_ERR_UNAVAILABLE, "SMTP %.*s: %s", hostlen, at,
+                     err[0] ? err : curl_easy_strerror(cc));
+    else
+        snprintf(msg, msglen, "ok: SMTP %.*s answers%s%s%s", hostlen, at,
+                 req.username ? ", logged in as " : "", req.username ? req.username : "",
+                 req.require_tls || !strncmp(req.url, "smtps", 5) ? ", TLS" : "");
+    sb_send_req_free(&req);
+    return rc;
+}
+
+/* `switchboard channel test`: each side that is configured. */
+static int test(struct sb_channel *ch, char *msg, size_t msglen)
+{
+    int imap = sb_channel_conf(ch, "host") != NULL;
+    int smtp = sb_channel_conf(ch, "smtp_host") != NULL;
+    char a[1024] = "", b[1024] = "";
+    int rc = imap ? test_imap(ch, a, sizeof a) : SB_OK;
+    int rc2 = smtp ? test_smtp(ch, b, sizeof b) : SB_OK;
+    snprintf(msg, msglen, "%s%s%s", a, imap && smtp ? "; " : "", b);
+    return rc != SB_OK ? rc : rc2;
+}
+
 const struct sb_channel_kind sb_channel_email = {
     .name = "email",
     .flags = SB_CH_POLLS | SB_CH_SENDS,
@@ -472,4 +589,5 @@ const struct sb_channel_kind sb_channel_email = {
     .test = test,
     .send_prepare = send_prepare,
     .send_result = send_result,
+    .after_send = after_send,
 };

@@ -733,6 +733,15 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
         sb_reply_error(rep, SB_ERR_TOO_LARGE, "\"text\" is longer than %d bytes", REPLY_TEXT_MAX);
         goto out;
     }
+    /* E-mail's own subject: one header line, refused here rather than by
+     * the composer when the job runs. */
+    json_t *subj = json_object_get(body, "subject");
+    if (subj && !json_is_null(subj) &&
+        (!json_is_string(subj) || strpbrk(json_string_value(subj), "\r\n") ||
+         strlen(json_string_value(subj)) > 900)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"subject\" must be one line of text");
+        goto out;
+    }
     if (!k || !k->send_prepare) {
         sb_reply_error_status(rep, 422, "cannot_send",
                               "replies cannot be sent through this channel; add a note instead");

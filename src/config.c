@@ -66,6 +66,9 @@ static const struct config_key {
     {"live", "retention_days", KEY_INT, offsetof(struct sb_config, live_retention_days), 1, 3650,
      NULL},
     {"live", "queue", KEY_INT, offsetof(struct sb_config, live_queue), 16, 65536, NULL},
+    {"live", "ping_seconds", KEY_INT, offsetof(struct sb_config, live_ping_seconds), 1, 3600, NULL},
+    {"live", "timeout_seconds", KEY_INT, offsetof(struct sb_config, live_timeout_seconds), 2, 7200,
+     NULL},
     {"live", "sndbuf", KEY_INT, offsetof(struct sb_config, live_sndbuf), 0, 64 * 1024 * 1024, NULL},
     {"campaigns", "connections", KEY_INT, offsetof(struct sb_config, campaign_connections), 1, 64,
      NULL},
@@ -198,6 +201,8 @@ static int defaults(struct sb_config *cfg)
     cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
     cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
     cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;
+    cfg->live_ping_seconds = 30;
+    cfg->live_timeout_seconds = 75;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

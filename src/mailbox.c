@@ -30,6 +30,7 @@
  * size of the mailbox. */
 #include "switchboard/mailbox.h"
 #include "switchboard/campaign.h"
+#include "switchboard/ws.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/config.h"
@@ -369,6 +370,8 @@ static int store(struct sb_mailboxes *mb, struct sb_db *db, struct hook_ctx *h,
     int rc = sb_ingest_batch_hook(db, &mb->opt, (const struct sb_inbound *const *)in, n, res,
                                   in_txn, h, err, errlen);
     free(res);
+    if (rc == SB_OK && n)
+        sb_ws_nudge(); /* new mail is on agents' screens now, not at the next poll */
     return rc;
 }
 

@@ -864,9 +864,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     protocols[2] = sb_ws_protocol; /* not a constant initialiser in C */
     info.protocols = protocols;
-    /* WebSocket liveness: ping a connection idle for 30 s, drop one that
-     * has not answered within 75 s. */
-    static const lws_retry_bo_t idle = {.secs_since_valid_ping = 30, .secs_since_valid_hangup = 75};
+    /* WebSocket liveness: ping a connection idle for live.ping_seconds,
+     * drop one that has not answered within live.timeout_seconds. lws keeps
+     * the pointer: `idle` lives as long as this function, like the context. */
+    lws_retry_bo_t idle = {.secs_since_valid_ping = (uint16_t)cfg->live_ping_seconds,
+                           .secs_since_valid_hangup = (uint16_t)cfg->live_timeout_seconds};
     info.retry_and_idle_policy = &idle;
     info.user = &app;
     info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;

@@ -605,11 +605,18 @@ void th_dovecot_start(struct th_dovecot *d)
     if (d->pid < 0)
         fatal("fork: %s", strerror(errno));
     if (d->pid == 0) {
+        /* stderr too goes to a file: a Dovecot outliving a crashed test must
+         * not hold tests/run's output pipe open (it would wait forever). */
         int fd = open("/dev/null", O_RDWR);
+        char errpath[600];
+        snprintf(errpath, sizeof errpath, "%s/dovecot.stderr", d->dir);
+        int efd = open(errpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 0);
             dup2(fd, 1);
         }
+        if (efd >= 0)
+            dup2(efd, 2);
         execlp(bin, bin, "-F", "-c", path, (char *)NULL);
         _exit(127);
     }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +113,8 @@ static int64_t wait_int(int64_t want, int secs, const char *sql, int64_t arg)
 
 /* An e-mail channel reading `folder` from the test Dovecot and sending
  * through the sink on `smtp_port`. */
-static int64_t add_channel(const char *name, const char *folder, int smtp_port)
+static int64_t add_channel_with(const char *name, const char *folder, int smtp_port,
+                                const char *extra)
 {
     char port[32], fold[128], sport[32], out[4096];
     snprintf(port, sizeof port, "port=%d", dc.port);
@@ -145,6 +147,8 @@ static int64_t add_channel(const char *name, const char *folder, int smtp_port)
                           "smtp_tls=none",
                           "--set",
                           "from=" FROM,
+                          extra ? "--set" : NULL,
+                          extra,
                           NULL};
     int rc = th_run(args, NULL, out, sizeof out);
     if (rc != 0)
@@ -155,6 +159,11 @@ static int64_t add_channel(const char *name, const char *folder, int smtp_port)
     json_decref(o);
     assert_true(id > 0);
     return id;
+}
+
+static int64_t add_channel(const char *name, const char *folder, int smtp_port)
+{
+    return add_channel_with(name, folder, smtp_port, NULL);
 }
 
 static void deliver(const char *folder, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -301,6 +310,10 @@ static void reply_round_trip(void **state)
     assert_int_equal(conversation_of(ch, "client-q2@example.org"), conv);
     assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE conversation_id = ?", conv), 3);
 
+    /* A subject that would smuggle in a header is refused at once. */
+    assert_int_equal(reply(conv, "{\"text\":\"x\",\"subject\":\"Hi\\r\\nBcc: a@b.example\"}", NULL),
+                     400);
+
     /* A second reply answers the newest mail, without "Re: Re:". */
     assert_int_equal(reply(conv, "{\"text\":\"You are welcome.\"}", &id), 202);
     in = next_sent(&raw);
@@ -432,13 +445,106 @@ static void hard_refusal_fails_with_reason(void **state)
     assert_int_equal(th_smtp_sink_wait(&hard, 1, 0), 0);
 }
 
+/* Files in a maildir folder (new/ and cur/) holding `needle`. */
+static int folder_has(const char *folder, const char *needle)
+{
+    int n = 0;
+    for (int sub = 0; sub < 2; sub++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/.%s/%s", dc.maildir, folder, sub ? "cur" : "new");
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            if (e->d_name[0] == '.')
+                continue;
+            char f[1000];
+            snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+            FILE *fp = fopen(f, "rb");
+            char buf[16384];
+            size_t got = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+            if (fp)
+                fclose(fp);
+            buf[got] = '\0';
+            if (strstr(buf, needle))
+                n++;
+        }
+        if (d)
+            closedir(d);
+    }
+    return n;
+}
+
+/* append_sent: the sent reply is also APPENDed to the IMAP Sent folder. */
+static void append_to_sent(void **state)
+{
+    (void)state;
+    const char *F = "AppendInbox";
+    /* The mailbox's Sent folder exists already, as on any real server. */
+    deliver("Sent", "From: " FROM "\r\nTo: someone@example.org\r\nSubject: Earlier\r\n"
+                    "Message-ID: <earlier@shop.example>\r\n\r\nSent before.\r\n");
+    int64_t ch = add_channel_with("Append", F, sink.port, "append_sent=true");
+    deliver(F, "From: keeper@example.org\r\nTo: " FROM "\r\nSubject: Keep a copy\r\n"
+               "Message-ID: <keeper-1@example.org>\r\n\r\nHi\r\n");
+    int64_t conv = conversation_of(ch, "keeper-1@example.org");
+    int64_t id;
+    assert_int_equal(reply(conv, "{\"text\":\"Filed under Sent\"}", &id), 202);
+    char *raw;
+    struct sb_inbound *in = next_sent(&raw);
+    sb_inbound_free(&in);
+    free(raw);
+    assert_int_equal(
+        wait_int(1, 20,
+                 "SELECT COUNT(*) FROM interactions WHERE id = ? AND delivery_status = 'sent'", id),
+        1);
+    char mid[512], needle[600];
+    q_text("SELECT message_id FROM interactions WHERE id = ?", id, mid, sizeof mid);
+    snprintf(needle, sizeof needle, "Message-ID: <%s>", mid);
+    int n = 0;
+    for (int i = 0; i < 100 && n == 0; i++) {
+        n = folder_has("Sent", needle);
+        if (!n)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(folder_has("Sent", "Message-ID: <earlier@shop.example>"), 1);
+}
+
+/* `channel test` checks the SMTP side too (EHLO, NOOP; nothing sent), and
+ * says which side fails. */
+static void channel_test_both_sides(void **state)
+{
+    (void)state;
+    int before = th_smtp_sink_wait(&sink, 0, 0);
+    deliver("Tested", "From: a@example.org\r\nSubject: x\r\nMessage-ID: <tested-1@example.org>"
+                      "\r\n\r\nx\r\n");
+    int64_t ch = add_channel("Tested", "Tested", sink.port);
+    char id[32], out[2048], want[128];
+    snprintf(id, sizeof id, "%lld", (long long)ch);
+    const char *args[] = {"channel", "test", id, NULL};
+    int rc = th_run(args, NULL, out, sizeof out);
+    if (rc != 0)
+        fprintf(stderr, "channel test: %s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "ok: logged in to 127.0.0.1"));
+    snprintf(want, sizeof want, "ok: SMTP 127.0.0.1:%d answers", sink.port);
+    assert_non_null(strstr(out, want));
+    assert_int_equal(th_smtp_sink_wait(&sink, 0, 0), before);
+
+    /* Nobody listening on the SMTP port: the test fails. */
+    struct th_smtp_sink gone;
+    th_smtp_sink_start(&gone, NULL);
+    int port = gone.port;
+    th_smtp_sink_stop(&gone);
+    int64_t dead = add_channel("Dead SMTP", "Tested", port);
+    snprintf(id, sizeof id, "%lld", (long long)dead);
+    assert_int_not_equal(th_run(args, NULL, out, sizeof out), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reply_round_trip),
-        cmocka_unit_test(cyrillic),
-        cmocka_unit_test(soft_refusal_is_retried),
-        cmocka_unit_test(hard_refusal_fails_with_reason),
+        cmocka_unit_test(reply_round_trip),        cmocka_unit_test(cyrillic),
+        cmocka_unit_test(soft_refusal_is_retried), cmocka_unit_test(hard_refusal_fails_with_reason),
+        cmocka_unit_test(append_to_sent),          cmocka_unit_test(channel_test_both_sides),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

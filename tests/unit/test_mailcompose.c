@@ -319,6 +319,18 @@ static void test_message_id_and_helpers(void **state)
     free(r);
 }
 
+static void text_to_html(void **state)
+{
+    (void)state;
+    char *h = sb_mail_text_to_html("a < b & \"c\"\nline two\n> quoted <x>\n> more\nafter");
+    assert_non_null(h);
+    assert_non_null(strstr(h, "a &lt; b &amp; &quot;c&quot;<br>line two<br>"));
+    assert_non_null(strstr(h, "<blockquote"));
+    assert_non_null(strstr(h, "quoted &lt;x&gt;<br>more<br></blockquote>after"));
+    assert_null(strstr(h, "<x>"));
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_long_lines_wrapped),
         cmocka_unit_test(test_injection_refused),
         cmocka_unit_test(test_message_id_and_helpers),
+        cmocka_unit_test(text_to_html),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
