@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CC ?= cc
 CXX ?= c++
-PKGS := libwebsockets mariadb jansson libsodium inih libpcre2-8 libcurl libetpan
+PKGS := libwebsockets mariadb jansson libsodium inih libpcre2-8 libcurl libetpan gnutls
 SANITIZER ?=
 
 O := build

@@ -15,6 +15,8 @@
 #include "switchboard/events.h"
 #include "switchboard/identity.h"
 #include "switchboard/channel.h"
+#include "switchboard/mailcompose.h"
+#include "switchboard/mime.h"
 #include "switchboard/outbox.h"
 #include "switchboard/sender.h"
 
@@ -130,11 +132,34 @@ static const char q_reply_target[] =
     " (SELECT ci.value FROM client_identities ci WHERE ci.client_id = ? AND ci.kind = ?"
     "  AND ci.verified = 1 ORDER BY ci.id DESC LIMIT 1))";
 
-/* -- name: reply-insert */
+/* -- name: reply-insert
+ * message_id, in_reply_to, subject and html are NULL except for e-mail: the
+ * Message-ID we generate is stored now, so the client's answer threads into
+ * this conversation through ingest's In-Reply-To/References lookup. */
 static const char q_reply_insert[] =
     "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
-    "author_user_id, sender, delivery_status) SELECT id, client_id, channel_id, 'out', ?, ?, ?, "
-    "?, 'queued' FROM conversations WHERE id = ?";
+    "author_user_id, sender, delivery_status, message_id, in_reply_to, subject, html) "
+    "SELECT id, client_id, channel_id, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?, ? "
+    "FROM conversations WHERE id = ?";
+
+/* -- name: reply-email-parent
+ * The message an e-mail reply answers: the conversation's latest inbound
+ * mail from a person (not an auto-reply or a bounce), with the head of its
+ * raw message for its References header. */
+static const char q_email_parent[] =
+    "SELECT i.message_id, i.subject, i.in_reply_to, LEFT(b.data, 65536), i.sender, "
+    "DATE_FORMAT(i.occurred_at, '%Y-%m-%d %H:%i UTC'), i.text FROM interactions i "
+    "LEFT JOIN blobs b ON b.sha256 = i.raw_sha256 "
+    "WHERE i.conversation_id = ? AND i.direction = 'in' AND i.kind = 'email' "
+    "AND i.message_id IS NOT NULL AND NOT FIND_IN_SET('auto_reply', i.flags) "
+    "AND NOT FIND_IN_SET('bounce', i.flags) ORDER BY i.id DESC LIMIT 1";
+/* -- name: reply-channel-from */
+static const char q_channel_from[] =
+    "SELECT JSON_VALUE(config, '$.from') FROM channels WHERE id = ?";
+
+/* References kept in a reply: the first (the thread's root) and the most
+ * recent ones, as RFC 5322 section 3.6.4 suggests when trimming. */
+#define REPLY_REFERENCES_MAX 20
 /* -- name: reply-touch */
 static const char q_reply_touch[] =
     "UPDATE conversations SET last_activity_at = NOW(6), "
@@ -552,25 +577,29 @@ static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply
  * the event, in the caller's transaction. *dup_r is set (and nothing
  * written) when the idempotency key was already used. */
 static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
-                       int64_t client_id, int64_t channel_id, const char *kind, const char *to,
-                       const char *text, const char *key, int64_t *id_r, int64_t *dup_r, char *err,
-                       size_t errlen)
+                       int64_t client_id, int64_t channel_id, const char *kind,
+                       const json_t *payload, const char *key, int64_t *id_r, int64_t *dup_r,
+                       char *err, size_t errlen)
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
-    struct sb_db_val a[] = {SB_TEXT(ikind), SB_TEXT(text), SB_INT(req->user.id),
-                            SB_TEXT(req->user.name), SB_INT(conv_id)};
+    const char *text = json_string_value(json_object_get(payload, "text"));
+    struct sb_db_val a[] = {SB_TEXT(ikind),
+                            SB_TEXT(text),
+                            SB_INT(req->user.id),
+                            SB_TEXT(req->user.name),
+                            SB_TEXT(json_string_value(json_object_get(payload, "message_id"))),
+                            SB_TEXT(json_string_value(json_object_get(payload, "in_reply_to"))),
+                            SB_TEXT(json_string_value(json_object_get(payload, "subject"))),
+                            SB_TEXT(json_string_value(json_object_get(payload, "html"))),
+                            SB_INT(conv_id)};
     struct sb_db_rows r;
-    int rc = sb_db_exec(db, q_reply_insert, a, 5, &r, err, errlen);
+    int rc = sb_db_exec(db, q_reply_insert, a, 9, &r, err, errlen);
     *id_r = rc == SB_OK ? (int64_t)r.insert_id : 0;
     sb_db_rows_free(&r);
     if (rc != SB_OK)
         return rc;
-    json_t *payload = json_pack("{s:s,s:s}", "to", to, "text", text);
     int64_t job;
-    rc = payload ? sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
-                                     errlen)
-                 : sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
-    json_decref(payload);
+    rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err, errlen);
     struct sb_db_val c[] = {SB_INT(conv_id)};
     if (rc == SB_OK)
         rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
@@ -583,6 +612,142 @@ static int reply_store(struct sb_db *db, const struct sb_http_request *req, int6
                                        "author_user_id", (json_int_t)req->user.id),
                              err, errlen);
     return rc;
+}
+
+/* -- Per-kind reply payloads ---------------------------------------------------
+ * Everything a channel adapter needs beyond "to" and "text" is read here, at
+ * enqueue time, and written into the outbox payload: adapters read no
+ * database, and a job sent an hour later still says what the agent saw. */
+
+/* The parent's References as its raw header says, then its own id; at most
+ * REPLY_REFERENCES_MAX, keeping the first. */
+static int email_references(const struct sb_db_rows *r, json_t *refs)
+{
+    const char *head = sb_db_cell(r, 0, 3);
+    const char *mid = sb_db_cell(r, 0, 0);
+    struct sb_inbound *in = NULL;
+    char err[128] = "";
+    if (head &&
+        sb_mime_parse((const unsigned char *)head, r->lens[3], &in, err, sizeof err) != SB_OK)
+        return SB_ERR_NOMEM;
+    const char *const *v = in ? (const char *const *)in->references : NULL;
+    size_t n = in ? in->nreferences : 0;
+    const char *irt = sb_db_cell(r, 0, 2);
+    if (!n && irt) { /* no raw or no References: its In-Reply-To at least */
+        v = &irt;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && n - i > REPLY_REFERENCES_MAX - 2)
+            continue;
+        if (strcmp(v[i], mid) && json_array_append_new(refs, json_string(v[i])) != 0)
+            break;
+    }
+    sb_inbound_free(&in);
+    return json_array_append_new(refs, json_string(mid)) == 0 ? SB_OK : SB_ERR_NOMEM;
+}
+
+/* The agent's text with the parent quoted below it ("On …, … wrote:"), when
+ * the request asks for it. */
+static char *email_quote(const char *text, const struct sb_db_rows *r)
+{
+    const char *who = sb_db_cell(r, 0, 4), *when = sb_db_cell(r, 0, 5);
+    const char *old = sb_db_cell(r, 0, 6);
+    size_t oldlen = old ? strlen(old) : 0;
+    while (oldlen && (old[oldlen - 1] == '\n' || old[oldlen - 1] == '\r' || old[oldlen - 1] == ' '))
+        oldlen--;
+    size_t n = strlen(text) + 64 + (who ? strlen(who) : 0) + (when ? strlen(when) : 0);
+    for (size_t i = 0; i < oldlen; i++)
+        n += old[i] == '\n' ? 3 : 1;
+    char *o = malloc(n + 8);
+    if (!o)
+        return NULL;
+    size_t k =
+        (size_t)sprintf(o, "%s\n\nOn %s, %s wrote:\n> ", text, when ? when : "?", who ? who : "?");
+    for (size_t i = 0; i < oldlen; i++) {
+        if (old[i] == '\r')
+            continue;
+        o[k++] = old[i];
+        if (old[i] == '\n') {
+            o[k++] = '>';
+            o[k++] = ' ';
+        }
+    }
+    o[k] = '\0';
+    return o;
+}
+
+static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channel_id,
+                               const json_t *conv, const json_t *body, json_t *payload, char *err,
+                               size_t errlen)
+{
+    struct sb_db_val a[] = {SB_INT(conv_id)}, c[] = {SB_INT(channel_id)};
+    struct sb_db_rows r = {0}, f = {0};
+    int rc = sb_db_exec(db, q_email_parent, a, 1, &r, err, errlen);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_channel_from, c, 1, &f, err, errlen);
+    char dom[256] = "", mid[512];
+    if (rc == SB_OK && f.nrows)
+        sb_mail_addr_domain(sb_db_cell(&f, 0, 0), dom, sizeof dom);
+    sb_mail_message_id(dom, mid, sizeof mid);
+    const char *subject = json_string_value(json_object_get(body, "subject"));
+    if (!subject || !*subject)
+        subject = r.nrows && sb_db_cell(&r, 0, 1)
+                      ? sb_db_cell(&r, 0, 1)
+                      : json_string_value(json_object_get(conv, "subject"));
+    char *re = sb_mail_reply_subject(subject);
+    const char *text = json_string_value(json_object_get(payload, "text"));
+    char *quoted = NULL;
+    if (rc == SB_OK && r.nrows && json_is_true(json_object_get(body, "quote")) &&
+        !(quoted = email_quote(text, &r)))
+        rc = SB_ERR_NOMEM;
+    if (quoted)
+        text = quoted;
+    char *html = sb_mail_text_to_html(text);
+    json_t *refs = json_array();
+    if (rc == SB_OK && (!re || !html || !refs))
+        rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    if (rc == SB_OK && r.nrows) {
+        rc = email_references(&r, refs);
+        if (rc == SB_OK &&
+            (json_object_set_new(payload, "in_reply_to", json_string(sb_db_cell(&r, 0, 0))) ||
+             json_object_set(payload, "references", refs)))
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    if (rc == SB_OK && (json_object_set_new(payload, "subject", json_string(re)) ||
+                        json_object_set_new(payload, "text", json_string(text)) ||
+                        json_object_set_new(payload, "html", json_string(html)) ||
+                        json_object_set_new(payload, "message_id", json_string(mid))))
+        rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    json_decref(refs);
+    free(re);
+    free(html);
+    free(quoted);
+    sb_db_rows_free(&r);
+    sb_db_rows_free(&f);
+    return rc;
+}
+
+/* One row per kind whose replies need more than "to" and "text". */
+static const struct {
+    const char *kind;
+    int (*prepare)(struct sb_db *db, int64_t conv_id, int64_t channel_id, const json_t *conv,
+                   const json_t *body, json_t *payload, char *err, size_t errlen);
+} reply_preparers[] = {
+    {"email", email_reply_prepare},
+};
+
+static int reply_payload(struct sb_db *db, int64_t conv_id, int64_t channel_id, const char *kind,
+                         const json_t *conv, const json_t *body, const char *to, const char *text,
+                         json_t **payload_r, char *err, size_t errlen)
+{
+    json_t *p = *payload_r = json_pack("{s:s,s:s}", "to", to, "text", text);
+    if (!p)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < sizeof reply_preparers / sizeof *reply_preparers; i++)
+        if (!strcmp(kind, reply_preparers[i].kind))
+            return reply_preparers[i].prepare(db, conv_id, channel_id, conv, body, p, err, errlen);
+    return SB_OK;
 }
 
 void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
@@ -622,6 +787,15 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
         sb_reply_error(rep, SB_ERR_TOO_LARGE, "\"text\" is longer than %d bytes", REPLY_TEXT_MAX);
         goto out;
     }
+    /* E-mail's own subject: one header line, refused here rather than by
+     * the composer when the job runs. */
+    json_t *subj = json_object_get(body, "subject");
+    if (subj && !json_is_null(subj) &&
+        (!json_is_string(subj) || strpbrk(json_string_value(subj), "\r\n") ||
+         strlen(json_string_value(subj)) > 900)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"subject\" must be one line of text");
+        goto out;
+    }
     if (!k || !k->send_prepare) {
         sb_reply_error_status(rep, 422, "cannot_send",
                               "replies cannot be sent through this channel; add a note instead");
@@ -644,11 +818,16 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
                               "the client has no address on this channel to reply to");
         goto out;
     }
+    json_t *payload = NULL;
+    if (rc == SB_OK)
+        rc = reply_payload(db, id, channel_id, kind, conv, body, to, text, &payload, err,
+                           sizeof err);
     if (rc == SB_OK)
         rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = reply_store(db, req, id, client_id, channel_id, kind, to, text, *key ? key : NULL,
-                         &iid, &dup, err, sizeof err);
+        rc = reply_store(db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL, &iid,
+                         &dup, err, sizeof err);
+    json_decref(payload);
     sb_db_rows_free(&r);
     if (rc == SB_OK) {
         rc = sb_db_commit(db, err, sizeof err);

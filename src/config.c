@@ -55,13 +55,25 @@ static const struct config_key {
     {"security", "secret_key", KEY_STR, offsetof(struct sb_config, secret_key), 0, 0, NULL},
     {"forms", "rate_limit", KEY_INT, offsetof(struct sb_config, forms_rate_limit), 1, 1000000,
      NULL},
+    {"imap", "max_threads", KEY_INT, offsetof(struct sb_config, imap_max_threads), 1, 256, NULL},
+    {"imap", "lease_seconds", KEY_INT, offsetof(struct sb_config, imap_lease_seconds), 3, 3600,
+     NULL},
+    {"imap", "scan_seconds", KEY_INT, offsetof(struct sb_config, imap_scan_seconds), 1, 3600, NULL},
+    {"imap", "batch", KEY_INT, offsetof(struct sb_config, imap_batch), 1, 5000, NULL},
     {"ingest", "reopen_window", KEY_INT, offsetof(struct sb_config, reopen_window), 0,
      365L * 24 * 3600, NULL},
     {"live", "poll_ms", KEY_INT, offsetof(struct sb_config, live_poll_ms), 1, 10000, NULL},
     {"live", "retention_days", KEY_INT, offsetof(struct sb_config, live_retention_days), 1, 3650,
      NULL},
     {"live", "queue", KEY_INT, offsetof(struct sb_config, live_queue), 16, 65536, NULL},
+    {"live", "ping_seconds", KEY_INT, offsetof(struct sb_config, live_ping_seconds), 1, 3600, NULL},
+    {"live", "timeout_seconds", KEY_INT, offsetof(struct sb_config, live_timeout_seconds), 2, 7200,
+     NULL},
     {"live", "sndbuf", KEY_INT, offsetof(struct sb_config, live_sndbuf), 0, 64 * 1024 * 1024, NULL},
+    {"campaigns", "connections", KEY_INT, offsetof(struct sb_config, campaign_connections), 1, 64,
+     NULL},
+    {"campaigns", "lease_seconds", KEY_INT, offsetof(struct sb_config, campaign_lease_seconds), 3,
+     3600, NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -180,9 +192,17 @@ static int defaults(struct sb_config *cfg)
     cfg->cookie_secure = -1;
     cfg->reopen_window = SB_REOPEN_WINDOW_DEFAULT;
     cfg->forms_rate_limit = SB_FORMS_RATE_LIMIT_DEFAULT;
+    cfg->imap_max_threads = 4;
+    cfg->imap_lease_seconds = 60;
+    cfg->imap_scan_seconds = 10;
+    cfg->imap_batch = 200;
+    cfg->campaign_connections = 4;
+    cfg->campaign_lease_seconds = 60;
     cfg->live_poll_ms = SB_LIVE_POLL_MS_DEFAULT;
     cfg->live_retention_days = SB_LIVE_RETENTION_DAYS_DEFAULT;
     cfg->live_queue = SB_LIVE_QUEUE_DEFAULT;
+    cfg->live_ping_seconds = 30;
+    cfg->live_timeout_seconds = 75;
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||

@@ -1,6 +1,7 @@
 /* HTML to plain text (see htmltext.h). One pass over the input; the output
  * grows by doubling, so the work is linear in the input. */
 #include "switchboard/htmltext.h"
+#include "switchboard/textutil.h"
 #include "switchboard/err.h"
 
 #include <ctype.h>
@@ -73,16 +74,7 @@ static void codepoint(struct out *o, unsigned long cp)
     }
     if (cp == 0xAD) /* soft hyphen: invisible */
         return;
-    if (cp < 0x80)
-        t[0] = (char)cp, n = 1;
-    else if (cp < 0x800)
-        t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-    else if (cp < 0x10000)
-        t[0] = (char)(0xE0 | (cp >> 12)), t[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
-        t[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-    else
-        t[0] = (char)(0xF0 | (cp >> 18)), t[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), t[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    n = sb_utf8_encode(cp, t);
     text(o, t, n);
 }
 

@@ -35,6 +35,7 @@
  * once under pthread_once and only read afterwards; match data, iconv
  * descriptors and buffers belong to one call. */
 #include "switchboard/identity.h"
+#include "switchboard/textutil.h"
 #include "switchboard/err.h"
 #include "switchboard/phonenumber.h"
 
@@ -453,32 +454,6 @@ int sb_phone_normalize(const char *raw, const char *region, struct sb_phone *out
 
 /* -- RFC 2047 encoded words --------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decode the text of one encoded word into `out`. 0, or -1 when the text is
  * not valid B/Q (then the word is shown as written, as RFC 2047 §6.3 allows). */
 static int decode_word_text(char enc, const char *t, size_t n, struct buf *out)
@@ -489,8 +464,8 @@ static int decode_word_text(char enc, const char *t, size_t n, struct buf *out)
             int hi, lo;
             if (c == '_')
                 buf_putc(out, ' ');
-            else if (c == '=' && i + 2 < n && (hi = hexval((unsigned char)t[i + 1])) >= 0 &&
-                     (lo = hexval((unsigned char)t[i + 2])) >= 0) {
+            else if (c == '=' && i + 2 < n && (hi = sb_hexval((unsigned char)t[i + 1])) >= 0 &&
+                     (lo = sb_hexval((unsigned char)t[i + 2])) >= 0) {
                 buf_putc(out, (char)(hi << 4 | lo));
                 i += 2;
             } else if (c == '=')
@@ -504,7 +479,7 @@ static int decode_word_text(char enc, const char *t, size_t n, struct buf *out)
     int bits = 0;
     size_t i = 0;
     for (; i < n && t[i] != '='; i++) {
-        int v = b64val((unsigned char)t[i]);
+        int v = sb_b64val((unsigned char)t[i]);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (uint32_t)v;

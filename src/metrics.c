@@ -3,6 +3,7 @@
 #include "switchboard/app.h"
 #include "switchboard/dbpool.h"
 #include "switchboard/err.h"
+#include "switchboard/mailbox.h"
 #include "switchboard/sender.h"
 
 #include <stdarg.h>
@@ -156,6 +157,28 @@ int sb_metrics_render(const struct sb_app *app, char **text_r, size_t *len_r)
         "# TYPE switchboard_forms_honeypot_total counter\n"
         "switchboard_forms_honeypot_total %llu\n",
         __atomic_load_n(&app->forms_honeypot, __ATOMIC_RELAXED));
+    if (app->mailboxes) {
+        struct sb_mailbox_stats ms;
+        sb_mailboxes_stats(app->mailboxes, &ms);
+        put(&o,
+            "# HELP switchboard_imap_mailboxes IMAP mailboxes this node polls.\n"
+            "# TYPE switchboard_imap_mailboxes gauge\nswitchboard_imap_mailboxes %u\n"
+            "# HELP switchboard_imap_mailboxes_failing Mailboxes whose last 3 or more passes "
+            "failed.\n"
+            "# TYPE switchboard_imap_mailboxes_failing gauge\n"
+            "switchboard_imap_mailboxes_failing %u\n"
+            "# HELP switchboard_imap_messages_total Messages fetched and stored.\n"
+            "# TYPE switchboard_imap_messages_total counter\n"
+            "switchboard_imap_messages_total %llu\n"
+            "# HELP switchboard_imap_errors_total Mailbox passes that failed (login, network, "
+            "database).\n"
+            "# TYPE switchboard_imap_errors_total counter\nswitchboard_imap_errors_total %llu\n"
+            "# HELP switchboard_imap_quarantined_total Messages that could not be stored and "
+            "were kept raw.\n"
+            "# TYPE switchboard_imap_quarantined_total counter\n"
+            "switchboard_imap_quarantined_total %llu\n",
+            ms.mailboxes, ms.failing, ms.fetched, ms.errors, ms.quarantined);
+    }
     struct sb_sender_stats ss;
     sb_sender_stats(app->sender, &ss);
     put(&o,

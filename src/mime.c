@@ -23,6 +23,7 @@
  * through windows-1252 and conversion resumes after it: a lying charset
  * loses no byte and the result is valid UTF-8. */
 #include "switchboard/mime.h"
+#include "switchboard/textutil.h"
 #include "switchboard/arena.h"
 #include "switchboard/err.h"
 #include "switchboard/htmltext.h"
@@ -115,18 +116,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 static int buf_add_cp(struct buf *b, unsigned cp)
 {
     char t[4];
-    size_t n;
-    if (cp < 0x80)
-        t[0] = (char)cp, n = 1;
-    else if (cp < 0x800)
-        t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-    else if (cp < 0x10000)
-        t[0] = (char)(0xE0 | (cp >> 12)), t[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
-        t[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-    else
-        t[0] = (char)(0xF0 | (cp >> 18)), t[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-        t[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), t[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-    return buf_add(b, t, n);
+    return buf_add(b, t, sb_utf8_encode(cp, t));
 }
 
 /* windows-1252's 0x80-0x9F; the five holes keep their C1 code points so the
@@ -318,31 +308,6 @@ nomem:
 
 /* ---- RFC 2047 ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decode one encoded word's text (B or Q) and append the bytes. */
 static int ew_decode(struct buf *b, char enc, const char *t, size_t n)
 {
@@ -350,7 +315,7 @@ static int ew_decode(struct buf *b, char enc, const char *t, size_t n)
         unsigned acc = 0;
         int bits = 0;
         for (size_t i = 0; i < n; i++) {
-            int v = b64val((unsigned char)t[i]);
+            int v = sb_b64val((unsigned char)t[i]);
             if (v < 0)
                 continue;
             acc = (acc << 6) | (unsigned)v;
@@ -367,9 +332,10 @@ static int ew_decode(struct buf *b, char enc, const char *t, size_t n)
         char c = t[i];
         if (c == '_')
             c = ' ';
-        else if (c == '=' && i + 2 < n && hexval((unsigned char)t[i + 1]) >= 0 &&
-                 hexval((unsigned char)t[i + 2]) >= 0) {
-            c = (char)(hexval((unsigned char)t[i + 1]) * 16 + hexval((unsigned char)t[i + 2]));
+        else if (c == '=' && i + 2 < n && sb_hexval((unsigned char)t[i + 1]) >= 0 &&
+                 sb_hexval((unsigned char)t[i + 2]) >= 0) {
+            c = (char)(sb_hexval((unsigned char)t[i + 1]) * 16 +
+                       sb_hexval((unsigned char)t[i + 2]));
             i += 2;
         }
         if (buf_addc(b, c) != SB_OK)
@@ -966,9 +932,10 @@ static char *param_get(struct ctx *c, const struct param *ps, size_t n, const ch
             }
             for (const char *p = val; *p; p++) {
                 char ch = *p;
-                if (encoded && ch == '%' && hexval((unsigned char)p[1]) >= 0 &&
-                    hexval((unsigned char)p[2]) >= 0) {
-                    ch = (char)(hexval((unsigned char)p[1]) * 16 + hexval((unsigned char)p[2]));
+                if (encoded && ch == '%' && sb_hexval((unsigned char)p[1]) >= 0 &&
+                    sb_hexval((unsigned char)p[2]) >= 0) {
+                    ch = (char)(sb_hexval((unsigned char)p[1]) * 16 +
+                                sb_hexval((unsigned char)p[2]));
                     p += 2;
                 }
                 if (buf_addc(&bytes, ch) != SB_OK) {

@@ -8,7 +8,8 @@
 
 #define PUBLIC_LOOP (SB_ROUTE_PUBLIC | SB_ROUTE_LOOP)
 /* Conversations are agents' work; marketers see clients, not the inbox. */
-#define AGENTS (SB_ROLE_ADMIN | SB_ROLE_AGENT)
+#define AGENTS    (SB_ROLE_ADMIN | SB_ROLE_AGENT)
+#define MARKETERS (SB_ROLE_ADMIN | SB_ROLE_MARKETER)
 #define ROUTE(m, pat, fn, fl, ro)                                                                  \
     {                                                                                              \
         .methods = (m), .pattern = (pat), .handler = (fn), .flags = (fl), .roles = (ro)            \
@@ -58,6 +59,27 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/quarantine/{id}/resolve", sb_api_quarantine_resolve, 0, SB_ROLE_ADMIN),
 
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
+
+    /* Campaigns (api_campaigns.c). */
+    ROUTE(SB_GET, "/api/v1/segments", sb_api_segments_list, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/segments", sb_api_segments_create, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/segments/{id}", sb_api_segments_get, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/templates", sb_api_templates_list, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/templates", sb_api_templates_create, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/templates/{id}", sb_api_templates_get, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/templates/{id}/preview", sb_api_templates_preview, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/templates/{id}/test", sb_api_templates_test, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/campaigns", sb_api_campaigns_list, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/campaigns", sb_api_campaigns_create, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/campaigns/{id}", sb_api_campaigns_get, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/campaigns/{id}/stats", sb_api_campaigns_stats, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/campaigns/{id}/recipients.csv", sb_api_campaigns_csv, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/campaigns/{id}/{action}", sb_api_campaigns_action, 0, MARKETERS),
+    ROUTE(SB_GET, "/u/{token}", sb_api_unsubscribe_page, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_POST, "/u/{token}", sb_api_unsubscribe, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_GET, "/t/o/{token}", sb_api_track_open, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_GET, "/t/c/{token}", sb_api_track_click, SB_ROUTE_PUBLIC, 0),
+    ROUTE(SB_GET, "/v/{token}", sb_api_view, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_POST, "/api/v1/users", sb_api_users_create, 0, SB_ROLE_ADMIN),
 };
 

@@ -1,6 +1,7 @@
 /* The sender thread (see sender.h): claim due outbox jobs, run them through
  * one curl multi handle, record each outcome. */
 #include "switchboard/sender.h"
+#include "switchboard/ws.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/db.h"
@@ -42,6 +43,8 @@ struct job {
     char retry_after[128];
     size_t upload_off;
     char errbuf[CURL_ERROR_SIZE];
+    char refusal[256]; /* SMTP: the server's last 4xx/5xx reply line, its own words */
+    int followup;      /* running the kind's after_send transfer; the job is recorded */
     struct job *next;
 };
 
@@ -118,6 +121,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
         while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
             vl--;
         snprintf(j->retry_after, sizeof j->retry_after, "%.*s", (int)vl, v);
+    } else if (len >= 4 && (data[0] == '4' || data[0] == '5') && data[1] >= '0' && data[1] <= '9' &&
+               data[2] >= '0' && data[2] <= '9' && (data[3] == ' ' || data[3] == '-')) {
+        /* curl hands SMTP server replies to the header callback; its error
+         * text says only "RCPT failed: 550", the server says why. */
+        size_t vl = len;
+        while (vl && (data[vl - 1] == '\r' || data[vl - 1] == '\n'))
+            vl--;
+        snprintf(j->refusal, sizeof j->refusal, "%.*s", (int)vl, data);
     }
     return len;
 }
@@ -147,6 +158,7 @@ static void transfer_reset(struct job *j)
     j->retry_after[0] = '\0';
     j->upload_off = 0;
     j->errbuf[0] = '\0';
+    j->refusal[0] = '\0';
 }
 
 static void job_free(struct job *j)
@@ -164,7 +176,8 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
 {
     struct sb_send_req *r = &j->req;
     int smtp = !strncmp(r->url, "smtp://", 7) || !strncmp(r->url, "smtps://", 8);
-    if (strncmp(r->url, "https://", 8) && strncmp(r->url, "http://", 7) && !smtp)
+    int imap = !strncmp(r->url, "imap://", 7) || !strncmp(r->url, "imaps://", 8);
+    if (strncmp(r->url, "https://", 8) && strncmp(r->url, "http://", 7) && !smtp && !imap)
         return sb_fail(err, errlen, SB_ERR_CONFIG, "unsupported URL scheme in api_base");
     CURL *e = j->easy = curl_easy_init();
     if (!e)
@@ -178,7 +191,7 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
     j->answer_max = r->max_answer ? r->max_answer : ANSWER_DEFAULT_MAX;
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps,imap,imaps");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, r->timeout_s ? r->timeout_s : (long)TIMEOUT_DEFAULT_S);
@@ -188,16 +201,17 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "Switchboard");
-    if (smtp) {
-        for (size_t i = 0; i < r->nrcpt; i++) {
+    if (smtp || imap) { /* an upload: SMTP submission or IMAP APPEND */
+        for (size_t i = 0; smtp && i < r->nrcpt; i++) {
             struct curl_slist *h = curl_slist_append(j->rcpt, r->rcpt[i]);
             if (!h)
                 return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
             j->rcpt = h;
         }
-        if (r->mail_from)
+        if (smtp && r->mail_from)
             curl_easy_setopt(e, CURLOPT_MAIL_FROM, r->mail_from);
-        curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
+        if (smtp)
+            curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
         curl_easy_setopt(e, CURLOPT_READDATA, j);
@@ -208,6 +222,10 @@ static int transfer_setup(struct job *j, char *err, size_t errlen)
             curl_easy_setopt(e, CURLOPT_PASSWORD, r->password);
         if (r->require_tls)
             curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+        if (r->tls_no_verify) {
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
     } else {
         /* No "Expect: 100-continue" round trip for our small bodies. */
         struct curl_slist *h = curl_slist_append(j->headers, "Expect:");
@@ -256,7 +274,9 @@ int sb_send_once(const struct sb_send_req *req, long *status_r, char **answer_r,
             rc = sb_fail(err, errlen, SB_ERR_UNAVAILABLE, "%s",
                          j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
         else if (cc != CURLE_OK)
-            sb_fail(err, errlen, SB_OK, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc));
+            sb_fail(err, errlen, SB_OK, "%s%s%s%s",
+                    j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc), j->refusal[0] ? " (" : "",
+                    j->refusal, j->refusal[0] ? ")" : "");
     }
     if (rc == SB_OK) {
         *answer_r = j->answer ? j->answer : strdup("");
@@ -328,6 +348,8 @@ static void record(struct sb_sender *s, struct job *j, const struct sb_send_resu
         res.outcome = SB_SEND_FAILED;
         memcpy(res.error, why, sizeof why);
     }
+    if (rc == SB_OK && owned)
+        sb_ws_nudge(); /* the status change is an event: agents see the tick now */
     if (rc == SB_OK && owned) {
         unsigned long long *c = res.outcome == SB_SEND_RETRY    ? &s->stats.retried
                                 : res.outcome == SB_SEND_FAILED ? &s->stats.failed
@@ -497,13 +519,29 @@ static void finished(struct sb_sender *s, struct job *j, CURLcode cc)
     long status = 0;
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
     const char *body = j->answer ? j->answer : "";
+    if (j->followup) {
+        /* Best effort, after the job was recorded: only the log says. */
+        if (cc != CURLE_OK)
+            sb_warn("sender", "job %lld (channel %lld): follow-up failed: %s%s%s%s",
+                    (long long)j->row.id, (long long)j->row.channel_id,
+                    j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc), j->refusal[0] ? " (" : "",
+                    j->refusal, j->refusal[0] ? ")" : "");
+        else
+            sb_info("sender", "job %lld (channel %lld): follow-up done", (long long)j->row.id,
+                    (long long)j->row.channel_id);
+        unlink_job(s, j);
+        job_free(j);
+        return;
+    }
     if (cc != CURLE_OK && j->too_large) {
         res.outcome = SB_SEND_FAILED;
         snprintf(res.error, sizeof res.error, "answer larger than %zu bytes", j->answer_max);
     } else if (cc != CURLE_OK && status >= 400 && strcmp(j->row.kind, "fetch")) {
         /* A refusal with a reply code (SMTP answers 550 to RCPT TO and
          * curl reports an error): the adapter says whether it is final. */
-        const char *why = j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc);
+        char why[CURL_ERROR_SIZE + sizeof j->refusal + 8];
+        snprintf(why, sizeof why, "%s%s%s%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cc),
+                 j->refusal[0] ? " (" : "", j->refusal, j->refusal[0] ? ")" : "");
         j->ch->kind->send_result(j->ch, &j->msg, status, why, strlen(why),
                                  j->retry_after[0] ? j->retry_after : NULL, &res);
     } else if (cc != CURLE_OK) {
@@ -540,6 +578,21 @@ static void finished(struct sb_sender *s, struct job *j, CURLcode cc)
                                  j->retry_after[0] ? j->retry_after : NULL, &res);
     }
     record(s, j, &res);
+    if (res.outcome == SB_SEND_OK && strcmp(j->row.kind, "fetch") && j->ch->kind->after_send) {
+        struct sb_send_req next = {0};
+        if (j->ch->kind->after_send(j->ch, &j->msg, &j->req, &next) == 1) {
+            char err[256] = "";
+            transfer_reset(j);
+            sb_send_req_free(&j->req);
+            j->req = next;
+            j->followup = 1;
+            if (transfer_start(s, j, err, sizeof err) == SB_OK)
+                return;
+            sb_warn("sender", "job %lld: follow-up not started: %s", (long long)j->row.id, err);
+        } else {
+            sb_send_req_free(&next);
+        }
+    }
     unlink_job(s, j);
     job_free(j);
 }

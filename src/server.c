@@ -20,6 +20,7 @@
 #include "switchboard/server.h"
 #include "switchboard/app.h"
 #include "switchboard/auth.h"
+#include "switchboard/campaign_send.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/dbpool.h"
@@ -27,6 +28,7 @@
 #include "switchboard/http.h"
 #include "switchboard/limits.h"
 #include "switchboard/log.h"
+#include "switchboard/mailbox.h"
 #include "switchboard/metrics.h"
 #include "switchboard/ratelimit.h"
 #include "switchboard/secrets.h"
@@ -862,9 +864,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     protocols[2] = sb_ws_protocol; /* not a constant initialiser in C */
     info.protocols = protocols;
-    /* WebSocket liveness: ping a connection idle for 30 s, drop one that
-     * has not answered within 75 s. */
-    static const lws_retry_bo_t idle = {.secs_since_valid_ping = 30, .secs_since_valid_hangup = 75};
+    /* WebSocket liveness: ping a connection idle for live.ping_seconds,
+     * drop one that has not answered within live.timeout_seconds. lws keeps
+     * the pointer: `idle` lives as long as this function, like the context. */
+    lws_retry_bo_t idle = {.secs_since_valid_ping = (uint16_t)cfg->live_ping_seconds,
+                           .secs_since_valid_hangup = (uint16_t)cfg->live_timeout_seconds};
     info.retry_and_idle_policy = &idle;
     info.user = &app;
     info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
@@ -904,6 +908,14 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         goto out;
     }
 
+    /* Campaign sending: its own threads and connections (campaign_send.h). */
+    struct sb_campaign_sender *campaigns = NULL;
+    struct sb_campaign_sender_options camp_opt = {
+        &params, app.has_secret_key ? app.secret_key : NULL, cfg->public_url,
+        cfg->campaign_connections, cfg->campaign_lease_seconds};
+    if (sb_campaign_sender_start(&camp_opt, &campaigns, derr, sizeof derr) != SB_OK)
+        sb_warn("campaigns", "campaign sender not started: %s", derr);
+
     signal_ctx = ctx;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -911,6 +923,11 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* IMAP pollers: their own threads and connections (mailbox.h); after
+     * SIGPIPE is ignored, since libetpan writes to sockets with send(…, 0). */
+    if (sb_mailboxes_start(cfg, &params, app.has_secret_key ? app.secret_key : NULL, &app.mailboxes,
+                           derr, sizeof derr) != SB_OK)
+        sb_warn("imap", "mailbox poller not started: %s", derr);
 
     sb_info("http", "listening on http://%s:%d (web root %s, %d DB workers)", addr, port,
             cfg->web_root, cfg->db_workers);
@@ -936,6 +953,8 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
         }
         serr = lws_service(ctx, 0);
     }
+    sb_mailboxes_stop(&app.mailboxes);
+    sb_campaign_sender_stop(&campaigns);
     /* Workers may still be finishing jobs: stop them first so every
      * job_done runs (and frees its xfer) while the context still exists. */
     sb_dbpool_stop(&app.pool);

@@ -70,4 +70,26 @@ SB_HANDLER(sb_api_conversations_note);
 SB_HANDLER(sb_api_conversations_reply);
 SB_HANDLER(sb_api_conversations_retry);
 
+/* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
+ * the public links in campaign mail */
+SB_HANDLER(sb_api_segments_create);
+SB_HANDLER(sb_api_segments_list);
+SB_HANDLER(sb_api_segments_get);
+SB_HANDLER(sb_api_templates_create);
+SB_HANDLER(sb_api_templates_list);
+SB_HANDLER(sb_api_templates_get);
+SB_HANDLER(sb_api_templates_preview);
+SB_HANDLER(sb_api_templates_test);
+SB_HANDLER(sb_api_campaigns_create);
+SB_HANDLER(sb_api_campaigns_list);
+SB_HANDLER(sb_api_campaigns_get);
+SB_HANDLER(sb_api_campaigns_action);
+SB_HANDLER(sb_api_campaigns_stats);
+SB_HANDLER(sb_api_campaigns_csv);
+SB_HANDLER(sb_api_unsubscribe_page);
+SB_HANDLER(sb_api_unsubscribe);
+SB_HANDLER(sb_api_track_open);
+SB_HANDLER(sb_api_track_click);
+SB_HANDLER(sb_api_view);
+
 #endif

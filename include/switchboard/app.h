@@ -10,12 +10,14 @@
 
 struct sb_config;
 struct sb_dbpool;
+struct sb_mailboxes;
 struct sb_ratelimit;
 struct sb_sender;
 
 struct sb_app {
     const struct sb_config *cfg;
     struct sb_dbpool *pool;
+    struct sb_mailboxes *mailboxes;     /* the IMAP pollers (mailbox.h); NULL when not started */
     struct sb_ratelimit *login_ip;      /* failed logins per client IP */
     struct sb_ratelimit *login_account; /* failed logins per e-mail */
     struct sb_ratelimit *forms_ip;      /* form posts per client IP (forms.rate_limit a minute) */

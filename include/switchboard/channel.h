@@ -70,8 +70,8 @@ struct sb_outbound {
 /* One transfer, curl-like and explicit. Zero-initialise, then fill; the
  * sender frees it with sb_send_req_free(). */
 struct sb_send_req {
-    char url[2048];     /* https://…, http://… (tests), smtp://…, smtps://… */
-    const char *method; /* NULL: POST when there is a body, GET otherwise */
+    char url[2048]; /* https://…, http://… (tests), smtp://…, smtps://…, imap(s):// (APPEND) */
+    const char *method;                 /* NULL: POST when there is a body, GET otherwise */
     char *headers[SB_SEND_HEADERS_MAX]; /* "Name: value" lines, malloc'd */
     size_t nheaders;
     char *body; /* malloc'd; the upload for SMTP (the whole RFC 5322 message) */
@@ -82,6 +82,7 @@ struct sb_send_req {
     size_t nrcpt;
     char *username, *password;
     int require_tls;   /* STARTTLS must succeed (CURLUSESSL_ALL) */
+    int tls_no_verify; /* accept any certificate (a relay with a self-signed one) */
     long timeout_s;    /* 0: the sender's default (30 s) */
     size_t max_answer; /* 0: 64 KiB; a larger answer fails the transfer (downloads raise it) */
 };
@@ -175,6 +176,14 @@ struct sb_channel_kind {
     int (*send_result)(struct sb_channel *ch, const struct sb_outbound *msg, long http_status,
                        const char *body, size_t len, const char *retry_after,
                        struct sb_send_result *res);
+    /* After a message was accepted and recorded as sent: an optional
+     * follow-up transfer (e-mail: IMAP APPEND of the sent message to the
+     * Sent folder). `sent` is the request that was sent (its body is the
+     * message). Returns 1 with `req` filled, 0 for none. Best effort: its
+     * outcome is only logged, and a crash in between loses it. NULL when
+     * the kind has none. */
+    int (*after_send)(struct sb_channel *ch, const struct sb_outbound *msg,
+                      const struct sb_send_req *sent, struct sb_send_req *req);
     /* Fetch a provider-held attachment (see struct sb_fetch_step); NULL
      * when the kind has none to fetch. */
     int (*fetch_step)(struct sb_channel *ch, const struct sb_fetch_step *st,

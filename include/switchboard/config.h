@@ -38,11 +38,21 @@ struct sb_config {
     int reopen_window; /* seconds: a resolved conversation reopens within it */
     /* [forms] */
     int forms_rate_limit; /* form posts per client IP per minute */
+    /* [imap] */
+    int imap_max_threads;   /* mailbox poller threads (each with one DB connection) */
+    int imap_lease_seconds; /* a node's hold on a mailbox lapses this long after it goes quiet */
+    int imap_scan_seconds;  /* how soon new, changed or disabled e-mail channels are noticed */
+    int imap_batch;         /* messages fetched and stored per transaction */
     /* [live] WebSocket updates (ws.c) */
-    int live_poll_ms;        /* how often the events table is read for other nodes' events */
-    int live_retention_days; /* events older than this are pruned */
-    int live_queue;          /* events waiting per connection before a slow one is cut off */
-    int live_sndbuf;         /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
+    int live_poll_ms;         /* how often the events table is read for other nodes' events */
+    int live_retention_days;  /* events older than this are pruned */
+    int live_queue;           /* events waiting per connection before a slow one is cut off */
+    int live_sndbuf;          /* SO_SNDBUF of a WebSocket connection; 0 = the kernel's */
+    int live_ping_seconds;    /* a connection idle this long is pinged */
+    int live_timeout_seconds; /* one silent this long (no pong) is dropped */
+
+    int campaign_connections;   /* parallel SMTP connections of the campaign sender */
+    int campaign_lease_seconds; /* a claimed recipient is retried by any node after this */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf

@@ -47,4 +47,19 @@ int sb_ingest_batch(struct sb_db *db, const struct sb_ingest_options *opt,
                     const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
                     char *err, size_t errlen);
 
+/* Work of the caller's that must commit or fail with the batch (the IMAP
+ * cursor, bounce suppressions): runs inside the batch's transaction after
+ * the inbounds are stored, before COMMIT, with their results. A failure
+ * rolls the whole batch back. It runs again when the transaction is
+ * retried, so it must only write through `db`. */
+typedef int (*sb_ingest_hook)(struct sb_db *db, const struct sb_inbound *const *in,
+                              const struct sb_ingest_result *res, size_t n, void *arg, char *err,
+                              size_t errlen);
+
+/* sb_ingest_batch with a hook (may be NULL); `n` may be 0, and then only
+ * the hook runs in the transaction. */
+int sb_ingest_batch_hook(struct sb_db *db, const struct sb_ingest_options *opt,
+                         const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
+                         sb_ingest_hook hook, void *arg, char *err, size_t errlen);
+
 #endif

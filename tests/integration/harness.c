@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <dirent.h>
 
 static char db_url[1024];
 static char base_url[1024];
@@ -506,4 +509,384 @@ int th_mock_wait(struct th_mock *m, int n, int timeout_ms)
             return seen;
         usleep(20 * 1000);
     }
+}
+
+/* ---- Dovecot ---- */
+
+static void dovecot_ids(uid_t *uid, gid_t *gid)
+{
+    /* getpwnam() returns a static buffer: read it before the next call. */
+    struct passwd *pw = getpwnam("dovecot");
+    if (pw) {
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
+    if (!pw || !getpwnam("dovenull"))
+        fatal("no dovecot/dovenull users: install dovecot-core and dovecot-imapd (scripts/deps)");
+}
+
+static void mkdir_owned(const char *path, uid_t uid, gid_t gid)
+{
+    if (mkdir(path, 0755) && errno != EEXIST)
+        fatal("mkdir %s: %s", path, strerror(errno));
+    if (chown(path, uid, gid))
+        fatal("chown %s: %s", path, strerror(errno));
+}
+
+static void maildir_make(const char *path, uid_t uid, gid_t gid)
+{
+    char sub[512];
+    mkdir_owned(path, uid, gid);
+    for (int i = 0; i < 3; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", path, i == 0 ? "new" : i == 1 ? "cur" : "tmp");
+        mkdir_owned(sub, uid, gid);
+    }
+}
+
+void th_dovecot_start(struct th_dovecot *d)
+{
+    memset(d, 0, sizeof *d);
+    if (geteuid() != 0)
+        fatal("the private Dovecot needs root (it switches to the dovecot and dovenull users)");
+    uid_t uid;
+    gid_t gid;
+    dovecot_ids(&uid, &gid);
+    snprintf(d->dir, sizeof d->dir, "/tmp/sb-dovecot-XXXXXX");
+    if (!mkdtemp(d->dir))
+        fatal("mkdtemp: %s", strerror(errno));
+    chmod(d->dir, 0755);
+    char path[512];
+    snprintf(path, sizeof path, "%s/mail", d->dir);
+    mkdir_owned(path, uid, gid);
+    snprintf(d->maildir, sizeof d->maildir, "%s/mail/Maildir", d->dir);
+    maildir_make(d->maildir, uid, gid);
+    d->port = free_port();
+    d->imaps_port = free_port();
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost -keyout '%s/key.pem' -out '%s/cert.pem' "
+             ">/dev/null 2>&1",
+             d->dir, d->dir);
+    if (system(cmd) != 0)
+        fatal("openssl could not make a test certificate (install openssl)");
+    snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fatal("%s: %s", path, strerror(errno));
+    fprintf(f,
+            "protocols = imap\n"
+            "listen = 127.0.0.1\n"
+            "base_dir = %s/run\n"
+            "state_dir = %s/state\n"
+            "log_path = %s/dovecot.log\n"
+            "ssl = yes\n"
+            "ssl_cert = <%s/cert.pem\n"
+            "ssl_key = <%s/key.pem\n"
+            "disable_plaintext_auth = no\n"
+            "auth_mechanisms = plain login\n"
+            "default_login_user = dovenull\n"
+            "default_internal_user = dovecot\n"
+            "first_valid_uid = %u\n"
+            "first_valid_gid = %u\n"
+            "mail_location = maildir:%s\n"
+            "passdb {\n  driver = static\n  args = password=" TH_DOVECOT_PASSWORD "\n}\n"
+            "userdb {\n  driver = static\n  args = uid=dovecot gid=dovecot home=%s/mail\n}\n"
+            "service imap-login {\n  chroot =\n"
+            "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
+            "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
+            "service anvil {\n  chroot =\n}\n"
+            "service stats {\n  chroot =\n}\n",
+            d->dir, d->dir, d->dir, d->dir, d->dir, (unsigned)uid, (unsigned)gid, d->maildir,
+            d->dir, d->port, d->imaps_port);
+    fclose(f);
+    const char *bin = access("/usr/sbin/dovecot", X_OK) == 0 ? "/usr/sbin/dovecot" : "dovecot";
+    d->pid = fork();
+    if (d->pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (d->pid == 0) {
+        /* stderr too goes to a file: a Dovecot outliving a crashed test must
+         * not hold tests/run's output pipe open (it would wait forever). */
+        int fd = open("/dev/null", O_RDWR);
+        char errpath[600];
+        snprintf(errpath, sizeof errpath, "%s/dovecot.stderr", d->dir);
+        int efd = open(errpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+        }
+        if (efd >= 0)
+            dup2(efd, 2);
+        execlp(bin, bin, "-F", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)d->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return;
+        int status;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+            fatal("dovecot exited at start-up; see %s/dovecot.log", d->dir);
+        usleep(50 * 1000);
+    }
+    fatal("dovecot did not listen within 10 s; see %s/dovecot.log", d->dir);
+}
+
+void th_dovecot_stop(struct th_dovecot *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGTERM);
+        int status;
+        waitpid(d->pid, &status, 0);
+        d->pid = 0;
+    }
+    if (d->dir[0] && !getenv("TH_KEEP_DOVECOT")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", d->dir);
+    }
+    d->dir[0] = '\0';
+}
+
+void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw, size_t len)
+{
+    static unsigned long counter;
+    uid_t uid;
+    gid_t gid;
+    dovecot_ids(&uid, &gid);
+    char dir[512], tmp[700], dst[700];
+    if (!folder || !strcmp(folder, "INBOX")) {
+        snprintf(dir, sizeof dir, "%s", d->maildir);
+    } else {
+        snprintf(dir, sizeof dir, "%s/.%s", d->maildir, folder);
+        maildir_make(dir, uid, gid);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char name[128];
+    snprintf(name, sizeof name, "%lld.M%ldP%dQ%lu.switchboard-test", (long long)ts.tv_sec,
+             ts.tv_nsec / 1000, (int)getpid(), ++counter);
+    snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name);
+    snprintf(dst, sizeof dst, "%s/new/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        fatal("%s: %s", tmp, strerror(errno));
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, raw + off, len - off);
+        if (w <= 0)
+            fatal("write %s: %s", tmp, strerror(errno));
+        off += (size_t)w;
+    }
+    if (fchown(fd, uid, gid))
+        fatal("chown %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (rename(tmp, dst))
+        fatal("rename %s: %s", dst, strerror(errno));
+}
+
+/* --- SMTP sink -------------------------------------------------------------- */
+
+static void sink_tool(char *path, size_t n)
+{
+    const char *var = getenv("SWITCHBOARD_VAR");
+    char dir[512];
+    if (var)
+        snprintf(dir, sizeof dir, "%s/tools", var);
+    else
+        snprintf(dir, sizeof dir, "%s/var/tools", th_root());
+    snprintf(path, n, "%s/smtp-sink", dir);
+    if (access(path, X_OK) == 0)
+        return;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s/scripts/smtp-tools' >/dev/null", th_root());
+    if (system(cmd) != 0 || access(path, X_OK) != 0)
+        fatal("no smtp-sink: scripts/smtp-tools could not unpack Postfix's (see its message)");
+}
+
+void th_smtp_sink_start(struct th_smtp_sink *s, const char *const *args)
+{
+    th_smtp_sink_start_on(s, 0, args);
+}
+
+void th_smtp_sink_start_on(struct th_smtp_sink *s, int port, const char *const *args)
+{
+    memset(s, 0, sizeof *s);
+    char bin[600];
+    sink_tool(bin, sizeof bin);
+    snprintf(s->dir, sizeof s->dir, "/tmp/sb-smtp-sink-XXXXXX");
+    if (!mkdtemp(s->dir))
+        fatal("mkdtemp: %s", strerror(errno));
+    /* smtp-sink run as root drops to -u nobody, which must write the dumps. */
+    chmod(s->dir, 0777);
+    s->port = port > 0 ? port : free_port();
+    char tmpl[400], listen[64];
+    /* One file per transaction; smtp-sink appends a random suffix. */
+    snprintf(tmpl, sizeof tmpl, "%s/%%Y%%m%%d%%H%%M%%S.", s->dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    const char *argv[32];
+    size_t k = 0;
+    argv[k++] = bin;
+    if (geteuid() == 0) {
+        argv[k++] = "-u";
+        argv[k++] = "nobody";
+    }
+    argv[k++] = "-d";
+    argv[k++] = tmpl;
+    for (size_t i = 0; args && args[i] && k < 28; i++)
+        argv[k++] = args[i];
+    argv[k++] = listen;
+    argv[k++] = "64"; /* listen backlog */
+    argv[k] = NULL;
+    s->pid = fork();
+    if (s->pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (s->pid == 0) {
+        /* Not the test's stdout/stderr: a sink left behind by a crashed
+         * test must not hold tests/run's pipe open. Its words go to a log
+         * beside the dumps' directory. */
+        char logp[300];
+        snprintf(logp, sizeof logp, "%s.log", s->dir);
+        int fd = open("/dev/null", O_RDWR);
+        int lf = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+        }
+        if (lf >= 0)
+            dup2(lf, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)s->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return;
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+            fatal("smtp-sink exited at start-up (status %d)", status);
+        usleep(25 * 1000);
+    }
+    fatal("smtp-sink did not listen within 5 s");
+}
+
+void th_smtp_sink_stop(struct th_smtp_sink *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        int status;
+        waitpid(s->pid, &status, 0);
+        s->pid = 0;
+    }
+    if (s->dir[0] && !getenv("TH_KEEP_SMTP_SINK")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.log'", s->dir, s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", s->dir);
+    }
+    s->dir[0] = '\0';
+}
+
+struct sink_file {
+    char name[256];
+    struct timespec mtime;
+};
+
+static int sink_file_cmp(const void *a, const void *b)
+{
+    const struct sink_file *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The dumps in order of arrival (last write); *n_r of them, malloc'd. */
+static struct sink_file *sink_files(const struct th_smtp_sink *s, size_t *n_r)
+{
+    *n_r = 0;
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return NULL;
+    struct sink_file *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct sink_file *nv = realloc(v, cap * sizeof *v);
+            if (!nv)
+                fatal("out of memory");
+            v = nv;
+        }
+        char path[600];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", s->dir, e->d_name);
+        if (stat(path, &st))
+            continue;
+        snprintf(v[n].name, sizeof v[n].name, "%s", e->d_name);
+        v[n].mtime = st.st_mtim;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(v, n, sizeof *v, sink_file_cmp);
+    *n_r = n;
+    return v;
+}
+
+int th_smtp_sink_wait(const struct th_smtp_sink *s, int n, int timeout_ms)
+{
+    size_t have = 0;
+    for (int waited = 0;; waited += 20) {
+        free(sink_files(s, &have));
+        if ((int)have >= n || waited >= timeout_ms)
+            break;
+        usleep(20 * 1000);
+    }
+    /* A dump is written while DATA arrives; give the last one a moment to
+     * be complete before it is read. */
+    usleep(50 * 1000);
+    return (int)have;
+}
+
+char *th_smtp_sink_message(const struct th_smtp_sink *s, int i, size_t *len_r)
+{
+    size_t n;
+    struct sink_file *v = sink_files(s, &n);
+    char *out = NULL;
+    if (i >= 0 && (size_t)i < n) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", s->dir, v[i].name);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            long sz = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            out = malloc((size_t)sz + 1);
+            if (!out || fread(out, 1, (size_t)sz, f) != (size_t)sz)
+                fatal("read %s", path);
+            out[sz] = '\0';
+            if (len_r)
+                *len_r = (size_t)sz;
+            fclose(f);
+        }
+    }
+    free(v);
+    return out;
 }

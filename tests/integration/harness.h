@@ -92,6 +92,49 @@ int th_mock_request(struct th_mock *m, int i, char *head, size_t headlen, char *
  * how many have been seen. */
 int th_mock_wait(struct th_mock *m, int n, int timeout_ms);
 
+/* A private Dovecot (IMAP only, no TLS) on a free loopback port, with one
+ * maildir under a fresh temporary directory. Any user name logs in with
+ * TH_DOVECOT_PASSWORD and sees the same maildir. Runs as root with its
+ * login processes as dovenull and mail access as dovecot (DESIGN.md). */
+#define TH_DOVECOT_PASSWORD "secret"
+struct th_dovecot {
+    pid_t pid;
+    int port;          /* IMAP, STARTTLS offered */
+    int imaps_port;    /* IMAP over TLS; the certificate is self-signed for localhost */
+    char dir[256];     /* config, sockets, state, log */
+    char maildir[320]; /* the INBOX maildir; other folders are .NAME inside it */
+};
+void th_dovecot_start(struct th_dovecot *d);
+void th_dovecot_stop(struct th_dovecot *d);
+/* Drop one message into new/ of `folder` (NULL or "INBOX" for the inbox),
+ * as a mail delivery agent would (tmp/, then rename). */
+void th_maildir_deliver(const struct th_dovecot *d, const char *folder, const char *raw,
+                        size_t len);
+
+/* Postfix's smtp-sink on a free loopback port (scripts/smtp-tools puts it
+ * under var/tools; the harness runs that script when it is missing). Every
+ * mail transaction is dumped to its own file: smtp-sink's X-Mail-Args /
+ * X-Rcpt-Args lines (the envelope) and a Received line, then the message
+ * as received, with LF line ends. `args` are extra smtp-sink options
+ * (NULL-terminated, may be NULL): {"-r", "RCPT", NULL} answers RCPT TO with
+ * 450, {"-f", "RCPT", NULL} with 500; -b / -B set those replies' text. */
+struct th_smtp_sink {
+    pid_t pid;
+    int port;
+    char dir[256]; /* the dumps, one file per message */
+};
+void th_smtp_sink_start(struct th_smtp_sink *s, const char *const *args);
+/* The same on a given port (a sink replaced by one that answers otherwise,
+ * where a channel already points). */
+void th_smtp_sink_start_on(struct th_smtp_sink *s, int port, const char *const *args);
+void th_smtp_sink_stop(struct th_smtp_sink *s);
+/* Wait until `n` messages have been dumped or `timeout_ms` passed; returns
+ * how many there are. */
+int th_smtp_sink_wait(const struct th_smtp_sink *s, int n, int timeout_ms);
+/* Message `i` (0-based, in order of arrival): the whole dump, malloc'd and
+ * NUL-terminated; NULL when there is no such message. */
+char *th_smtp_sink_message(const struct th_smtp_sink *s, int i, size_t *len_r);
+
 /* Path of the repository root (tests run from it). */
 const char *th_root(void);
 

@@ -15,6 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SECRET "ws-test-secret-0123456789"
@@ -368,6 +373,11 @@ static void an_agent_sees_only_what_they_may(void **state)
     char msg[128];
     snprintf(msg, sizeof msg, "{\"type\":\"view\",\"conversation_id\":%lld}", conv);
     assert_int_equal(th_ws_send(admin, msg), 0);
+    /* a round trip, so the view is in before the typing comes from another socket */
+    assert_int_equal(th_ws_send(admin, "{\"type\":\"ping\"}"), 0);
+    m = th_ws_recv_type(admin, "pong", 2000);
+    assert_non_null(m);
+    free(m);
     snprintf(msg, sizeof msg, "{\"type\":\"typing\",\"conversation_id\":%lld}", conv);
     assert_int_equal(th_ws_send(boris, msg), 0);
     m = th_ws_recv_type(admin, "typing", 2000);
@@ -424,6 +434,118 @@ static void an_event_crosses_nodes(void **state)
     srv_b.pid = 0;
 }
 
+/* A peer that completes the upgrade and then goes silent (a laptop lid
+ * shut): the server pings it, gets no pong, and hangs up. A live client
+ * answers the pings and stays. */
+static void a_silent_peer_is_pinged_then_dropped(void **state)
+{
+    (void)state;
+    /* A node of its own that pings after 1 s of silence and hangs up after
+     * 3 s without an answer, so this runs in seconds. */
+    struct th_server srv_p;
+    static const char *const env[] = {"SWITCHBOARD_LIVE_PING_SECONDS=1",
+                                      "SWITCHBOARD_LIVE_TIMEOUT_SECONDS=3", NULL};
+    th_server_start(&srv_p, env);
+    struct th_ws *alive = connect_as(&srv_p, admin_bearer);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv_p.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: switchboard.v1\r\n"
+                     "%s\r\n\r\n",
+                     srv_p.port, admin_bearer);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    char buf[4096];
+    size_t got = 0;
+    int pinged = 0, upgraded = 0, closed = 0;
+    time_t start = time(NULL);
+    while (time(NULL) - start < 10) {
+        th_ws_pump(alive, 50); /* the live client keeps answering its pings */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + got, sizeof buf - got - 1);
+        if (r <= 0) {
+            closed = 1;
+            break;
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+        char *eoh = upgraded ? buf : strstr(buf, "\r\n\r\n");
+        if (!upgraded && eoh) {
+            assert_memory_equal(buf, "HTTP/1.1 101", 12);
+            upgraded = 1;
+            size_t hl = (size_t)(eoh + 4 - buf);
+            memmove(buf, buf + hl, got - hl);
+            got -= hl;
+        }
+        /* frames: a ping is 0x89 (never answered here) */
+        for (size_t i = 0; upgraded && i + 1 < got;) {
+            size_t len = (unsigned char)buf[i + 1] & 0x7f;
+            if ((unsigned char)buf[i] == 0x89)
+                pinged = 1;
+            if (i + 2 + len > got)
+                break;
+            i += 2 + len;
+            if (i >= got)
+                got = 0;
+        }
+        if (got > 2048)
+            got = 0;
+    }
+    long held = (long)(time(NULL) - start);
+    close(fd);
+    assert_true(upgraded);
+    assert_true(pinged);
+    assert_true(closed);
+    assert_true(held <= 8);
+    /* the one that answers pings is still here */
+    th_ws_pump(alive, 500);
+    assert_false(th_ws_closed(alive));
+    assert_int_equal(th_ws_send(alive, "{\"type\":\"ping\"}"), 0);
+    char *m = th_ws_recv_type(alive, "pong", 2000);
+    assert_non_null(m);
+    free(m);
+    th_ws_free(&alive);
+    assert_int_equal(th_server_stop(&srv_p), 0);
+}
+
+/* Events past live.retention_days are deleted by the tailer (first a few
+ * seconds after start, then every minute); a resume from before them gets
+ * "resync", not a silent gap. */
+static void old_events_are_pruned_and_a_stale_resume_resyncs(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(sb_db_exec(db,
+                                "UPDATE events SET created_at = NOW(6) - INTERVAL 30 DAY "
+                                "WHERE id <= 10",
+                                NULL, 0, NULL, err, sizeof err),
+                     SB_OK);
+    assert_true(scalar("SELECT COUNT(*) FROM events WHERE id <= 10") > 0);
+    struct th_server srv_p;
+    static const char *const env[] = {"SWITCHBOARD_LIVE_RETENTION_DAYS=7", NULL};
+    th_server_start(&srv_p, env);
+    long long left = 1;
+    for (int i = 0; i < 100 && left; i++) {
+        usleep(100 * 1000);
+        left = scalar("SELECT COUNT(*) FROM events WHERE id <= 10");
+    }
+    assert_int_equal(left, 0);
+    assert_true(scalar("SELECT COUNT(*) FROM events WHERE id > 10") > 0); /* the rest stays */
+    struct th_ws *c = connect_as(&srv_p, admin_bearer);
+    assert_int_equal(th_ws_send(c, "{\"type\":\"resume\",\"after\":1}"), 0);
+    char *m = th_ws_recv_type(c, "resync", 3000);
+    assert_non_null(m);
+    free(m);
+    th_ws_free(&c);
+    assert_int_equal(th_server_stop(&srv_p), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,7 +555,9 @@ int main(void)
         cmocka_unit_test(an_agent_sees_only_what_they_may),
         cmocka_unit_test(presence_is_announced),
         cmocka_unit_test(a_slow_consumer_is_cut_off_and_recovers),
+        cmocka_unit_test(a_silent_peer_is_pinged_then_dropped),
         cmocka_unit_test(an_event_crosses_nodes),
+        cmocka_unit_test(old_events_are_pruned_and_a_stale_resume_resyncs),
     };
     return cmocka_run_group_tests_name("ws", tests, setup, teardown);
 }

@@ -1,0 +1,71 @@
+/* Mail composition: one outgoing e-mail described field by field in, one
+ * RFC 5322 message (CRLF line ends, 7-bit clean) out.
+ *
+ * The e-mail channel's SMTP side (agent replies) and campaigns build their
+ * messages here, so headers, encodings and Message-IDs are made one way:
+ * non-ASCII header text becomes RFC 2047 encoded words, UTF-8 bodies are
+ * quoted-printable (or base64 when mostly non-ASCII) with lines of at most
+ * 76 characters, text + html become multipart/alternative. The result can be
+ * handed to libcurl's SMTP upload unchanged and parses back with
+ * sb_mime_parse (mime.h) to the same subject, text, html and ids.
+ *
+ * Pure: no I/O besides the random bytes of a generated Message-ID, no
+ * globals; safe on any thread. */
+#ifndef SB_MAILCOMPOSE_H
+#define SB_MAILCOMPOSE_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct sb_mail_out {
+    const char *from; /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
+    const char *const *to;
+    size_t nto;              /* addresses, "Name <addr>" or "addr" */
+    const char *subject;     /* UTF-8; RFC 2047 encoded when not ASCII; NULL = none */
+    const char *text, *html; /* either may be NULL; both → multipart/alternative */
+    const char *message_id;  /* without <>; NULL → one is generated */
+    const char *in_reply_to; /* without <>; NULL = none */
+    const char *const *references;
+    size_t nreferences; /* without <>, oldest first */
+    const char *const *extra_headers;
+    size_t nextra; /* "Name: value" (List-Unsubscribe, …);
+                      refused if they hold CR/LF */
+    time_t date;   /* 0 → now */
+};
+
+/* The RFC 5322 message with CRLF line ends: Date, From, To, Subject,
+ * Message-ID, In-Reply-To, References, MIME-Version, Content-Type and
+ * Content-Transfer-Encoding (7bit for short ASCII, else quoted-printable or
+ * base64; lines ≤ 76, headers folded under 998), extra headers.
+ * *out is malloc'd (NUL-terminated; *outlen without the NUL), owned by the
+ * caller. SB_ERR_INVALID (with a message in err) for no From, no recipient,
+ * no body, an address or header holding CR/LF/NUL, an extra header without
+ * "Name:" or naming one this module writes; SB_ERR_NOMEM. */
+int sb_mail_compose(const struct sb_mail_out *m, char **out, size_t *outlen, char *err,
+                    size_t errlen);
+
+/* A new globally unique Message-ID, without <>, "<random>@<domain>"
+ * (128 random bits, base32). A NULL or empty domain gives "switchboard.local".
+ * buflen ≥ 64 + strlen(domain) always suffices; a shorter buffer gets "". */
+void sb_mail_message_id(const char *domain, char *buf, size_t buflen);
+
+/* The domain of an address ("Name <a@b.c>" or "a@b.c" → "b.c") copied into
+ * buf; "" when there is none. For sb_mail_message_id's domain. */
+void sb_mail_addr_domain(const char *addr, char *buf, size_t buflen);
+
+/* The bare address of "Name <a@b.c>" or "a@b.c" → "a@b.c" copied into buf
+ * (for SMTP MAIL FROM / RCPT TO); "" when none or it would not fit. */
+void sb_mail_addr_spec(const char *addr, char *buf, size_t buflen);
+
+/* "Re: " + subject, unless the subject already starts with a reply prefix
+ * ("Re:", "RE:", "Re[2]:", "AW:", "SV:", "Ответ:"), which is kept as it is, so
+ * a thread never grows "Re: Re: ". NULL or empty subject → "Re:".
+ * malloc'd, NULL on allocation failure. */
+char *sb_mail_reply_subject(const char *subject);
+
+/* The HTML part of a plain-text reply: the text HTML-escaped, line breaks
+ * as <br>, quoted lines ("> …") as a blockquote-styled block, in a minimal
+ * document. malloc'd, NULL on allocation failure. */
+char *sb_mail_text_to_html(const char *text);
+
+#endif
