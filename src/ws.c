@@ -257,6 +257,10 @@ size_t sb_ws_connections(void)
 
 void sb_ws_nudge(void)
 {
+    /* Nobody listening: the periodic read keeps the position; waking the
+     * tailer for every committed webhook would only cost queries. */
+    if (!__atomic_load_n(&ws.nconns, __ATOMIC_RELAXED))
+        return;
     pthread_mutex_lock(&ws.lock);
     ws.nudged = 1;
     pthread_cond_signal(&ws.wake);
