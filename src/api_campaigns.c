@@ -101,28 +101,7 @@ void sb_api_segments_list(struct sb_app *app, struct sb_db *db, const struct sb_
                           struct sb_http_reply *rep)
 {
     (void)app;
-    int64_t cursor;
-    if (sb_api_cursor_id(req, &cursor) != 0) {
-        sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
-        return;
-    }
-    int limit = sb_api_limit(req);
-    struct sb_db_val c = cursor ? SB_INT(cursor) : SB_NULL;
-    struct sb_db_val a[] = {c, c, SB_INT(limit)};
-    struct sb_db_rows r;
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_segment_list, a, 3, &r, err, sizeof err);
-    if (rc != SB_OK) {
-        sb_db_rows_free(&r);
-        sb_reply_failure(rep, rc, "list segments", err);
-        return;
-    }
-    json_t *items = json_array();
-    for (size_t i = 0; i < r.nrows; i++)
-        json_array_append_new(items, segment_json(&r, i));
-    int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
-    sb_db_rows_free(&r);
+    sb_api_list(db, req, rep, q_segment_list, segment_json, "segments");
 }
 
 void sb_api_segments_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
@@ -216,35 +195,18 @@ out:
     json_decref(body);
 }
 
+static json_t *template_row_json(const struct sb_db_rows *r, size_t i)
+{
+    return json_pack("{s:o, s:o, s:o, s:o}", "id", sb_json_cell_int(r, i, 0), "name",
+                     sb_json_cell(r, i, 1), "subject", sb_json_cell(r, i, 2), "created_at",
+                     sb_json_cell(r, i, 3));
+}
+
 void sb_api_templates_list(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                            struct sb_http_reply *rep)
 {
     (void)app;
-    int64_t cursor;
-    if (sb_api_cursor_id(req, &cursor) != 0) {
-        sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
-        return;
-    }
-    int limit = sb_api_limit(req);
-    struct sb_db_val c = cursor ? SB_INT(cursor) : SB_NULL;
-    struct sb_db_val a[] = {c, c, SB_INT(limit)};
-    struct sb_db_rows r;
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_template_list, a, 3, &r, err, sizeof err);
-    if (rc != SB_OK) {
-        sb_db_rows_free(&r);
-        sb_reply_failure(rep, rc, "list templates", err);
-        return;
-    }
-    json_t *items = json_array();
-    for (size_t i = 0; i < r.nrows; i++)
-        json_array_append_new(
-            items, json_pack("{s:o, s:o, s:o, s:o}", "id", sb_json_cell_int(&r, i, 0), "name",
-                             sb_json_cell(&r, i, 1), "subject", sb_json_cell(&r, i, 2),
-                             "created_at", sb_json_cell(&r, i, 3)));
-    int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
-    sb_db_rows_free(&r);
+    sb_api_list(db, req, rep, q_template_list, template_row_json, "templates");
 }
 
 static int load_template(struct sb_db *db, const struct sb_http_request *req,
@@ -551,28 +513,7 @@ void sb_api_campaigns_list(struct sb_app *app, struct sb_db *db, const struct sb
                            struct sb_http_reply *rep)
 {
     (void)app;
-    int64_t cursor;
-    if (sb_api_cursor_id(req, &cursor) != 0) {
-        sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
-        return;
-    }
-    int limit = sb_api_limit(req);
-    struct sb_db_val c = cursor ? SB_INT(cursor) : SB_NULL;
-    struct sb_db_val a[] = {c, c, SB_INT(limit)};
-    struct sb_db_rows r;
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_campaign_list, a, 3, &r, err, sizeof err);
-    if (rc != SB_OK) {
-        sb_db_rows_free(&r);
-        sb_reply_failure(rep, rc, "list campaigns", err);
-        return;
-    }
-    json_t *items = json_array();
-    for (size_t i = 0; i < r.nrows; i++)
-        json_array_append_new(items, campaign_json(&r, i));
-    int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
-    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
-    sb_db_rows_free(&r);
+    sb_api_list(db, req, rep, q_campaign_list, campaign_json, "campaigns");
 }
 
 void sb_api_campaigns_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,

@@ -80,3 +80,33 @@ void sb_api_search_terms(const char *q, const char *region, struct sb_search_ter
     t->like[o++] = '%';
     t->like[o] = '\0';
 }
+
+void sb_api_list(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
+                 const char *sql, json_t *(*row)(const struct sb_db_rows *r, size_t i),
+                 const char *what)
+{
+    int64_t cursor;
+    if (sb_api_cursor_id(req, &cursor) != 0) {
+        sb_reply_error(rep, SB_ERR_INVALID, "bad cursor");
+        return;
+    }
+    int limit = sb_api_limit(req);
+    struct sb_db_val c = cursor ? SB_INT(cursor) : SB_NULL;
+    struct sb_db_val a[] = {c, c, SB_INT(limit)};
+    struct sb_db_rows r;
+    char err[256] = "";
+    int rc = sb_db_exec(db, sql, a, 3, &r, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_db_rows_free(&r);
+        char doing[96];
+        snprintf(doing, sizeof doing, "list %s", what);
+        sb_reply_failure(rep, rc, doing, err);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < r.nrows; i++)
+        json_array_append_new(items, row(&r, i));
+    int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
+    sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
+    sb_db_rows_free(&r);
+}

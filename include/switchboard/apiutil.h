@@ -37,4 +37,11 @@ json_t *sb_json_cell_int(const struct sb_db_rows *r, size_t row, size_t col);
 /* interactions.flags bits as ["auto_reply", "bounce", "parse_error", "edited"]. */
 json_t *sb_json_flags(int64_t bits);
 
+/* A plain list endpoint: `sql` takes (cursor or NULL, cursor or NULL, limit)
+ * and returns rows whose first column is the id; `row` turns one row into
+ * JSON. Answers the page (or the error, naming `what`). */
+void sb_api_list(struct sb_db *db, const struct sb_http_request *req, struct sb_http_reply *rep,
+                 const char *sql, json_t *(*row)(const struct sb_db_rows *r, size_t i),
+                 const char *what);
+
 #endif

@@ -899,6 +899,36 @@ static void cancel(void **state)
     assert_string_equal(campaign_status(later, st, sizeof st), "scheduled");
 }
 
+/* The three list endpoints page with the same cursor rules. */
+static void lists_page(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"/api/v1/segments", "/api/v1/templates",
+                                        "/api/v1/campaigns"};
+    api_id("/api/v1/templates", "{\"name\":\"Second\",\"subject\":\"Hi\",\"text\":\"x\"}");
+    for (size_t k = 0; k < 3; k++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s?limit=1", paths[k]);
+        json_t *o = api("GET", path, NULL, 200);
+        json_t *items = json_object_get(o, "items");
+        assert_int_equal(json_array_size(items), 1);
+        long long first = json_integer_value(json_object_get(json_array_get(items, 0), "id"));
+        assert_true(first > 0);
+        const char *next = json_string_value(json_object_get(o, "next_cursor"));
+        assert_non_null(next); /* every list has more than one row by now */
+        snprintf(path, sizeof path, "%s?limit=1&cursor=%s", paths[k], next);
+        json_t *o2 = api("GET", path, NULL, 200);
+        long long second = json_integer_value(
+            json_object_get(json_array_get(json_object_get(o2, "items"), 0), "id"));
+        assert_true(second > 0);
+        assert_true(second < first); /* newest first, and no repeat */
+        json_decref(o2);
+        json_decref(o);
+    }
+    json_t *bad = api("GET", "/api/v1/campaigns?cursor=zzz", NULL, 400);
+    json_decref(bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +941,7 @@ int main(void)
         cmocka_unit_test(kill9_restart),
         cmocka_unit_test(bounce_suppressed_next_time),
         cmocka_unit_test(cancel),
+        cmocka_unit_test(lists_page),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
