@@ -48,12 +48,15 @@ static long long add_channel(const char *const *args)
     return id;
 }
 
+/* Set by the test that posts the shared files as they are. */
+static int shared_only;
+
 static char *fixture(const char *name)
 {
     char path[1024];
     /* Ours first (tests/fixtures/webhooks), then the shared ones. */
     snprintf(path, sizeof path, "%s/tests/fixtures/webhooks/%s", th_root(), name);
-    if (access(path, R_OK) != 0)
+    if (shared_only || access(path, R_OK) != 0)
         snprintf(path, sizeof path, "%s/../shared/fixtures/webhooks/%s", th_root(), name);
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -538,6 +541,75 @@ static void whatsapp_status_moves_our_message_forward_only(void **state)
                      1);
 }
 
+/* Every file of ../shared/fixtures/webhooks, as it is, through its channel:
+ * refused with a wrong signature (nothing stored), taken with the right
+ * one, and a second delivery changes nothing. */
+static void every_shared_fixture_is_taken_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        char kind;   /* t(elegram), w(hatsapp), v(iber) */
+        int message; /* leaves an interaction on its channel */
+    } cases[] = {
+        {"telegram-text.json", 't', 1},    {"telegram-contact.json", 't', 1},
+        {"telegram-edited.json", 't', 1},  {"telegram-photo.json", 't', 1},
+        {"whatsapp-text.json", 'w', 1},    {"whatsapp-image.json", 'w', 1},
+        {"whatsapp-status.json", 'w', 0},  {"viber-message.json", 'v', 1},
+        {"viber-subscribed.json", 'v', 0},
+    };
+    /* whatsapp-status.json reports on one of our messages: make it exist. */
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, "
+             "external_id, text, delivery_status) SELECT c.id, c.client_id, %lld, 'out', "
+             "'message', 'wamid.HBgLNzkxNjAwMDExMjIVAgARGBI0NzE1QjJBMDhFNjlFMzQ1RkEA', 'Ответ', "
+             "'sent' FROM conversations c WHERE c.channel_id = %lld LIMIT 1",
+             wa_id, wa_id);
+    char err[256] = "";
+    assert_int_equal(sb_db_exec_text(db, sql, err, sizeof err), SB_OK);
+    shared_only = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct th_resp r;
+        const char *f = cases[i].file;
+        long long ch = cases[i].kind == 't' ? tg_id : cases[i].kind == 'w' ? wa_id : vb_id;
+        int64_t before = count("SELECT COUNT(*) FROM interactions");
+        if (cases[i].kind == 't')
+            assert_int_equal(post(f, "not-the-secret-0000000", &r), 401);
+        else if (cases[i].kind == 'w')
+            assert_int_equal(post_wa(f, "wrong", &r), 401);
+        else
+            assert_int_equal(post_signed(vb_hook, f, "X-Viber-Content-Signature", "", "wrong", &r),
+                             401);
+        th_resp_free(&r);
+        assert_int_equal(count("SELECT COUNT(*) FROM interactions"), before);
+        for (int round = 0; round < 2; round++) {
+            long st = cases[i].kind == 't'   ? post(f, SECRET, &r)
+                      : cases[i].kind == 'w' ? post_wa(f, APP_SECRET, &r)
+                                             : post_signed(vb_hook, f, "X-Viber-Content-Signature",
+                                                           "", VIBER_TOKEN, &r);
+            if (st != 200)
+                fprintf(stderr, "%s: %ld %s\n", f, st, r.body ? r.body : "");
+            assert_int_equal(st, 200);
+            th_resp_free(&r);
+            int64_t after = count("SELECT COUNT(*) FROM interactions");
+            if (round == 1)
+                assert_int_equal(after, before); /* the second delivery stores nothing */
+            before = after;
+        }
+        if (cases[i].message) {
+            snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM interactions WHERE channel_id = %lld",
+                     ch);
+            assert_true(count(sql) > 0);
+        }
+    }
+    shared_only = 0;
+    assert_int_equal(count("SELECT COUNT(*) FROM interactions WHERE external_id = "
+                           "'wamid.HBgLNzkxNjAwMDExMjIVAgARGBI0NzE1QjJBMDhFNjlFMzQ1RkEA' AND "
+                           "delivery_status = 'read'"),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +625,7 @@ int main(void)
         cmocka_unit_test(viber_message_and_statuses),
         cmocka_unit_test(pbx_calls_join_the_client_by_phone),
         cmocka_unit_test(a_burst_of_webhooks_is_stored_whole),
+        cmocka_unit_test(every_shared_fixture_is_taken_once),
     };
     return cmocka_run_group_tests_name("webhooks", tests, setup, teardown);
 }
