@@ -109,26 +109,18 @@ void sb_api_segments_get(struct sb_app *app, struct sb_db *db, const struct sb_h
 {
     (void)app;
     int64_t id;
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such segment");
-        return;
-    }
-    struct sb_db_val a = SB_INT(id);
     struct sb_db_rows r;
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_segment_get, &a, 1, &r, err, sizeof err);
-    if (rc == SB_OK && !r.nrows)
-        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such segment");
-    json_t *out = rc == SB_OK ? segment_json(&r, 0) : NULL;
+    if (sb_api_load_by_id(db, req, rep, q_segment_get, "segment", &id, &r) != 0)
+        return;
+    json_t *out = segment_json(&r, 0);
     sb_db_rows_free(&r);
     struct sb_segment_filter f;
     int64_t count = 0;
-    if (rc == SB_OK) {
-        rc = sb_segment_filter_parse(json_object_get(out, "filter"), &f, err, sizeof err);
-        if (rc == SB_OK)
-            rc = sb_segment_count(db, &f, &count, err, sizeof err);
-        sb_segment_filter_free(&f);
-    }
+    char err[256] = "";
+    int rc = sb_segment_filter_parse(json_object_get(out, "filter"), &f, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_segment_count(db, &f, &count, err, sizeof err);
+    sb_segment_filter_free(&f);
     if (rc != SB_OK) {
         json_decref(out);
         sb_reply_result(rep, rc, "count segment", err);
@@ -213,22 +205,7 @@ static int load_template(struct sb_db *db, const struct sb_http_request *req,
                          struct sb_http_reply *rep, struct sb_db_rows *r)
 {
     int64_t id;
-    memset(r, 0, sizeof *r);
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such template");
-        return -1;
-    }
-    struct sb_db_val a = SB_INT(id);
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_template_get, &a, 1, r, err, sizeof err);
-    if (rc == SB_OK && !r->nrows)
-        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such template");
-    if (rc != SB_OK) {
-        sb_db_rows_free(r);
-        sb_reply_result(rep, rc, "load template", err);
-        return -1;
-    }
-    return 0;
+    return sb_api_load_by_id(db, req, rep, q_template_get, "template", &id, r);
 }
 
 void sb_api_templates_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
@@ -521,24 +498,13 @@ void sb_api_campaigns_get(struct sb_app *app, struct sb_db *db, const struct sb_
 {
     (void)app;
     int64_t id;
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such campaign");
-        return;
-    }
-    struct sb_db_val a = SB_INT(id);
     struct sb_db_rows r;
-    char err[256] = "";
-    int rc = sb_db_exec(db, q_campaign_get, &a, 1, &r, err, sizeof err);
-    if (rc == SB_OK && !r.nrows)
-        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such campaign");
-    if (rc != SB_OK) {
-        sb_db_rows_free(&r);
-        sb_reply_result(rep, rc, "load campaign", err);
+    if (sb_api_load_by_id(db, req, rep, q_campaign_get, "campaign", &id, &r) != 0)
         return;
-    }
     json_t *out = campaign_json(&r, 0);
     sb_db_rows_free(&r);
     json_t *stats = NULL;
+    char err[256] = "";
     if (sb_campaign_stats(db, id, &stats, err, sizeof err) == SB_OK) {
         json_object_del(stats, "hourly");
         json_object_set_new(out, "stats", stats);
@@ -584,18 +550,11 @@ void sb_api_campaigns_stats(struct sb_app *app, struct sb_db *db, const struct s
     int64_t id;
     char err[256] = "";
     struct sb_db_rows r;
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such campaign");
+    if (sb_api_load_by_id(db, req, rep, q_campaign_exists, "campaign", &id, &r) != 0)
         return;
-    }
-    struct sb_db_val a = SB_INT(id);
-    int rc = sb_db_exec(db, q_campaign_exists, &a, 1, &r, err, sizeof err);
-    if (rc == SB_OK && !r.nrows)
-        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such campaign");
     sb_db_rows_free(&r);
     json_t *stats = NULL;
-    if (rc == SB_OK)
-        rc = sb_campaign_stats(db, id, &stats, err, sizeof err);
+    int rc = sb_campaign_stats(db, id, &stats, err, sizeof err);
     if (rc != SB_OK) {
         sb_reply_result(rep, rc, "campaign stats", err);
         return;
@@ -652,20 +611,10 @@ void sb_api_campaigns_csv(struct sb_app *app, struct sb_db *db, const struct sb_
     (void)app;
     int64_t id;
     char err[256] = "";
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such campaign");
-        return;
-    }
     struct sb_db_rows r;
-    struct sb_db_val a = SB_INT(id);
-    int rc = sb_db_exec(db, q_campaign_exists, &a, 1, &r, err, sizeof err);
-    if (rc == SB_OK && !r.nrows)
-        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such campaign");
-    sb_db_rows_free(&r);
-    if (rc != SB_OK) {
-        sb_reply_result(rep, rc, "export recipients", err);
+    if (sb_api_load_by_id(db, req, rep, q_campaign_exists, "campaign", &id, &r) != 0)
         return;
-    }
+    sb_db_rows_free(&r);
     static const char *const head[] = {"recipient_id", "client_id",  "email",           "outcome",
                                        "status",       "attempts",   "message_id",      "sent_at",
                                        "opened_at",    "clicked_at", "unsubscribed_at", "bounce",
@@ -676,6 +625,7 @@ void sb_api_campaigns_csv(struct sb_app *app, struct sb_db *db, const struct sb_
     /* In pages of 5,000 rows: a worker never holds a whole big campaign's
      * result set at once besides the text itself. */
     int64_t after = 0;
+    int rc;
     for (;;) {
         struct sb_db_val pa[] = {SB_INT(id), SB_INT(after)};
         rc = sb_db_exec(db, q_recipients_csv, pa, 2, &r, err, sizeof err);

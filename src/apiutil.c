@@ -110,3 +110,27 @@ void sb_api_list(struct sb_db *db, const struct sb_http_request *req, struct sb_
     sb_reply_json(rep, 200, sb_api_page(items, r.nrows, limit, last));
     sb_db_rows_free(&r);
 }
+
+int sb_api_load_by_id(struct sb_db *db, const struct sb_http_request *req,
+                      struct sb_http_reply *rep, const char *sql, const char *what, int64_t *id_r,
+                      struct sb_db_rows *r)
+{
+    memset(r, 0, sizeof *r);
+    if (sb_request_param_id(req, 0, id_r) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such %s", what);
+        return -1;
+    }
+    struct sb_db_val a = SB_INT(*id_r);
+    char err[256] = "";
+    int rc = sb_db_exec(db, sql, &a, 1, r, err, sizeof err);
+    if (rc == SB_OK && !r->nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such %s", what);
+    if (rc != SB_OK) {
+        sb_db_rows_free(r);
+        char doing[96];
+        snprintf(doing, sizeof doing, "load %s", what);
+        sb_reply_result(rep, rc, doing, err);
+        return -1;
+    }
+    return 0;
+}

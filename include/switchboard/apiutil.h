@@ -44,4 +44,11 @@ void sb_api_list(struct sb_db *db, const struct sb_http_request *req, struct sb_
                  const char *sql, json_t *(*row)(const struct sb_db_rows *r, size_t i),
                  const char *what);
 
+/* The rows `sql` gives for the path's first id (its one parameter). 0 with
+ * at least one row in `r` and the id in *id_r; otherwise -1, `rep` holds
+ * the answer (404 "no such <what>", or 503/500) and `r` is empty. */
+int sb_api_load_by_id(struct sb_db *db, const struct sb_http_request *req,
+                      struct sb_http_reply *rep, const char *sql, const char *what, int64_t *id_r,
+                      struct sb_db_rows *r);
+
 #endif

@@ -927,6 +927,17 @@ static void lists_page(void **state)
     }
     json_t *bad = api("GET", "/api/v1/campaigns?cursor=zzz", NULL, 400);
     json_decref(bad);
+    /* One unknown id, the same answer everywhere. */
+    static const char *const missing[] = {
+        "/api/v1/segments/999999", "/api/v1/templates/999999", "/api/v1/campaigns/999999",
+        "/api/v1/campaigns/999999/stats", "/api/v1/campaigns/999999/recipients.csv"};
+    for (size_t k = 0; k < sizeof missing / sizeof missing[0]; k++) {
+        json_t *e = api("GET", missing[k], NULL, 404);
+        const char *code = json_string_value(json_object_get(json_object_get(e, "error"), "code"));
+        assert_non_null(code);
+        assert_string_equal(code, "not_found");
+        json_decref(e);
+    }
 }
 
 int main(void)
