@@ -543,6 +543,27 @@ static void maildir_make(const char *path, uid_t uid, gid_t gid)
     }
 }
 
+/* Wait until something accepts on 127.0.0.1:port. 0 when it does, -1 when
+ * `pid` exited first (its wait status in *status), 1 after timeout_ms. */
+static int wait_listening(pid_t pid, int port, int timeout_ms, int *status)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 25) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return 0;
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return -1;
+        usleep(25 * 1000);
+    }
+    return 1;
+}
+
 void th_dovecot_start(struct th_dovecot *d)
 {
     memset(d, 0, sizeof *d);
@@ -620,22 +641,12 @@ void th_dovecot_start(struct th_dovecot *d)
         execlp(bin, bin, "-F", "-c", path, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)d->port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return;
-        int status;
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-            fatal("dovecot exited at start-up; see %s/dovecot.log", d->dir);
-        usleep(50 * 1000);
-    }
-    fatal("dovecot did not listen within 10 s; see %s/dovecot.log", d->dir);
+    int status;
+    int rc = wait_listening(d->pid, d->port, 10000, &status);
+    if (rc < 0)
+        fatal("dovecot exited at start-up; see %s/dovecot.log", d->dir);
+    if (rc > 0)
+        fatal("dovecot did not listen within 10 s; see %s/dovecot.log", d->dir);
 }
 
 void th_dovecot_stop(struct th_dovecot *d)
@@ -764,22 +775,12 @@ void th_smtp_sink_start_on(struct th_smtp_sink *s, int port, const char *const *
         execv(bin, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)s->port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return;
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            fatal("smtp-sink exited at start-up (status %d)", status);
-        usleep(25 * 1000);
-    }
-    fatal("smtp-sink did not listen within 5 s");
+    int status;
+    int rc = wait_listening(s->pid, s->port, 5000, &status);
+    if (rc < 0)
+        fatal("smtp-sink exited at start-up (status %d)", status);
+    if (rc > 0)
+        fatal("smtp-sink did not listen within 5 s");
 }
 
 void th_smtp_sink_stop(struct th_smtp_sink *s)
