@@ -826,6 +826,12 @@ void sb_api_view(struct sb_app *app, struct sb_db *db, const struct sb_http_requ
     if (o.html) {
         sb_reply_text(rep, 200, "text/html; charset=utf-8", o.html, strlen(o.html));
         sb_reply_header(rep, "Cache-Control", "no-store");
+        /* The template is a marketer's HTML served from our origin: as a
+         * sandboxed page (an opaque origin, no script) it can show itself
+         * but never act with a visitor's session. */
+        sb_reply_header(rep, "Content-Security-Policy",
+                        "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' "
+                        "*; font-src *; form-action 'none'; frame-ancestors 'none'");
     } else {
         sb_reply_text(rep, 200, "text/plain; charset=utf-8", o.text ? o.text : "",
                       o.text ? strlen(o.text) : 0);

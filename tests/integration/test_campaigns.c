@@ -428,7 +428,8 @@ static void templates(void **state)
                     "{{custom.plan|none}}.\\nUnsubscribe: {{unsubscribe_url}}\\n\","
                     "\"html\":\"<p>Hello {{client.name}}</p><p><a "
                     "href=\\\"https://shop.example/sale?x=1&amp;y=2\\\">Sale</a></p><p><a "
-                    "href=\\\"{{unsubscribe_url}}\\\">Unsubscribe</a></p>\"}");
+                    "href=\\\"{{unsubscribe_url}}\\\">Unsubscribe</a> <a "
+                    "href=\\\"{{view_url}}\\\">View in the browser</a></p>\"}");
     char path[96];
     int64_t anna = q_int("SELECT client_id FROM client_identities WHERE value = "
                          "'user7@example.com' AND ? > 0",
@@ -650,6 +651,18 @@ static void clicks_and_opens(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(th_header(&r, "Content-Type", loc, sizeof loc), 0);
     assert_string_equal(loc, "image/gif");
+    th_resp_free(&r);
+    /* View in the browser: the marketer's HTML, as a sandboxed page. */
+    const char *v = strstr(flat, "https://sb.example/v/");
+    assert_non_null(v);
+    v += strlen("https://sb.example");
+    snprintf(link, sizeof link, "%.*s", (int)strcspn(v, "\"'> \n"), v);
+    assert_int_equal(th_http(&srv, "GET", link, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "Hello"));
+    char csp[512];
+    assert_int_equal(th_header(&r, "Content-Security-Policy", csp, sizeof csp), 0);
+    assert_non_null(strstr(csp, "sandbox"));
     th_resp_free(&r);
     char path[96];
     snprintf(path, sizeof path, "/api/v1/campaigns/%lld/stats", (long long)big);
