@@ -94,6 +94,12 @@ export function saveLanguage(l) {
 
 export const getLanguage = () => lang;
 
+// A page module (reports.js, campaigns.js, …) brings its own strings, so the inbox's table
+// above stays the inbox's: addStrings({ en: {…}, ru: {…} }) at the module's top level.
+export function addStrings(more) {
+  for (const [l, table] of Object.entries(more)) Object.assign((STRINGS[l] ||= {}), table);
+}
+
 export function t(key, vars) {
   let s = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
   if (vars) for (const [k, v] of Object.entries(vars)) s = s.replace(`{${k}}`, v);
