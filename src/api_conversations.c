@@ -17,6 +17,7 @@
 #include "switchboard/channel.h"
 #include "switchboard/mailcompose.h"
 #include "switchboard/mime.h"
+#include "switchboard/notify.h"
 #include "switchboard/outbox.h"
 #include "switchboard/sender.h"
 
@@ -108,9 +109,10 @@ static const char q_set_status[] =
 static const char q_set_assignee[] = "UPDATE conversations SET assignee_id = ? WHERE id = ?";
 static const char q_set_read[] = "UPDATE conversations SET unread = 0 WHERE id = ?";
 static const char q_user_exists[] = "SELECT 1 FROM users WHERE id = ? AND disabled = 0";
+/* meta is {"mentions": [user ids]} when the note names colleagues (notify.h). */
 static const char q_note_insert[] =
     "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
-    "author_user_id, sender) SELECT id, client_id, channel_id, 'note', 'note', ?, ?, ? "
+    "author_user_id, sender, meta) SELECT id, client_id, channel_id, 'note', 'note', ?, ?, ?, ? "
     "FROM conversations WHERE id = ?";
 static const char q_note_touch[] =
     "UPDATE conversations SET last_activity_at = NOW(6) WHERE id = ?";
@@ -516,18 +518,31 @@ void sb_api_conversations_note(struct sb_app *app, struct sb_db *db,
     }
     const char *text = json_string_value(json_object_get(body, "text"));
     char err[256] = "";
+    json_t *mentions = NULL;
+    char *meta = NULL;
     if (!text || !*text) {
         sb_reply_error(rep, SB_ERR_INVALID, "\"text\" is required");
         goto out;
     }
+    if (sb_mentions_parse(db, json_object_get(body, "mentions"), id, &mentions, rep) != 0)
+        goto out;
+    if (json_array_size(mentions)) {
+        json_t *m = json_pack("{s:O}", "mentions", mentions);
+        meta = m ? json_dumps(m, JSON_COMPACT) : NULL;
+        json_decref(m);
+        if (!meta) {
+            sb_reply_error(rep, SB_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     struct sb_db_rows r;
     struct sb_db_val a[] = {SB_TEXT(text), SB_INT(req->user.id), SB_TEXT(req->user.name),
-                            SB_INT(id)};
+                            SB_TEXT(meta), SB_INT(id)};
     struct sb_db_val c[] = {SB_INT(id)};
     int64_t client_id = json_integer_value(json_object_get(json_object_get(conv, "client"), "id"));
     int rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = sb_db_exec(db, q_note_insert, a, 4, &r, err, sizeof err);
+        rc = sb_db_exec(db, q_note_insert, a, 5, &r, err, sizeof err);
     int64_t note_id = rc == SB_OK ? (int64_t)r.insert_id : 0;
     if (rc == SB_OK)
         rc = sb_db_exec(db, q_note_touch, c, 1, NULL, err, sizeof err);
@@ -539,6 +554,9 @@ void sb_api_conversations_note(struct sb_app *app, struct sb_db *db,
                                        "preview", text, "author_user_id", (json_int_t)req->user.id),
                              err, sizeof err);
     if (rc == SB_OK)
+        rc = sb_mentions_notify(db, mentions, id, note_id, req->user.id, req->user.name, text, err,
+                                sizeof err);
+    if (rc == SB_OK)
         rc = sb_db_commit(db, err, sizeof err);
     else
         sb_db_rollback(db);
@@ -547,10 +565,13 @@ void sb_api_conversations_note(struct sb_app *app, struct sb_db *db,
         goto out;
     }
     sb_reply_json(rep, 201,
-                  json_pack("{s:I,s:I,s:s,s:s,s:s,s:I}", "id", (json_int_t)note_id,
+                  json_pack("{s:I,s:I,s:s,s:s,s:s,s:I,s:o}", "id", (json_int_t)note_id,
                             "conversation_id", (json_int_t)id, "direction", "note", "kind", "note",
-                            "text", text, "author_user_id", (json_int_t)req->user.id));
+                            "text", text, "author_user_id", (json_int_t)req->user.id, "meta",
+                            meta ? json_pack("{s:O}", "mentions", mentions) : json_null()));
 out:
+    free(meta);
+    json_decref(mentions);
     json_decref(body);
     json_decref(conv);
 }

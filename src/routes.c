@@ -81,6 +81,19 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_GET, "/t/c/{token}", sb_api_track_click, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_GET, "/v/{token}", sb_api_view, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_POST, "/api/v1/users", sb_api_users_create, 0, SB_ROLE_ADMIN),
+
+    /* Agents' tools (api_agent.c). */
+    ROUTE(SB_GET, "/api/v1/canned", sb_api_canned_list, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/canned", sb_api_canned_create, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PATCH, "/api/v1/canned/{id}", sb_api_canned_patch, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_DELETE, "/api/v1/canned/{id}", sb_api_canned_delete, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_POST, "/api/v1/conversations/{id}/canned/{canned_id}/render", sb_api_canned_render, 0,
+          AGENTS),
+    ROUTE(SB_GET, "/api/v1/agents", sb_api_agents_list, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/notifications", sb_api_notifications_list, 0, SB_ROLE_ANY),
+    ROUTE(SB_POST, "/api/v1/notifications/read-all", sb_api_notifications_read_all, 0, SB_ROLE_ANY),
+    ROUTE(SB_POST, "/api/v1/notifications/{id}/read", sb_api_notification_read, 0, SB_ROLE_ANY),
+    ROUTE(SB_PATCH, "/api/v1/me", sb_api_me_patch, 0, SB_ROLE_ANY),
 };
 
 const size_t sb_nroutes = sizeof sb_routes / sizeof sb_routes[0];

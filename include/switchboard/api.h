@@ -92,4 +92,17 @@ SB_HANDLER(sb_api_track_open);
 SB_HANDLER(sb_api_track_click);
 SB_HANDLER(sb_api_view);
 
+/* api_agent.c: agents' tools (canned responses, colleagues for @mentions,
+ * notifications, the user's own settings) */
+SB_HANDLER(sb_api_canned_list);
+SB_HANDLER(sb_api_canned_create);
+SB_HANDLER(sb_api_canned_patch);
+SB_HANDLER(sb_api_canned_delete);
+SB_HANDLER(sb_api_canned_render);
+SB_HANDLER(sb_api_agents_list);
+SB_HANDLER(sb_api_notifications_list);
+SB_HANDLER(sb_api_notification_read);
+SB_HANDLER(sb_api_notifications_read_all);
+SB_HANDLER(sb_api_me_patch);
+
 #endif
