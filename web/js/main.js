@@ -7,6 +7,7 @@ import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
+import { attachComposerTools, bellButton, onNotificationEvent, saveLocale } from './agent_tools.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -62,6 +63,7 @@ function renderLogin(message) {
 
 function toggleLanguage() {
   saveLanguage(getLanguage() === 'ru' ? 'en' : 'ru');
+  saveLocale(S.user, getLanguage()); // a new browser of this user opens in it too
   if (S.user) start(S.user);
   else renderLogin();
 }
@@ -120,6 +122,7 @@ function buildShell() {
     h('header', { class: 'top' },
       h('span', { class: 'brand' }, 'Switchboard'), el.liveDot,
       h('span', { class: 'spacer' }),
+      bellButton(S.user, openConversation),
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
@@ -318,6 +321,7 @@ async function flushConvs() {
 
 let threadTimer = null;
 function onEvent(ev) {
+  if (ev.event.startsWith('notification.')) { onNotificationEvent(ev); return; }
   const cid = ev.conversation_id;
   if (cid && /^(interaction|conversation)\./.test(ev.event)) {
     if (ev.event === 'interaction.created' && ev.data?.preview) S.previews.set(cid, ev.data.preview);
@@ -543,6 +547,7 @@ function buildComposer() {
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
   const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, h('div', { class: 'row' }, err, send));
+  const tools = attachComposerTools(ta, form, { mode: () => S.mode, convId: () => S.openId }); // "/" and "@" pickers
   function setMode(m) {
     S.mode = m;
     form.dataset.mode = m;
@@ -572,7 +577,7 @@ function buildComposer() {
     try {
       let it;
       if (S.mode === 'note') {
-        const r = await api('POST', `/api/v1/conversations/${id}/notes`, { text });
+        const r = await api('POST', `/api/v1/conversations/${id}/notes`, { text, mentions: tools.mentions(text) });
         it = { delivery_status: 'none', flags: [], sender: S.user.name, occurred_at: new Date().toISOString().replace('T', ' ').replace('Z', ''), ...r };
       } else {
         // One key per composed message: a retry after a lost answer cannot send twice.
@@ -581,6 +586,7 @@ function buildComposer() {
       }
       S.draftKey = null;
       ta.value = '';
+      tools.reset();
       if (S.openId === id) {
         S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
         renderItems(true);
