@@ -165,7 +165,7 @@ export function attachComposerTools(ta, form, { mode, convId }) {
 
 // ---------- notifications ----------
 
-const N = { user: null, items: [], unread: 0, loaded: false, buttons: new Set(), open: null, panel: null };
+const N = { user: null, items: [], unread: 0, loaded: false, buttons: new Set(), open: null, panel: null, outside: null };
 
 function drawBell() {
   for (const b of N.buttons) {
@@ -254,11 +254,19 @@ export function bellButton(user, open) {
     if (!N.panel.hidden) drawPanel();
   });
   N.panel.addEventListener('click', (e) => e.stopPropagation());
-  document.addEventListener('click', () => { if (N.panel) N.panel.hidden = true; });
+  if (!N.outside) { // once per page: a click elsewhere closes the list
+    N.outside = () => { if (N.panel) N.panel.hidden = true; };
+    document.addEventListener('click', N.outside);
+  }
   N.buttons.add(b);
   if (N.loaded) queueMicrotask(drawBell);
   else loadNotifications();
   return h('span', { class: 'bell-wrap' }, b, N.panel);
+}
+
+// After a resync (older events pruned) the list is read again.
+export function refreshNotifications() {
+  if (N.user) loadNotifications();
 }
 
 // notification.* events from the WebSocket (only the user's own reach this page).
@@ -273,6 +281,9 @@ export function onNotificationEvent(ev) {
     });
     N.unread += 1;
     drawBell();
+    // The event names no client: read the list again for that (and the server's count).
+    clearTimeout(N.reload);
+    N.reload = setTimeout(loadNotifications, 300);
   } else if (ev.event === 'notification.read') {
     loadNotifications(); // read in another tab: take the server's word for the count
   }

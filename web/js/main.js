@@ -7,7 +7,7 @@ import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
-import { attachComposerTools, bellButton, onNotificationEvent, saveLocale } from './agent_tools.js';
+import { attachComposerTools, bellButton, onNotificationEvent, refreshNotifications, saveLocale } from './agent_tools.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -351,6 +351,7 @@ function onTyping(m) {
 
 function resync() {
   reloadList();
+  refreshNotifications();
   if (S.openId) refreshThread(true);
 }
 
