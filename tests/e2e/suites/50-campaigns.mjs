@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cli, sleep, assert, SmtpSink } from '../lib.mjs';
-import { newPage, login, shot, cookie, PHONE } from '../web.mjs';
+import { newPage, login, shot, cookie, ADMIN, PHONE } from '../web.mjs';
 
 const MARKETER = { email: 'mila@example.com', name: 'Mila Marketer', password: 'correct horse 3' };
 // Six "spring" clients with an address (three on plan gold), one without an address, two others.
@@ -58,6 +58,13 @@ export default [
     assert(!(await page.isVisible('#convs')), 'no inbox list for a marketer');
     // Agents have no campaign pages; the agent's page is still signed in for later suites.
     if (ctx.page) assert(await ctx.page.$('#campaigns-link') === null, 'no Campaigns link for agents');
+    // Admins have the link too, beside their inbox.
+    const admin = await newPage(ctx);
+    await login(admin, ADMIN);
+    await admin.waitForSelector('#convs');
+    await admin.click('#campaigns-link');
+    await admin.waitForSelector('#campaign-list');
+    await admin.context().close();
     // Back to the inbox by hand: still campaigns.
     await page.evaluate(() => { location.hash = '#/c/1'; });
     await page.waitForFunction(() => location.hash === '#/campaigns');
