@@ -177,7 +177,7 @@ export default [
     await page.waitForSelector('#campaign[data-status="running"]');
     await page.click('#campaign-pause');
     await page.waitForSelector('#campaign[data-status="paused"]');
-    await sleep(700); // what was already in an SMTP transaction finishes
+    await sleep(1000); // what was already in an SMTP transaction finishes (docs/campaigns.md)
     const atPause = campaignMail(ctx.sink).length;
     await sleep(1500);
     const later = campaignMail(ctx.sink).length;
