@@ -110,8 +110,8 @@ export default [
       const e = document.querySelector('#bell-count');
       return e && (n === 0 ? e.hidden : Number(e.textContent) === n);
     }, before);
-    const unread = await admin.evaluate(() => fetch('/api/v1/notifications?unread=1').then((r) => r.json()));
-    assert(unread.unread_count === before, `server count ${unread.unread_count}`);
+    // The page counts down at once; the server's count follows its POST …/read.
+    await admin.waitForFunction(async (n) => (await fetch('/api/v1/notifications?unread=1').then((r) => r.json())).unread_count === n, before);
     // The note keeps who was mentioned.
     const items = await page.evaluate((id) => fetch(`/api/v1/conversations/${id}/interactions?limit=5`).then((r) => r.json()), ctx.convId);
     const note = items.items.find((i) => i.kind === 'note' && i.text.includes('посмотрите'));
