@@ -123,7 +123,7 @@ function buildShell() {
     h('header', { class: 'top' },
       h('span', { class: 'brand' }, 'Switchboard'), el.liveDot,
       h('span', { class: 'spacer' }),
-      bellButton(S.user, openConversation),
+      S.user.role !== 'marketer' ? bellButton(S.user, openConversation) : null, // marketers are never mentioned
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
       ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
