@@ -8,6 +8,7 @@ import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
 import { QuoteBox } from './quote.js';
+import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -89,7 +90,7 @@ function start(user) {
     S.live.start();
   }
   loadChannels();
-  reloadList();
+  if (user.role !== 'marketer') reloadList(); // marketers have no inbox (403)
   route();
 }
 
@@ -123,6 +124,7 @@ function buildShell() {
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
+      ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
       h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
@@ -336,6 +338,7 @@ function onEvent(ev) {
       if (ev.event === 'interaction.created' && ev.data?.direction === 'in') S.typing.delete(cid);
     }
   }
+  if (ev.event.startsWith('campaign.')) campaignEvent(ev);
   if (ev.event.startsWith('client.') && S.cardOpen && S.conv && ev.client_id === S.conv.client?.id) loadCard();
 }
 
@@ -354,8 +357,16 @@ function resync() {
 // ---------- thread ----------
 
 function route() {
-  const admin = location.hash.startsWith('#/admin') && S.user.role === 'admin';
+  // Campaign pages share the admin pane; a marketer has nothing else, so lands there.
+  if (S.user.role === 'marketer' && !location.hash.startsWith('#/campaigns')) history.replaceState(null, '', '#/campaigns');
+  const camp = location.hash.startsWith('#/campaigns') && ['admin', 'marketer'].includes(S.user.role);
+  if (!camp) leaveCampaigns();
+  const admin = camp || (location.hash.startsWith('#/admin') && S.user.role === 'admin');
   el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  if (camp) {
+    renderCampaigns(el.admin);
+    return;
+  }
   if (admin) {
     renderAdmin(el.admin);
     return;
