@@ -129,36 +129,46 @@ export default [
       INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, external_id, message_id, sender, subject, text, flags, occurred_at)
         VALUES (@cv, @cl, @ch, 'in', 'email', 'marina-ooo', 'marina-ooo@example.ru', 'Марина Орлова <marina@example.ru>', 'Out of office',
                 'Я в отпуске до понедельника.', 'auto_reply', '2026-11-23 10:05:00');
-      SELECT @cv;`);
-    const conv = Number(out.trim().split('\n').pop());
-    await page.goto(`/#/c/${conv}`);
-    await page.waitForSelector('.item.dir-in:has-text("Пришлите")');
-    await page.waitForSelector('#quote-box:not([hidden])');
-    assert(!(await page.$eval('#quote-box details', (d) => d.open)), 'the preview starts collapsed');
-    const preview = await page.textContent('#quoted-text');
-    assert(preview.startsWith('On Mon, 23 Nov 2026 10:00 UTC, Марина Орлова <marina@example.ru> wrote:\n> Здравствуйте!'), `preview: ${preview}`);
-    assert(preview.includes('> Пришлите, пожалуйста, счёт 17.\n>\n>> старое письмо'), `quote lines: ${preview}`);
-    assert(!preview.includes('отпуске'), 'the auto-reply is not the mail answered');
-    await page.click('#quote-box summary');
-    await shot(page, 'composer-quote-desktop');
-
-    const sent = async (text, omit) => {
-      if (omit) await page.check('#quote-omit');
-      const n = (await page.$$('.item.dir-out')).length;
-      await page.fill('#composer-text', text);
-      await page.click('#send');
-      // An e-mail reply shows its HTML in a sandboxed frame: count the items instead.
-      await page.waitForFunction((k) => document.querySelectorAll('.item.dir-out').length > k, n);
-      const d = await getJson(ctx, page, `/api/v1/conversations/${conv}/interactions?limit=10`);
-      return d.body.items.find((it) => it.direction === 'out' && it.text.startsWith(text));
-    };
-    const q = await sent('Счёт во вложении.', false);
-    assert(q.subject === 'Re: Счёт 17', `subject ${q.subject}`);
-    assert(q.text.includes('Счёт во вложении.\n\nOn Mon, 23 Nov 2026 10:00 UTC, Марина Орлова <marina@example.ru> wrote:\n> Здравствуйте!'), `text: ${q.text}`);
-    assert(q.html.includes('<blockquote type="cite"') && q.html.includes('Пришлите, пожалуйста'), 'the HTML part quotes in a blockquote');
-    assert(!(await page.isChecked('#quote-omit')), 'the checkbox is cleared for the next reply');
-    const plain = await sent('Без цитаты.', true);
-    assert(plain.text === 'Без цитаты.', `text without the quote: ${plain.text}`);
-    assert(!plain.html.includes('blockquote'), 'no blockquote when left out');
+      SELECT CONCAT_WS(' ', @cv, @cl, @ch);`);
+    const [conv, cl, ch] = out.trim().split('\n').pop().split(' ').map(Number);
+    // Gone again afterwards: the suites after this one see one e-mail channel, theirs.
+    try {
+      await quoting(ctx, page, conv);
+    } finally {
+      await page.context().close(); // nothing left looking at what is deleted
+      ctx.db.sql(`DELETE FROM clients WHERE id = ${cl}; DELETE FROM channels WHERE id = ${ch};`);
+    }
   }],
 ];
+
+async function quoting(ctx, page, conv) {
+  await page.goto(`/#/c/${conv}`);
+  await page.waitForSelector('.item.dir-in:has-text("Пришлите")');
+  await page.waitForSelector('#quote-box:not([hidden])');
+  assert(!(await page.$eval('#quote-box details', (d) => d.open)), 'the preview starts collapsed');
+  const preview = await page.textContent('#quoted-text');
+  assert(preview.startsWith('On Mon, 23 Nov 2026 10:00 UTC, Марина Орлова <marina@example.ru> wrote:\n> Здравствуйте!'), `preview: ${preview}`);
+  assert(preview.includes('> Пришлите, пожалуйста, счёт 17.\n>\n>> старое письмо'), `quote lines: ${preview}`);
+  assert(!preview.includes('отпуске'), 'the auto-reply is not the mail answered');
+  await page.click('#quote-box summary');
+  await shot(page, 'composer-quote-desktop');
+
+  const sent = async (text, omit) => {
+    if (omit) await page.check('#quote-omit');
+    const n = (await page.$$('.item.dir-out')).length;
+    await page.fill('#composer-text', text);
+    await page.click('#send');
+    // An e-mail reply shows its HTML in a sandboxed frame: count the items instead.
+    await page.waitForFunction((k) => document.querySelectorAll('.item.dir-out').length > k, n);
+    const d = await getJson(ctx, page, `/api/v1/conversations/${conv}/interactions?limit=10`);
+    return d.body.items.find((it) => it.direction === 'out' && it.text.startsWith(text));
+  };
+  const q = await sent('Счёт во вложении.', false);
+  assert(q.subject === 'Re: Счёт 17', `subject ${q.subject}`);
+  assert(q.text.includes('Счёт во вложении.\n\nOn Mon, 23 Nov 2026 10:00 UTC, Марина Орлова <marina@example.ru> wrote:\n> Здравствуйте!'), `text: ${q.text}`);
+  assert(q.html.includes('<blockquote type="cite"') && q.html.includes('Пришлите, пожалуйста'), 'the HTML part quotes in a blockquote');
+  assert(!(await page.isChecked('#quote-omit')), 'the checkbox is cleared for the next reply');
+  const plain = await sent('Без цитаты.', true);
+  assert(plain.text === 'Без цитаты.', `text without the quote: ${plain.text}`);
+  assert(!plain.html.includes('blockquote'), 'no blockquote when left out');
+}
