@@ -8,6 +8,7 @@ import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
 import { attachComposerTools, bellButton, onNotificationEvent, refreshNotifications, saveLocale } from './agent_tools.js';
+import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 
 const app = document.getElementById('app');
@@ -528,8 +529,10 @@ function renderItems(scrollDown) {
   const nearBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 80;
   const items = [...S.items.values()].sort((a, b) => (a.occurred_at < b.occurred_at ? -1 : a.occurred_at > b.occurred_at ? 1 : a.id - b.id));
   body.replaceChildren(
-    S.threadCursor ? h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier')) : null,
+    // replaceChildren() would show a null as the text "null"
+    ...(S.threadCursor ? [h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier'))] : []),
     ...items.map((it) => renderInteraction(it, { onRetry: retry })));
+  el.quote?.update(S.conv, S.items, S.mode);
   if (scrollDown || nearBottom) {
     body.scrollTop = body.scrollHeight;
     S.stickBottom = true;
@@ -558,10 +561,12 @@ function buildComposer() {
   const send = h('button', { type: 'submit', id: 'send' });
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
-  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, h('div', { class: 'row' }, err, send));
+  const quote = el.quote = new QuoteBox();
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el, h('div', { class: 'row' }, err, send));
   const tools = attachComposerTools(ta, form, { mode: () => S.mode, convId: () => S.openId }); // "/" and "@" pickers
   function setMode(m) {
     S.mode = m;
+    quote.update(S.conv, S.items, m);
     form.dataset.mode = m;
     for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.mode === m));
     ta.placeholder = m === 'note' ? t('notePlaceholder') : t('replyPlaceholder');
@@ -594,11 +599,12 @@ function buildComposer() {
       } else {
         // One key per composed message: a retry after a lost answer cannot send twice.
         S.draftKey ||= newKey();
-        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text }, { 'Idempotency-Key': S.draftKey });
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body() }, { 'Idempotency-Key': S.draftKey });
       }
       S.draftKey = null;
       ta.value = '';
       tools.reset();
+      quote.reset();
       if (S.openId === id) {
         S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
         renderItems(true);
