@@ -467,7 +467,7 @@ static int template_valid(const char *name, const char *subject, const char *htm
     if ((!html || !*html) && (!text || !*text))
         return sb_fail(err, errlen, SB_ERR_INVALID, "a template needs html or text (or both)");
     const char *parts[] = {subject, html, text}, *names[] = {"subject", "html", "text"};
-    char why[200];
+    char why[200] = "";
     for (int i = 0; i < 3; i++)
         if (sb_tpl_check(parts[i], why, sizeof why) != SB_OK)
             return sb_fail(err, errlen, SB_ERR_INVALID, "%s: %s", names[i], why);
@@ -759,7 +759,7 @@ static int read_send_at(const json_t *sa, char *out, struct sb_http_reply *rep)
     /* The segment filter's date reader: one format everywhere. */
     json_t *f = json_pack("{s:O}", "created_after", sa);
     struct sb_segment_filter sf;
-    char err[256];
+    char err[256] = "";
     int rc = sb_segment_filter_parse(f, &sf, err, sizeof err);
     json_decref(f);
     if (rc != SB_OK) {

@@ -1051,8 +1051,10 @@ static void edit_segments_and_templates(void **state)
     int64_t tpl = api_id("/api/v1/templates",
                          "{\"name\":\"T\",\"subject\":\"Old {{client.name}}\",\"text\":\"old\"}");
     /* The create path's checks: unknown merge field, no part left. */
-    json_decref(
-        call("PATCH", 400, "{\"subject\":\"Hi {{client.nmae}}\"}", "/api/v1/templates/%lld", tpl));
+    o = call("PATCH", 400, "{\"subject\":\"Hi {{client.nmae}}\"}", "/api/v1/templates/%lld", tpl);
+    assert_non_null(strstr(jstr(json_object_get(o, "error"), "message"),
+                           "subject: unknown merge field 'client.nmae'"));
+    json_decref(o);
     json_decref(call("PATCH", 400, "{\"html\":\"<p>{{custom.x\"}", "/api/v1/templates/%lld", tpl));
     json_decref(call("PATCH", 400, "{\"text\":null}", "/api/v1/templates/%lld", tpl));
     json_decref(call("PATCH", 400, "{\"subject\":5}", "/api/v1/templates/%lld", tpl));
