@@ -511,7 +511,10 @@ async function campaignForm(c, onSaved) {
         go(`#/campaigns/${d.id}`);
         return;
       }
-      await api('PATCH', `/api/v1/campaigns/${c.id}`, body);
+      // Unchanged segment and template are left out: on a scheduled campaign either one makes
+      // its recipients again (docs/campaigns.md, "Editing and deleting").
+      for (const k of ['segment_id', 'template_id']) if (body[k] === c[k]) delete body[k];
+      Object.assign(c, await api('PATCH', `/api/v1/campaigns/${c.id}`, body));
       note.textContent = t('saved');
       onSaved?.();
     } catch (ex) {
