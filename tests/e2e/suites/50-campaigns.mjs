@@ -218,6 +218,7 @@ export default [
     const page = ctx.mkt;
     await page.goto(`/#/campaigns/${ctx.campId}`);
     await page.waitForSelector('#campaign[data-status="finished"]');
+    assert(await page.$('#campaign-edit-form') === null && await page.$('#campaign-delete') === null, 'a finished campaign is not editable');
     const href = await page.getAttribute('#campaign-csv', 'href');
     assert(href === `/api/v1/campaigns/${ctx.campId}/recipients.csv`, `CSV link ${href}`);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#campaign-csv')]);
@@ -241,6 +242,8 @@ export default [
     await page.waitForSelector('#campaign[data-status="draft"]');
     await page.click('#campaign-start');
     await page.waitForSelector('#campaign[data-status="scheduled"]');
+    // Scheduled: nothing sent yet, so still editable in place.
+    await page.waitForSelector('#campaign-edit-form');
     page.once('dialog', (d) => d.dismiss());
     await page.click('#campaign-cancel');
     await sleep(500);
@@ -251,6 +254,7 @@ export default [
     await page.waitForSelector('#campaign[data-status="cancelled"]');
     assert(asked.includes('"Later"'), `the question names the campaign: ${asked}`);
     assert(await page.$('#campaign-actions button') === null, 'no actions on a cancelled campaign');
+    assert(await page.$('#campaign-edit-form') === null, 'no edit form once cancelled');
     assert((await api(ctx, page, 'GET', `/api/v1/campaigns/${r.json.id}`)).json.status === 'cancelled', 'cancelled on the server');
   }],
 
