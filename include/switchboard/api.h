@@ -75,6 +75,8 @@ SB_HANDLER(sb_api_conversations_retry);
 SB_HANDLER(sb_api_segments_create);
 SB_HANDLER(sb_api_segments_list);
 SB_HANDLER(sb_api_segments_get);
+SB_HANDLER(sb_api_segments_patch);
+SB_HANDLER(sb_api_segments_delete);
 /* POST {"filter"}: the count only, nothing saved (the segment editor) */
 SB_HANDLER(sb_api_segments_count);
 /* id, kind, name, enabled of every channel: marketers pick channels by name */
@@ -82,11 +84,15 @@ SB_HANDLER(sb_api_channel_names);
 SB_HANDLER(sb_api_templates_create);
 SB_HANDLER(sb_api_templates_list);
 SB_HANDLER(sb_api_templates_get);
+SB_HANDLER(sb_api_templates_patch);
+SB_HANDLER(sb_api_templates_delete);
 SB_HANDLER(sb_api_templates_preview);
 SB_HANDLER(sb_api_templates_test);
 SB_HANDLER(sb_api_campaigns_create);
 SB_HANDLER(sb_api_campaigns_list);
 SB_HANDLER(sb_api_campaigns_get);
+SB_HANDLER(sb_api_campaigns_patch);
+SB_HANDLER(sb_api_campaigns_delete);
 SB_HANDLER(sb_api_campaigns_action);
 SB_HANDLER(sb_api_campaigns_stats);
 SB_HANDLER(sb_api_campaigns_csv);

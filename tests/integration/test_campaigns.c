@@ -997,6 +997,272 @@ static void lists_page(void **state)
     }
 }
 
+/* -- Editing (PATCH and DELETE) --------------------------------------------- */
+
+static json_t *call(const char *method, long want, const char *body, const char *fmt, long long id)
+{
+    char path[160];
+    snprintf(path, sizeof path, fmt, id);
+    return api(method, path, body, want);
+}
+
+static long long jint(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void edit_segments_and_templates(void **state)
+{
+    (void)state;
+    /* batch100 holds 100 clients; user1 unsubscribed earlier, so 99 can be
+     * mailed, 49 of them on plan gold (odd numbers). */
+    int64_t seg =
+        api_id("/api/v1/segments", "{\"name\":\"Edit me\",\"filter\":{\"tag\":\"batch100\"}}");
+    json_t *o = call("PATCH", 200, "{\"name\":\"Renamed\"}", "/api/v1/segments/%lld", seg);
+    assert_string_equal(jstr(o, "name"), "Renamed");
+    assert_int_equal(jint(o, "count"), 99);
+    json_decref(o);
+    o = call("PATCH", 200, "{\"filter\":{\"tag\":\"batch100\",\"custom\":{\"plan\":\"gold\"}}}",
+             "/api/v1/segments/%lld", seg);
+    assert_int_equal(jint(o, "count"), 49); /* recomputed */
+    assert_string_equal(jstr(o, "name"), "Renamed");
+    json_decref(o);
+    o = call("GET", 200, NULL, "/api/v1/segments/%lld", seg);
+    assert_string_equal(jstr(json_object_get(o, "filter"), "tag"), "batch100");
+    assert_int_equal(jint(o, "count"), 49);
+    json_decref(o);
+    json_decref(call("PATCH", 400, "{\"colour\":1}", "/api/v1/segments/%lld", seg));
+    json_decref(call("PATCH", 400, "{\"filter\":{\"colour\":1}}", "/api/v1/segments/%lld", seg));
+    json_decref(call("PATCH", 400, "{\"name\":\"\"}", "/api/v1/segments/%lld", seg));
+    json_decref(call("PATCH", 400, "{}", "/api/v1/segments/%lld", seg));
+    json_decref(call("PATCH", 400, "{\"name\":", "/api/v1/segments/%lld", seg));
+    json_decref(call("PATCH", 404, "{\"name\":\"x\"}", "/api/v1/segments/%lld", 999999));
+    json_decref(call("DELETE", 404, NULL, "/api/v1/segments/%lld", 999999));
+    o = call("GET", 200, NULL, "/api/v1/segments/%lld", seg); /* a refusal changed nothing */
+    assert_string_equal(jstr(o, "name"), "Renamed");
+    assert_int_equal(jint(o, "count"), 49);
+    json_decref(o);
+
+    int64_t tpl = api_id("/api/v1/templates",
+                         "{\"name\":\"T\",\"subject\":\"Old {{client.name}}\",\"text\":\"old\"}");
+    /* The create path's checks: unknown merge field, no part left. */
+    o = call("PATCH", 400, "{\"subject\":\"Hi {{client.nmae}}\"}", "/api/v1/templates/%lld", tpl);
+    assert_non_null(strstr(jstr(json_object_get(o, "error"), "message"),
+                           "subject: unknown merge field 'client.nmae'"));
+    json_decref(o);
+    json_decref(call("PATCH", 400, "{\"html\":\"<p>{{custom.x\"}", "/api/v1/templates/%lld", tpl));
+    json_decref(call("PATCH", 400, "{\"text\":null}", "/api/v1/templates/%lld", tpl));
+    json_decref(call("PATCH", 400, "{\"subject\":5}", "/api/v1/templates/%lld", tpl));
+    json_decref(call("PATCH", 400, "{\"subject\":\"\"}", "/api/v1/templates/%lld", tpl));
+    json_decref(call("PATCH", 400, "{\"sender\":\"x\"}", "/api/v1/templates/%lld", tpl));
+    json_decref(call("PATCH", 404, "{\"name\":\"x\"}", "/api/v1/templates/%lld", 999999));
+    o = call("GET", 200, NULL, "/api/v1/templates/%lld", tpl);
+    assert_string_equal(jstr(o, "subject"), "Old {{client.name}}");
+    json_decref(o);
+    o = call("PATCH", 200,
+             "{\"subject\":\"New {{client.name|you}}\",\"html\":\"<p>Hi</p>\",\"text\":null}",
+             "/api/v1/templates/%lld", tpl);
+    assert_string_equal(jstr(o, "subject"), "New {{client.name|you}}");
+    assert_string_equal(jstr(o, "html"), "<p>Hi</p>");
+    assert_true(json_is_null(json_object_get(o, "text")));
+    assert_string_equal(jstr(o, "name"), "T");
+    json_decref(o);
+    o = call("POST", 200, "{}", "/api/v1/templates/%lld/preview", tpl); /* what preview shows */
+    assert_string_equal(jstr(o, "subject"), "New you");
+    json_decref(o);
+    /* Unused: deleted. */
+    json_decref(call("DELETE", 204, NULL, "/api/v1/templates/%lld", tpl));
+    json_decref(call("GET", 404, NULL, "/api/v1/templates/%lld", tpl));
+    json_decref(call("DELETE", 404, NULL, "/api/v1/templates/%lld", tpl));
+    json_decref(call("DELETE", 204, NULL, "/api/v1/segments/%lld", seg));
+    json_decref(call("GET", 404, NULL, "/api/v1/segments/%lld", seg));
+    assert_int_equal(q_int("SELECT COUNT(*) FROM audit_log WHERE target_type = 'segment' AND "
+                           "action IN ('segment.update', 'segment.delete') AND target_id = ?",
+                           seg),
+                     3);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM audit_log WHERE target_type = 'template' AND "
+                           "action IN ('template.update', 'template.delete') AND target_id = ?",
+                           tpl),
+                     2);
+
+    /* Agents edit nothing here. */
+    char agent[512];
+    th_login(&srv, "agent@shop.example", "correct horse battery", agent, sizeof agent);
+    const char *h[] = {agent, "Content-Type: application/json", NULL};
+    static const char *const paths[] = {"/api/v1/segments/%lld", "/api/v1/templates/%lld",
+                                        "/api/v1/campaigns/%lld"};
+    for (int i = 0; i < 3; i++) {
+        char path[96];
+        snprintf(path, sizeof path, paths[i],
+                 (long long)(i == 0   ? seg_all
+                             : i == 1 ? tpl_id
+                                      : big));
+        struct th_resp r;
+        assert_int_equal(th_http(&srv, "PATCH", path, "{\"name\":\"mine\"}", h, &r), 0);
+        assert_int_equal(r.status, 403);
+        th_resp_free(&r);
+        assert_int_equal(th_http(&srv, "DELETE", path, NULL, h, &r), 0);
+        assert_int_equal(r.status, 403);
+        th_resp_free(&r);
+    }
+}
+
+static void edit_campaigns(void **state)
+{
+    (void)state;
+    int64_t gold = api_id(
+        "/api/v1/segments",
+        "{\"name\":\"Gold 100\",\"filter\":{\"tag\":\"batch100\",\"custom\":{\"plan\":\"gold\"}}}");
+    int64_t tpl =
+        api_id("/api/v1/templates", "{\"name\":\"Sched\",\"subject\":\"First\",\"text\":\"x\"}");
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"name\":\"Draft\",\"segment_id\":%lld,\"template_id\":%lld,\"channel_id\":%lld}",
+             (long long)gold, (long long)tpl, (long long)channel_id);
+    int64_t cid = api_id("/api/v1/campaigns", body);
+    json_t *o =
+        call("PATCH", 200,
+             "{\"name\":\"Later on\",\"rate_per_second\":7,\"send_at\":\"2999-01-01T10:00:00Z\"}",
+             "/api/v1/campaigns/%lld", cid);
+    assert_string_equal(jstr(o, "name"), "Later on");
+    assert_int_equal(jint(o, "rate_per_second"), 7);
+    assert_non_null(strstr(jstr(o, "send_at"), "2999-01-01"));
+    assert_int_equal(jint(o, "segment_id"), gold);
+    assert_string_equal(jstr(o, "status"), "draft");
+    json_decref(o);
+    json_decref(call("PATCH", 400, "{\"segment_id\":999999}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("PATCH", 400, "{\"template_id\":\"1\"}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("PATCH", 400, "{\"status\":\"running\"}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("PATCH", 400, "{\"send_at\":\"soon\"}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("PATCH", 400, "{\"rate_per_second\":-1}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("PATCH", 404, "{\"name\":\"x\"}", "/api/v1/campaigns/%lld", 999999));
+    /* Used by a draft: neither segment nor template can go. */
+    o = call("DELETE", 409, NULL, "/api/v1/segments/%lld", gold);
+    assert_string_equal(jstr(json_object_get(o, "error"), "code"), "conflict");
+    assert_non_null(strstr(jstr(json_object_get(o, "error"), "message"), "draft"));
+    json_decref(o);
+    json_decref(call("DELETE", 409, NULL, "/api/v1/templates/%lld", tpl));
+
+    /* Scheduled: the recipients and the copy of the template follow every
+     * edit until it sends. */
+    action(cid, "start", 200);
+    char st[32];
+    assert_string_equal(campaign_status(cid, st, sizeof st), "scheduled");
+    assert_int_equal(q_int("SELECT recipients FROM campaigns WHERE id = ?", cid), 49);
+    json_decref(call("PATCH", 400, "{\"segment_id\":0}", "/api/v1/campaigns/%lld", cid));
+    snprintf(body, sizeof body, "{\"segment_id\":%lld}", (long long)seg_100);
+    json_decref(call("PATCH", 200, body, "/api/v1/campaigns/%lld", cid));
+    assert_int_equal(q_int("SELECT recipients FROM campaigns WHERE id = ?", cid), 99);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = ?", cid),
+                     99);
+    snprintf(body, sizeof body, "{\"segment_id\":%lld}", (long long)gold);
+    json_decref(call("PATCH", 200, body, "/api/v1/campaigns/%lld", cid));
+    assert_int_equal(q_int("SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = ?", cid),
+                     49);
+    json_decref(call("PATCH", 200,
+                     "{\"filter\":{\"tag\":\"batch100\",\"custom\":{\"plan\":\"basic\"}}}",
+                     "/api/v1/segments/%lld", gold));
+    assert_int_equal(q_int("SELECT recipients FROM campaigns WHERE id = ?", cid), 50);
+    json_decref(call("PATCH", 200, "{\"subject\":\"Second\"}", "/api/v1/templates/%lld", tpl));
+    assert_int_equal(
+        q_int("SELECT COUNT(*) FROM campaigns WHERE id = ? AND subject = 'Second'", cid), 1);
+    json_decref(call("PATCH", 400, "{\"send_at\":null}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("DELETE", 409, NULL, "/api/v1/campaigns/%lld", cid));
+    action(cid, "cancel", 200);
+    json_decref(call("PATCH", 409, "{\"name\":\"x\"}", "/api/v1/campaigns/%lld", cid));
+    assert_true(q_int("SELECT COUNT(*) FROM events WHERE type = 'campaign.updated' AND "
+                      "JSON_VALUE(data, '$.campaign_id') = ?",
+                      cid) >= 6);
+
+    /* A draft goes; anything started stays (cancel is the way to stop). */
+    snprintf(body, sizeof body,
+             "{\"name\":\"Gone\",\"segment_id\":%lld,\"template_id\":%lld,\"channel_id\":%lld}",
+             (long long)gold, (long long)tpl, (long long)channel_id);
+    int64_t gone = api_id("/api/v1/campaigns", body);
+    json_decref(call("DELETE", 204, NULL, "/api/v1/campaigns/%lld", gone));
+    json_decref(call("GET", 404, NULL, "/api/v1/campaigns/%lld", gone));
+    json_decref(call("DELETE", 404, NULL, "/api/v1/campaigns/%lld", gone));
+    json_decref(call("DELETE", 409, NULL, "/api/v1/campaigns/%lld", big)); /* finished */
+    assert_int_equal(q_int("SELECT COUNT(*) FROM audit_log WHERE action = 'campaign.delete' AND "
+                           "target_id = ?",
+                           gone),
+                     1);
+}
+
+/* While a campaign runs, edits of its template and segment change nothing
+ * it sends, and the campaign itself cannot be edited or its parts deleted;
+ * once finished, they can go and the campaign keeps its history. */
+static void running_campaign_unaffected(void **state)
+{
+    (void)state;
+    int64_t seg =
+        api_id("/api/v1/segments", "{\"name\":\"Run\",\"filter\":{\"tag\":\"batch100\"}}");
+    int64_t tpl =
+        api_id("/api/v1/templates", "{\"name\":\"Run\",\"subject\":\"Before "
+                                    "{{client.name}}\",\"text\":\"before {{client.name}}\"}");
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"name\":\"Run\",\"segment_id\":%lld,\"template_id\":%lld,\"channel_id\":%lld,"
+             "\"rate_per_second\":25}",
+             (long long)seg, (long long)tpl, (long long)channel_id);
+    int64_t cid = api_id("/api/v1/campaigns", body);
+    action(cid, "start", 200);
+    double end = now_s() + 20;
+    while (count_for(cid) < 5 && now_s() < end)
+        usleep(50 * 1000);
+    json_decref(call("PATCH", 200,
+                     "{\"subject\":\"After {{client.name}}\",\"text\":\"AFTER-EDIT\"}",
+                     "/api/v1/templates/%lld", tpl));
+    json_t *o =
+        call("PATCH", 200, "{\"filter\":{\"tag\":\"nobody\"}}", "/api/v1/segments/%lld", seg);
+    assert_int_equal(jint(o, "count"), 0);
+    json_decref(o);
+    json_decref(call("PATCH", 409, "{\"rate_per_second\":0}", "/api/v1/campaigns/%lld", cid));
+    json_decref(call("DELETE", 409, NULL, "/api/v1/templates/%lld", tpl));
+    json_decref(call("DELETE", 409, NULL, "/api/v1/segments/%lld", seg));
+    json_decref(call("DELETE", 409, NULL, "/api/v1/campaigns/%lld", cid));
+    size_t mid_run = count_for(cid);
+    wait_status(cid, "finished", 60);
+    fprintf(stderr, "edited after %zu of 99 messages\n", mid_run);
+    assert_true(mid_run < 99);
+    int copies, ids;
+    size_t dups;
+    assert_int_equal(per_recipient(cid, &copies, &ids, &dups), 99);
+    assert_int_equal(copies, 1);
+    size_t before = 0;
+    for (size_t i = 0; i < nmsgs; i++) {
+        if (msgs[i].cid != cid)
+            continue;
+        char subj[256];
+        assert_int_equal(header(msgs[i].raw, "Subject", subj, sizeof subj), 0);
+        before += !strncmp(subj, "Before Client ", 14);
+        assert_null(strstr(msgs[i].raw, "AFTER-EDIT"));
+    }
+    assert_int_equal(before, 99);
+    assert_int_equal(q_int("SELECT recipients FROM campaigns WHERE id = ?", cid), 99);
+
+    /* Finished: its segment and template can go; the campaign stays. */
+    json_decref(call("DELETE", 204, NULL, "/api/v1/templates/%lld", tpl));
+    json_decref(call("DELETE", 204, NULL, "/api/v1/segments/%lld", seg));
+    o = call("GET", 200, NULL, "/api/v1/campaigns/%lld?hourly=1", cid);
+    assert_true(json_is_null(json_object_get(o, "segment_id")));
+    assert_true(json_is_null(json_object_get(o, "template_id")));
+    assert_string_equal(jstr(o, "status"), "finished");
+    json_t *stats = json_object_get(o, "stats");
+    assert_int_equal(jint(stats, "sent"), 99);
+    assert_true(json_array_size(json_object_get(stats, "hourly")) >= 1); /* one request per poll */
+    json_decref(o);
+    o = call("GET", 200, NULL, "/api/v1/campaigns/%lld", cid);
+    assert_null(json_object_get(json_object_get(o, "stats"), "hourly"));
+    json_decref(o);
+    action(cid, "start", 409); /* still final, never "everyone" */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1011,6 +1277,9 @@ int main(void)
         cmocka_unit_test(bounce_suppressed_next_time),
         cmocka_unit_test(cancel),
         cmocka_unit_test(lists_page),
+        cmocka_unit_test(edit_segments_and_templates),
+        cmocka_unit_test(edit_campaigns),
+        cmocka_unit_test(running_campaign_unaffected),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -129,7 +129,7 @@ function buildShell() {
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
       ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
-      h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
+      h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: showHelp }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
     h('section', { class: 'list-pane' },
       h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); S.filters.q = el.q.value.trim(); reloadList(); } }, el.q),
@@ -151,12 +151,23 @@ function syncFilters() {
 }
 
 function buildHelp() {
-  const keys = [['j', 'kNext'], ['k', 'kPrev'], ['r', 'kReply'], ['n', 'kNote'], ['e', 'kResolve'], ['/', 'kSearch'], ['?', 'kHelp'], ['Esc', 'kEsc']];
+  el.helpKeys = h('tbody', {});
   const d = h('dialog', { id: 'help', class: 'help' },
     h('h2', {}, t('shortcuts')),
-    h('table', {}, h('tbody', {}, keys.map(([k, s]) => h('tr', {}, h('td', {}, h('kbd', {}, k)), h('td', {}, t(s)))))),
+    h('table', {}, el.helpKeys),
     h('form', { method: 'dialog' }, h('button', {}, t('close'))));
   return d;
+}
+
+// The inbox keys act on the list and the thread; the campaign and admin pages have neither, so
+// there the help lists (and the keyboard handler knows) only ? and Esc.
+const inboxView = () => el.shell?.dataset.view !== 'admin';
+function showHelp() {
+  const keys = inboxView()
+    ? [['j', 'kNext'], ['k', 'kPrev'], ['r', 'kReply'], ['n', 'kNote'], ['e', 'kResolve'], ['/', 'kSearch'], ['?', 'kHelp'], ['Esc', 'kEsc']]
+    : [['?', 'kHelp'], ['Esc', 'kEsc']];
+  el.helpKeys.replaceChildren(...keys.map(([k, s]) => h('tr', {}, h('td', {}, h('kbd', {}, k)), h('td', {}, t(s)))));
+  el.help.showModal();
 }
 
 function liveState(up) {
@@ -646,6 +657,7 @@ document.addEventListener('keydown', (e) => {
     return;
   }
   if (el.help?.open) return;
+  if (!inboxView() && e.key !== '?') return;
   const move = (d) => {
     if (!S.convs.length) return;
     const i = S.convs.findIndex((c) => c.id === S.openId);
@@ -660,7 +672,7 @@ document.addEventListener('keydown', (e) => {
     case 'n': if (S.openId) { e.preventDefault(); el.setMode('note'); } break;
     case 'e': toggleResolved(); break;
     case '/': e.preventDefault(); el.q.focus(); el.q.select(); break;
-    case '?': el.help.showModal(); break;
+    case '?': showHelp(); break;
     case 'Escape':
       if (el.shell.classList.contains('card-open')) toggleCard();
       else if (S.openId && el.shell.dataset.pane === 'thread' && !window.matchMedia('(min-width: 760px)').matches) location.hash = '';
