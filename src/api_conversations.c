@@ -462,13 +462,16 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
 #define STR(x)     STR_(x)
 
 enum { CF_AGENT = 1, CF_CHANNEL = 2, CF_TEAM = 4, CF_STATUS = 8, CF_VIEW_SHIFT = 4, CF_COUNT = 48 };
-static char *counts_sql[CF_COUNT];
+/* Two statements of four counts each: eight would pass the 32 parameters
+ * sb_db_exec takes with every filter present. */
+static char *counts_sql[CF_COUNT][2];
 static pthread_mutex_t counts_sql_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const count_statuses[] = {"open", "pending", "resolved", "snoozed"};
 
-/* view: 0 all, 1 mine, 2 unassigned */
-static const char *counts_sql_get(int f)
+/* view: 0 all, 1 mine, 2 unassigned; part 0: the four statuses, part 1:
+ * mine, unassigned, all and unread. */
+static const char *counts_sql_get(int f, int part)
 {
     static const char *const view_clause[] = {"", " AND c.assignee_id = ?",
                                               " AND c.assignee_id IS NULL"};
@@ -481,19 +484,22 @@ static const char *counts_sql_get(int f)
     const char *st = f & CF_STATUS ? " AND c.status = ?" : "";
     const char *view = view_clause[f >> CF_VIEW_SHIFT];
     pthread_mutex_lock(&counts_sql_lock);
-    if (!counts_sql[f] && (counts_sql[f] = malloc(8192))) {
-        char *b = counts_sql[f];
-        const size_t cap = 8192;
+    if (!counts_sql[f][part] && (counts_sql[f][part] = malloc(4096))) {
+        char *b = counts_sql[f][part];
+        const size_t cap = 4096;
         size_t n = (size_t)snprintf(b, cap, "SELECT ");
-        char specific[8][160];
+        char specific[4][160];
+        if (part == 0) {
+            for (int i = 0; i < 4; i++)
+                snprintf(specific[i], sizeof specific[i], " AND c.status = '%s'%s",
+                         count_statuses[i], view);
+        } else {
+            snprintf(specific[0], sizeof specific[0], "%s AND c.assignee_id = ?", st);
+            snprintf(specific[1], sizeof specific[1], "%s AND c.assignee_id IS NULL", st);
+            snprintf(specific[2], sizeof specific[2], "%s", st);
+            snprintf(specific[3], sizeof specific[3], "%s%s AND c.unread > 0", st, view);
+        }
         for (int i = 0; i < 4; i++)
-            snprintf(specific[i], sizeof specific[i], " AND c.status = '%s'%s", count_statuses[i],
-                     view);
-        snprintf(specific[4], sizeof specific[4], "%s AND c.assignee_id = ?", st);
-        snprintf(specific[5], sizeof specific[5], "%s AND c.assignee_id IS NULL", st);
-        snprintf(specific[6], sizeof specific[6], "%s", st);
-        snprintf(specific[7], sizeof specific[7], "%s%s AND c.unread > 0", st, view);
-        for (int i = 0; i < 8; i++)
             n += (size_t)snprintf(b + n, cap - n,
                                   "%s(SELECT COUNT(*) FROM (SELECT 1 FROM conversations c "
                                   "WHERE 1 = 1%s%s%s%s LIMIT " STR(COUNTS_CAP) ") x)",
@@ -501,7 +507,7 @@ static const char *counts_sql_get(int f)
                                   specific[i]);
     }
     pthread_mutex_unlock(&counts_sql_lock);
-    return counts_sql[f];
+    return counts_sql[f][part];
 }
 
 static size_t counts_scope_args(const struct conv_filter *cf, const struct sb_http_request *req,
@@ -527,25 +533,28 @@ static int counts_bounded(struct sb_db *db, const struct sb_http_request *req,
     int f = (view << CF_VIEW_SHIFT) | (req->user.role != SB_ROLE_ADMIN ? CF_AGENT : 0) |
             (cf->channel_id ? CF_CHANNEL : 0) | (cf->team_id ? CF_TEAM : 0) |
             (*cf->status ? CF_STATUS : 0);
-    const char *sql = counts_sql_get(f);
-    if (!sql)
-        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
-    struct sb_db_val a[80];
-    size_t na = 0;
-    for (int i = 0; i < 8; i++) {
-        na = counts_scope_args(cf, req, a, na);
-        if (*cf->status && i >= 4)
-            a[na++] = SB_TEXT(cf->status);
-        if ((i < 4 || i == 7) && view == 1)
-            a[na++] = SB_INT(req->user.id);
-        if (i == 4)
-            a[na++] = SB_INT(req->user.id);
+    int rc = SB_OK;
+    for (int part = 0; part < 2 && rc == SB_OK; part++) {
+        const char *sql = counts_sql_get(f, part);
+        if (!sql)
+            return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+        struct sb_db_val a[32];
+        size_t na = 0;
+        for (int i = 4 * part; i < 4 * part + 4; i++) {
+            na = counts_scope_args(cf, req, a, na);
+            if (*cf->status && i >= 4)
+                a[na++] = SB_TEXT(cf->status);
+            if ((i < 4 || i == 7) && view == 1)
+                a[na++] = SB_INT(req->user.id);
+            if (i == 4)
+                a[na++] = SB_INT(req->user.id);
+        }
+        struct sb_db_rows r;
+        rc = sb_db_exec(db, sql, a, na, &r, err, errlen);
+        for (int i = 0; i < 4; i++)
+            n[4 * part + i] = rc == SB_OK && r.nrows ? sb_db_cell_int(&r, 0, (size_t)i) : 0;
+        sb_db_rows_free(&r);
     }
-    struct sb_db_rows r;
-    int rc = sb_db_exec(db, sql, a, na, &r, err, errlen);
-    for (int i = 0; i < 8; i++)
-        n[i] = rc == SB_OK && r.nrows ? sb_db_cell_int(&r, 0, (size_t)i) : 0;
-    sb_db_rows_free(&r);
     return rc;
 }
 
