@@ -4,6 +4,7 @@
 import { h, fmtTime, channelIcon } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { api } from './api.js';
+import { teamsSection } from './inbox_extras.js';
 
 // The settings each kind needs when it is created (docs/channels.md, docs/forms.md).
 const KIND_FIELDS = {
@@ -124,6 +125,6 @@ async function quarantineSection() {
 
 export async function renderAdmin(root) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
-  const parts = await Promise.all([channelsSection(), usersSection(), quarantineSection()]);
+  const parts = await Promise.all([channelsSection(), usersSection(), teamsSection(), quarantineSection()]);
   root.replaceChildren(h('div', { class: 'admin' }, h('a', { href: '#', class: 'small' }, `← ${t('inbox')}`), ...parts));
 }
