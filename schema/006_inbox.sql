@@ -33,13 +33,16 @@ BEGIN
     END WHILE;
 END;
 
+-- Fires for every update of a client (ingest moves last_activity_at with each message), so
+-- it only compares the names unless the name changed.
 CREATE TRIGGER tr_clients_name_words_update AFTER UPDATE ON clients FOR EACH ROW
 BEGIN
-    DECLARE s VARCHAR(1024) DEFAULT TRIM(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(
-        REPLACE(REPLACE(REPLACE(COALESCE(NEW.name, ''), CHAR(9), ' '), ',', ' '), '.', ' '), ';', ' '),
-        ':', ' '), '-', ' '), '(', ' '), ')', ' '), '"', ' '), '''', ' '), '/', ' '));
+    DECLARE s VARCHAR(1024);
     DECLARE w VARCHAR(1024);
     IF NOT (NEW.name <=> OLD.name) THEN
+        SET s = TRIM(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(
+            REPLACE(REPLACE(REPLACE(COALESCE(NEW.name, ''), CHAR(9), ' '), ',', ' '), '.', ' '), ';', ' '),
+            ':', ' '), '-', ' '), '(', ' '), ')', ' '), '"', ' '), '''', ' '), '/', ' '));
         DELETE FROM client_name_words WHERE client_id = NEW.id;
         WHILE s <> '' DO
             SET w = SUBSTRING_INDEX(s, ' ', 1);

@@ -21,8 +21,7 @@
 
 /* -- name: teams-list
  * Members as one "id\tname\n…" string per team, so the list is one round
- * trip; names cannot hold a tab or a newline (users.c refuses them) — and
- * a row that still did would only be cut short, not misread as another. */
+ * trip; a tab or newline inside a user's name is sent as a space. */
 static const char q_list[] =
     "SELECT t.id, t.name, t.created_at, "
     "(SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id), "
