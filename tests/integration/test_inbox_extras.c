@@ -488,6 +488,21 @@ static void search_finds_by_name_phone_email_text(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The inbox prepares one statement per combination of filters: a
+ * connection that meets more distinct statements than its cache holds
+ * drops one and goes on (src/db.c), instead of failing the request. */
+static void statement_cache_overflow_drops_one(void **state)
+{
+    (void)state;
+    static char texts[400][40];
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 400; i++) {
+            snprintf(texts[i], sizeof texts[i], "SELECT %d + 0 * ?", i);
+            struct sb_db_val a[] = {SB_INT(round)};
+            assert_int_equal(sql(texts[i], a, 1), i);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +511,7 @@ int main(void)
         cmocka_unit_test(teams_api_roles_and_validation),
         cmocka_unit_test(team_membership_decides_visibility),
         cmocka_unit_test(search_finds_by_name_phone_email_text),
+        cmocka_unit_test(statement_cache_overflow_drops_one),
     };
     return cmocka_run_group_tests_name("inbox extras", tests, setup, teardown);
 }
