@@ -34,6 +34,8 @@ struct sb_route sb_routes[] = {
           AGENTS),
 
     ROUTE(SB_GET, "/api/v1/conversations", sb_api_conversations_list, 0, AGENTS),
+    /* before /conversations/{id}: the first match wins */
+    ROUTE(SB_GET, "/api/v1/conversations/counts", sb_api_conversations_counts, 0, AGENTS),
     ROUTE(SB_GET, "/api/v1/conversations/{id}", sb_api_conversations_get, 0, AGENTS),
     ROUTE(SB_PATCH, "/api/v1/conversations/{id}", sb_api_conversations_patch, 0, AGENTS),
     ROUTE(SB_GET, "/api/v1/conversations/{id}/interactions", sb_api_conversations_interactions, 0,
@@ -59,6 +61,16 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/quarantine/{id}/resolve", sb_api_quarantine_resolve, 0, SB_ROLE_ADMIN),
 
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
+
+    /* Teams (api_teams.c): agents read them, admins change them. */
+    ROUTE(SB_GET, "/api/v1/teams", sb_api_teams_list, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/teams", sb_api_teams_create, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PATCH, "/api/v1/teams/{id}", sb_api_teams_patch, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_DELETE, "/api/v1/teams/{id}", sb_api_teams_delete, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PUT, "/api/v1/teams/{id}/members/{user_id}", sb_api_teams_member_put, 0,
+          SB_ROLE_ADMIN),
+    ROUTE(SB_DELETE, "/api/v1/teams/{id}/members/{user_id}", sb_api_teams_member_delete, 0,
+          SB_ROLE_ADMIN),
 
     /* Campaigns (api_campaigns.c). */
     ROUTE(SB_GET, "/api/v1/segments", sb_api_segments_list, 0, MARKETERS),

@@ -69,6 +69,16 @@ SB_HANDLER(sb_api_conversations_note);
 /* 202 with the outbound interaction; the sender delivers it */
 SB_HANDLER(sb_api_conversations_reply);
 SB_HANDLER(sb_api_conversations_retry);
+/* counts per status and assignee view, with the list's filters */
+SB_HANDLER(sb_api_conversations_counts);
+
+/* api_teams.c: teams (admins change them; agents read them) */
+SB_HANDLER(sb_api_teams_list);
+SB_HANDLER(sb_api_teams_create);
+SB_HANDLER(sb_api_teams_patch); /* rename */
+SB_HANDLER(sb_api_teams_delete);
+SB_HANDLER(sb_api_teams_member_put);    /* add (idempotent) */
+SB_HANDLER(sb_api_teams_member_delete); /* remove */
 
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */

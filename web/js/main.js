@@ -10,13 +10,14 @@ import { renderAdmin } from './admin.js';
 import { attachComposerTools, bellButton, onNotificationEvent, refreshNotifications, saveLocale } from './agent_tools.js';
 import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
+import { scheduleCounts, refreshCounts, renderCounts, loadTeams, teamFilter, teamSelect } from './inbox_extras.js';
 
 const app = document.getElementById('app');
 const S = {
   user: null,
   channels: new Map(),
   users: [],
-  filters: { status: 'open', assignee: 'all', channel: '', q: '' },
+  filters: { status: 'open', assignee: 'all', channel: '', team: '', q: '' },
   convs: [],
   cursor: null,
   listGen: 0,
@@ -92,7 +93,11 @@ function start(user) {
     S.live.start();
   }
   loadChannels();
-  if (user.role !== 'marketer') reloadList(); // marketers have no inbox (403)
+  if (user.role !== 'marketer') {
+    // marketers have no inbox (its APIs answer 403)
+    loadTeams(S);
+    reloadList();
+  }
   route();
 }
 
@@ -134,7 +139,8 @@ function buildShell() {
     h('section', { class: 'list-pane' },
       h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); S.filters.q = el.q.value.trim(); reloadList(); } }, el.q),
       statusTabs,
-      h('div', { class: 'filters' }, el.assignee, el.channel),
+      h('div', { class: 'filters' }, el.assignee, el.channel, teamFilter(S, () => reloadList())),
+      h('div', { class: 'muted small unread-count', id: 'unread-count' }),
       h('div', { class: 'list-scroll', id: 'list-scroll' }, el.list, el.sentinel)),
     el.thread, el.card, el.help, el.admin = h('section', { class: 'admin-pane', id: 'admin' }));
   app.replaceChildren(el.shell);
@@ -144,6 +150,7 @@ function buildShell() {
     if (entries.some((e) => e.isIntersecting)) loadMore();
   }, { root: $('#list-scroll') }).observe(el.sentinel);
   renderThread();
+  renderCounts(S);
 }
 
 function syncFilters() {
@@ -199,11 +206,12 @@ function fillChannelFilter() {
 
 function listParams(cursor) {
   const f = S.filters;
-  return qs({ status: f.status, assignee: f.assignee === 'all' ? '' : f.assignee, channel: f.channel, q: f.q, cursor, limit: 40 });
+  return qs({ status: f.status, assignee: f.assignee === 'all' ? '' : f.assignee, channel: f.channel, team_id: f.team, q: f.q, cursor, limit: 40 });
 }
 
 async function reloadList() {
   const gen = ++S.listGen;
+  refreshCounts(S);
   S.convs = [];
   S.cursor = null;
   S.listLoading = true;
@@ -285,6 +293,7 @@ function matchesFilters(c) {
   if (f.assignee === 'unassigned' && c.assignee_id !== null) return false;
   if (/^\d+$/.test(f.assignee) && c.assignee_id !== Number(f.assignee)) return false;
   if (f.channel && c.channel?.id !== Number(f.channel)) return false;
+  if (f.team && c.team_id !== Number(f.team)) return false;
   return true;
 }
 
@@ -340,6 +349,7 @@ function onEvent(ev) {
   if (cid && /^(interaction|conversation)\./.test(ev.event)) {
     if (ev.event === 'interaction.created' && ev.data?.preview) S.previews.set(cid, ev.data.preview);
     queueConvRefresh(cid);
+    scheduleCounts(S);
     if (cid === S.openId) {
       if (ev.event === 'interaction.updated' && ev.data?.id && S.items.has(ev.data.id) && ev.data.delivery_status && !ev.data.text) {
         const it = { ...S.items.get(ev.data.id), delivery_status: ev.data.delivery_status };
@@ -498,6 +508,7 @@ function renderThreadHead() {
         c.status === 'snoozed' && c.snoozed_until ? ` ${t('snoozedUntil', { time: fmtTime(c.snoozed_until, getLanguage(), true) })}` : null)),
     h('div', { class: 'actions' },
       assign,
+      teamSelect(S, c, patchConv),
       c.status === 'open' ? h('button', { type: 'button', class: 'secondary', onclick: () => patchConv({ status: 'pending' }) }, t('markPending')) : null,
       snoozeMenu(),
       c.status !== 'open' ? h('button', { type: 'button', id: 'reopen', class: resolved ? '' : 'secondary', onclick: () => patchConv({ status: 'open' }) }, t('reopen')) : null,
