@@ -7,6 +7,7 @@ import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
+import { renderReports } from './reports.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -122,6 +123,7 @@ function buildShell() {
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
+      S.user.role !== 'marketer' ? h('a', { href: '#/reports', class: 'top-link', id: 'reports-link' }, t('reports')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
       h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
@@ -354,9 +356,14 @@ function resync() {
 
 function route() {
   const admin = location.hash.startsWith('#/admin') && S.user.role === 'admin';
-  el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  const reports = location.hash.startsWith('#/reports') && S.user.role !== 'marketer';
+  el.shell.dataset.view = admin ? 'admin' : reports ? 'reports' : 'inbox';
   if (admin) {
     renderAdmin(el.admin);
+    return;
+  }
+  if (reports) {
+    renderReports(el.admin);
     return;
   }
   el.admin.replaceChildren();
