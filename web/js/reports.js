@@ -15,7 +15,7 @@ addStrings({
     rAgents: 'Response and resolution times', rAgent: 'Agent', rNobody: 'Unassigned',
     rFirstReplied: 'First replies', rFrMedian: 'First response, median',
     rFrP90: 'First response, 90%', rResolved: 'Resolved', rResMedian: 'Resolution, median',
-    rMinutes: 'min', rConversations: 'New conversations', rUnanswered: 'Waiting for an answer',
+    rConversations: 'New conversations', rUnanswered: 'Waiting for an answer',
     rNoneWaiting: 'Nobody is waiting for an answer.', rWaiting: 'waiting {d}',
     rOldestShown: 'the {n} waiting longest', rNoData: 'No data in this range.',
     rTz: 'Days in time zone {tz}', rLoading: 'Loading…',
@@ -27,7 +27,7 @@ addStrings({
     rAgents: 'Время ответа и решения', rAgent: 'Сотрудник', rNobody: 'Не назначено',
     rFirstReplied: 'Первых ответов', rFrMedian: 'Первый ответ, медиана',
     rFrP90: 'Первый ответ, 90%', rResolved: 'Решено', rResMedian: 'Решение, медиана',
-    rMinutes: 'мин', rConversations: 'Новых обращений', rUnanswered: 'Ждут ответа',
+    rConversations: 'Новых обращений', rUnanswered: 'Ждут ответа',
     rNoneWaiting: 'Ответа никто не ждёт.', rWaiting: 'ждёт {d}',
     rOldestShown: '{n} ждущих дольше всех', rNoData: 'За эти дни данных нет.',
     rTz: 'Дни по часовому поясу {tz}', rLoading: 'Загрузка…',
@@ -72,8 +72,15 @@ export function fmtSpan(sec) {
   return `${s} ${t('uS')}`;
 }
 
-// Chart values are minutes with one decimal (the e2e suite computes the same from the API).
-export const minutes = (sec) => (sec === null || sec === undefined ? null : Math.round(sec / 6) / 10);
+// The agents chart's unit: seconds, minutes or hours, whichever keeps the largest bar
+// readable. Values have one decimal; the unit ends the dataset labels (", min"), from which
+// the e2e suite converts the API's seconds the same way.
+const UNITS = [['uS', 1], ['uMin', 60], ['uH', 3600]];
+function chartUnit(secs) {
+  const max = Math.max(0, ...secs.filter((s) => s !== null && s !== undefined));
+  return max < 120 ? UNITS[0] : max < 3 * 3600 ? UNITS[1] : UNITS[2];
+}
+const inUnit = (sec, div) => (sec === null || sec === undefined ? null : Math.round((sec / div) * 10) / 10);
 
 // The page's styles, linked once (app.css stays the inbox's).
 function linkStyles() {
@@ -174,13 +181,14 @@ function channelsConfig(doc) {
 const agentName = (a) => a.name ?? t('rNobody');
 
 function agentsConfig(doc) {
+  const [unit, div] = chartUnit(doc.agents.flatMap((a) => [a.first_response_median_s, a.resolution_median_s]));
   return {
     type: 'bar',
     data: {
       labels: doc.agents.map(agentName),
       datasets: [
-        { label: `${t('rFrMedian')}, ${t('rMinutes')}`, data: doc.agents.map((a) => minutes(a.first_response_median_s)), backgroundColor: PALETTE[0] },
-        { label: `${t('rResMedian')}, ${t('rMinutes')}`, data: doc.agents.map((a) => minutes(a.resolution_median_s)), backgroundColor: PALETTE[2] },
+        { label: `${t('rFrMedian')}, ${t(unit)}`, data: doc.agents.map((a) => inUnit(a.first_response_median_s, div)), backgroundColor: PALETTE[0] },
+        { label: `${t('rResMedian')}, ${t(unit)}`, data: doc.agents.map((a) => inUnit(a.resolution_median_s, div)), backgroundColor: PALETTE[2] },
       ],
     },
     options: {

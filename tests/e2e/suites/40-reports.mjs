@@ -24,7 +24,9 @@ async function chartData(page, sel) {
   }, sel);
 }
 
-const minutes = (sec) => (sec === null ? null : Math.round(sec / 6) / 10);
+// The chart's unit is the end of its dataset labels; values have one decimal.
+const DIV = { s: 1, min: 60, h: 3600 };
+const inUnit = (sec, label) => (sec === null ? null : Math.round((sec / DIV[label.split(', ').pop()]) * 10) / 10);
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 async function loaded(page) {
@@ -59,8 +61,9 @@ export default [
     assert(doc.agents.some((a) => a.first_replied > 0), `someone answered: ${JSON.stringify(doc.agents)}`);
     assert(same(ag.labels, doc.agents.map((a) => a.name ?? 'Unassigned')), `agent labels ${JSON.stringify(ag.labels)}`);
     assert(ag.datasets.length === 2 && ag.datasets[0].label.startsWith('First response, median'), `agent datasets ${JSON.stringify(ag.datasets.map((d) => d.label))}`);
-    assert(same(ag.datasets[0].data, doc.agents.map((a) => minutes(a.first_response_median_s))), 'first-response medians (minutes)');
-    assert(same(ag.datasets[1].data, doc.agents.map((a) => minutes(a.resolution_median_s))), 'resolution medians (minutes)');
+    assert(ag.datasets.every((d) => d.label.split(', ').pop() in DIV), 'the unit ends each label');
+    assert(same(ag.datasets[0].data, doc.agents.map((a) => inUnit(a.first_response_median_s, ag.datasets[0].label))), 'first-response medians');
+    assert(same(ag.datasets[1].data, doc.agents.map((a) => inUnit(a.resolution_median_s, ag.datasets[1].label))), 'resolution medians');
     const rows = await page.$$eval('#report-agents-table tbody tr', (trs) => trs.length);
     assert(rows === doc.agents.length, `one table row per agent (${rows})`);
     assert((await page.textContent('#t-conversations .stat-value')).trim() === String(doc.totals.conversations), 'total shown');
@@ -94,8 +97,11 @@ export default [
     assert(ch && ch.datasets.length >= 1, 'the channel chart is drawn on a phone');
     const box = await page.$eval('#chart-channels', (c) => c.getBoundingClientRect().width);
     assert(box > 200 && box <= 390, `the chart fits the screen (${box} px)`);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate(() => Math.max(document.documentElement.scrollWidth - window.innerWidth,
+      ...[...document.querySelectorAll('#admin, #reports, #report-totals, .report-range')].map((e) => e.scrollWidth - e.clientWidth)));
     assert(overflow <= 1, `no sideways scrolling (${overflow} px too wide)`);
+    const right = await page.$eval('#r-to', (e) => e.getBoundingClientRect().right);
+    assert(right <= 390, `the date fields fit (${right} px)`);
     await shot(page, 'reports-phone');
     await page.evaluate(() => document.querySelector('#report-unanswered').scrollIntoView());
     await shot(page, 'reports-phone-waiting');
