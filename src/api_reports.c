@@ -333,6 +333,8 @@ void sb_api_reports(struct sb_app *app, struct sb_db *db, const struct sb_http_r
         sb_reply_error(rep, SB_ERR_INVALID, "tz is empty");
         return;
     }
+    if (tzs[0] == ' ') /* "tz=+03:00" typed unencoded: the '+' arrives as a space */
+        tzs[0] = '+';
     struct sb_tz tz;
     int rc = sb_tz_load(tzs, &tz, err, sizeof err);
     if (rc != SB_OK) {

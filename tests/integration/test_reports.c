@@ -298,6 +298,10 @@ static void counts_per_channel_and_day(void **state)
     chs = json_object_get(json_object_get(doc, "by_channel_day"), "channels");
     assert_int_equal(json_integer_value(json_object_get(json_array_get(chs, 0), "total")), 2);
     json_decref(doc);
+    /* A '+' typed unencoded arrives as a space; it is still the offset. */
+    doc = report(admin, today, today, "+03:00");
+    assert_string_equal(json_string_value(json_object_get(doc, "tz")), "+03:00");
+    json_decref(doc);
     doc = report(admin, from, from, "Europe/Moscow");
     chs = json_object_get(json_object_get(doc, "by_channel_day"), "channels");
     assert_int_equal(json_array_size(chs), 0);
