@@ -44,6 +44,7 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/conversations/{id}/replies", sb_api_conversations_reply, 0, AGENTS),
     ROUTE(SB_POST, "/api/v1/conversations/{id}/interactions/{interaction_id}/retry",
           sb_api_conversations_retry, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/reports", sb_api_reports, 0, AGENTS),
 
     {.methods = SB_POST,
      .pattern = "/hooks/{kind}/{id}",

@@ -80,6 +80,10 @@ SB_HANDLER(sb_api_teams_delete);
 SB_HANDLER(sb_api_teams_member_put);    /* add (idempotent) */
 SB_HANDLER(sb_api_teams_member_delete); /* remove */
 
+/* api_reports.c: conversations per channel and day, response and
+ * resolution times per agent, who is waiting for an answer */
+SB_HANDLER(sb_api_reports);
+
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */
 SB_HANDLER(sb_api_segments_create);

@@ -11,6 +11,7 @@ import { attachComposerTools, bellButton, onNotificationEvent, refreshNotificati
 import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 import { scheduleCounts, refreshCounts, renderCounts, loadTeams, teamFilter, teamSelect } from './inbox_extras.js';
+import { renderReports } from './reports.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -133,6 +134,7 @@ function buildShell() {
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
       ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
+      S.user.role !== 'marketer' ? h('a', { href: '#/reports', class: 'top-link', id: 'reports-link' }, t('reports')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
       h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: showHelp }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
@@ -388,13 +390,18 @@ function route() {
   const camp = location.hash.startsWith('#/campaigns') && ['admin', 'marketer'].includes(S.user.role);
   if (!camp) leaveCampaigns();
   const admin = camp || (location.hash.startsWith('#/admin') && S.user.role === 'admin');
-  el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  const reports = location.hash.startsWith('#/reports') && S.user.role !== 'marketer';
+  el.shell.dataset.view = admin ? 'admin' : reports ? 'reports' : 'inbox';
   if (camp) {
     renderCampaigns(el.admin);
     return;
   }
   if (admin) {
     renderAdmin(el.admin);
+    return;
+  }
+  if (reports) {
+    renderReports(el.admin);
     return;
   }
   el.admin.replaceChildren();
