@@ -1088,7 +1088,9 @@ static int recover(struct sb_campaign_sender *cs, int first)
     char err[512] = "";
     int rc = sb_journal_recover(cs->journal_dir, cs->journal_tag, &jr, err, sizeof err);
     if (rc != SB_OK) {
-        sb_warn("campaigns", "send journal: %s", err);
+        /* Once, not every second. */
+        if (first)
+            sb_warn("campaigns", "send journal: %s", err);
         return rc;
     }
     if (!jr.files) {
@@ -1116,9 +1118,14 @@ static int recover(struct sb_campaign_sender *cs, int first)
             struct sb_db_val ca = SB_INT(e->campaign_id);
             struct sb_db_rows cr = {0};
             rc = sb_db_exec(cs->db, q_campaign_any, &ca, 1, &cr, err, sizeof err);
-            if (rc == SB_OK && cr.nrows && camp_load(cs, &cr, 0, &c) == SB_OK) {
+            int lrc = rc == SB_OK && cr.nrows ? camp_load(cs, &cr, 0, &c) : SB_ERR_NOT_FOUND;
+            if (lrc == SB_OK) {
                 c->next = camps;
                 camps = c;
+            } else if (rc == SB_OK && (lrc == SB_ERR_UNAVAILABLE || lrc == SB_ERR_RETRY)) {
+                /* The database, not the campaign: try the whole file later. */
+                rc = sb_fail(err, sizeof err, lrc, "loading campaign %lld",
+                             (long long)e->campaign_id);
             }
             sb_db_rows_free(&cr);
         }
@@ -1197,7 +1204,7 @@ static void *driver(void *arg)
     struct sb_campaign_sender *cs = arg;
     double next_refresh = 0, next_recover = 0;
     size_t low = (size_t)cs->nworkers * 4;
-    int recovered = !cs->journal_dir[0];
+    int recovered = !cs->journal_dir[0], first_recovery = 1;
     for (;;) {
         pthread_mutex_lock(&cs->lock);
         int stop = cs->stop;
@@ -1211,7 +1218,8 @@ static void *driver(void *arg)
          * (its lock goes with it) long before its leases run out. A
          * directory that cannot be read is not worth waiting for. */
         if (cs->journal_dir[0] && now >= next_recover) {
-            int rc = recover(cs, !recovered);
+            int rc = recover(cs, first_recovery);
+            first_recovery = 0;
             if (rc == SB_OK || rc == SB_ERR_IO)
                 recovered = 1;
             next_recover = now + 1.0;

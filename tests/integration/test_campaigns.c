@@ -987,6 +987,9 @@ static void journal_recovered(void **state)
     /* The owner of the last one dies: the running server takes it over. */
     close(live);
     assert_true(wait_recipient(r4, "sent", 10));
+    /* The file goes right after the commit. */
+    for (int i = 0; i < 100 && journal_files("send-journal.999998.1"); i++)
+        usleep(20 * 1000);
     assert_int_equal(journal_files("send-journal.999998.1"), 0);
     wait_status(cid, "finished", 30);
     per_recipient(cid, &copies, &ids, &dups);
