@@ -396,10 +396,19 @@ static size_t read_file(int fd, const char *tag, struct elist *h, struct elist *
     const char *eol = memchr(p, '\n', got);
     size_t ml = strlen(MAGIC), tl = strlen(tag);
     /* A file gets its real name only after its header is written: no
-     * header, or another one, is not ours to touch. */
-    if (!eol || (size_t)(eol - p) != ml + tl || memcmp(p, MAGIC, ml) || memcmp(p + ml, tag, tl)) {
+     * header is not ours to touch; another database's is not ours to
+     * read — but a dead one with nothing after its header (a server
+     * killed before it sent anything: tests do that a lot) holds nothing
+     * for anyone, and goes, so such files do not pile up. */
+    if (!eol || memcmp(p, MAGIC, (size_t)(eol - p) < ml ? (size_t)(eol - p) : ml) ||
+        (size_t)(eol - p) < ml) {
         free(buf);
-        return 0; /* another database's, or not a journal */
+        return 0;
+    }
+    if ((size_t)(eol - p) != ml + tl || memcmp(p + ml, tag, tl)) {
+        *ours = eol + 1 == end;
+        free(buf);
+        return 0;
     }
     *ours = 1;
     for (p = eol + 1; p < end; p = eol + 1) {

@@ -366,6 +366,7 @@ static int teardown(void **state)
     msgs_free();
     if (srv.pid > 0)
         th_server_stop(&srv);
+    rmdir(journal_dir); /* empty once the server stopped cleanly */
     sb_db_close(&db);
     th_dovecot_stop(&dc);
     th_smtp_sink_stop(&sink);

@@ -233,6 +233,14 @@ static void test_live_owner_and_other_database(void **state)
     assert_int_equal(r.nentries, 0);
     sb_journal_recover_finish(&r, 1);
     assert_int_equal(files("send-journal."), 2);
+    /* Another database's with nothing after its header holds nothing for
+     * anyone: it goes, so killed servers' files do not pile up. */
+    put("send-journal.424242.2", "switchboard-send-journal 1 mariadb://elsewhere:3306/y\n");
+    recover(&r);
+    assert_int_equal(r.files, 1);
+    assert_int_equal(r.nentries, 0);
+    sb_journal_recover_finish(&r, 1);
+    assert_int_equal(files("send-journal.424242.2"), 0);
     sb_journal_close(&j); /* its owner is gone: now it is recovered */
     recover(&r);
     assert_int_equal(r.files, 1);
