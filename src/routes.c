@@ -43,6 +43,10 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/conversations/{id}/interactions/{interaction_id}/retry",
           sb_api_conversations_retry, 0, AGENTS),
 
+    /* Attachments (api_attachments.c). */
+    ROUTE(SB_POST, "/api/v1/uploads", sb_api_upload_create, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/attachments/{id}", sb_api_attachment_get, 0, AGENTS),
+
     {.methods = SB_POST,
      .pattern = "/hooks/{kind}/{id}",
      .handler = sb_api_hook,

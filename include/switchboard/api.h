@@ -70,6 +70,11 @@ SB_HANDLER(sb_api_conversations_note);
 SB_HANDLER(sb_api_conversations_reply);
 SB_HANDLER(sb_api_conversations_retry);
 
+/* api_attachments.c: agents' uploads (201 {"id"…}) and attachment downloads
+ * under the inbox's visibility rule */
+SB_HANDLER(sb_api_upload_create);
+SB_HANDLER(sb_api_attachment_get);
+
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */
 SB_HANDLER(sb_api_segments_create);
