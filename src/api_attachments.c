@@ -29,7 +29,7 @@ static const char *ext_of(const char *type)
 {
     static const struct {
         const char *type, *ext;
-    } m[] = {{"image/png", ".png"},      {"image/jpeg", ".jpg"},     {"image/gif", ".gif"},
+    } m[] = {{"image/png", ".png"},      {"image/jpeg", ".jpg"},      {"image/gif", ".gif"},
              {"image/webp", ".webp"},    {"application/pdf", ".pdf"}, {"audio/ogg", ".ogg"},
              {"audio/mpeg", ".mp3"},     {"video/mp4", ".mp4"},       {"text/plain", ".txt"},
              {"application/zip", ".zip"}};
@@ -92,8 +92,8 @@ void sb_api_attachment_get(struct sb_app *app, struct sb_db *db, const struct sb
 
 /* The first file part of a multipart/form-data body (RFC 7578): its name,
  * type and bytes (pointing into the body). 0 when found. */
-static int multipart_file(const struct sb_http_request *req, char *name, size_t namelen,
-                          char *type, size_t typelen, const char **data_r, size_t *len_r)
+static int multipart_file(const struct sb_http_request *req, char *name, size_t namelen, char *type,
+                          size_t typelen, const char **data_r, size_t *len_r)
 {
     const char *b = strcasestr(req->content_type, "boundary=");
     if (!b)

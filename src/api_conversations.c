@@ -603,8 +603,8 @@ static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply
  * written) when the idempotency key was already used. */
 static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
                        int64_t client_id, int64_t channel_id, const char *kind,
-                       const json_t *payload, const char *key, const int64_t *files,
-                       size_t nfiles, int64_t *id_r, int64_t *dup_r, char *err, size_t errlen)
+                       const json_t *payload, const char *key, const int64_t *files, size_t nfiles,
+                       int64_t *id_r, int64_t *dup_r, char *err, size_t errlen)
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
     const char *text = json_string_value(json_object_get(payload, "text"));

@@ -124,9 +124,11 @@ int sb_att_inline_ok(const char *type, const unsigned char *p, size_t n)
 /* Length of the valid UTF-8 sequence at s (1-4), 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t left)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                                                        : (s[0] & 0xf8) == 0xf0 ? 4
-                                                                                : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xe0) == 0xc0 ? 2
+                 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
     if (!len || len > left || (len == 2 && s[0] < 0xc2))
         return 0;
     for (size_t i = 1; i < len; i++)
@@ -251,8 +253,8 @@ int sb_att_upload_store(struct sb_db *db, int64_t user_id, const char *filename,
     unsigned char sum[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(sum, data, len);
     struct sb_db_val b[] = {SB_BLOB(sum, sizeof sum), SB_INT(len), SB_BLOB(data, len)};
-    struct sb_db_val u[] = {SB_INT(user_id), SB_TEXT(filename), SB_TEXT(content_type),
-                            SB_INT(len), SB_BLOB(sum, sizeof sum)};
+    struct sb_db_val u[] = {SB_INT(user_id), SB_TEXT(filename), SB_TEXT(content_type), SB_INT(len),
+                            SB_BLOB(sum, sizeof sum)};
     struct sb_db_rows r = {0};
     *id_r = 0;
     int rc = sb_db_begin(db, err, errlen);
@@ -315,13 +317,12 @@ int sb_att_annotate(struct sb_db *db, int64_t conv_id, int64_t min_id, int64_t m
             int64_t id = sb_db_cell_int(&r, k, 1);
             char url[64];
             snprintf(url, sizeof url, "/api/v1/attachments/%lld", (long long)id);
-            json_t *o = json_pack("{s:I,s:o,s:s,s:o,s:b,s:b,s:o,s:s}", "id", (json_int_t)id,
-                                  "filename", fn ? json_string(fn) : json_null(), "content_type",
-                                  sb_db_cell(&r, k, 3), "size",
-                                  size ? json_integer(sb_db_cell_int(&r, k, 4)) : json_null(),
-                                  "fetched", (int)sb_db_cell_int(&r, k, 5), "inline",
-                                  !strcmp(sb_db_cell(&r, k, 6), "inline"), "content_id",
-                                  cid ? json_string(cid) : json_null(), "url", url);
+            json_t *o = json_pack(
+                "{s:I,s:o,s:s,s:o,s:b,s:b,s:o,s:s}", "id", (json_int_t)id, "filename",
+                fn ? json_string(fn) : json_null(), "content_type", sb_db_cell(&r, k, 3), "size",
+                size ? json_integer(sb_db_cell_int(&r, k, 4)) : json_null(), "fetched",
+                (int)sb_db_cell_int(&r, k, 5), "inline", !strcmp(sb_db_cell(&r, k, 6), "inline"),
+                "content_id", cid ? json_string(cid) : json_null(), "url", url);
             if (!list)
                 list = json_array();
             if (o)
@@ -333,8 +334,8 @@ int sb_att_annotate(struct sb_db *db, int64_t conv_id, int64_t min_id, int64_t m
     return SB_OK;
 }
 
-int sb_att_out_files(struct sb_db *db, int64_t interaction_id, struct sb_db_rows *rows_r,
-                     char *err, size_t errlen)
+int sb_att_out_files(struct sb_db *db, int64_t interaction_id, struct sb_db_rows *rows_r, char *err,
+                     size_t errlen)
 {
     struct sb_db_val a[] = {SB_INT(interaction_id)};
     return sb_db_exec(db, q_out_files, a, 1, rows_r, err, errlen);

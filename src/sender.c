@@ -46,8 +46,8 @@ struct job {
     char retry_after[128];
     size_t upload_off;
     char errbuf[CURL_ERROR_SIZE];
-    char refusal[256]; /* SMTP: the server's last 4xx/5xx reply line, its own words */
-    int followup;      /* running the kind's after_send transfer; the job is recorded */
+    char refusal[256];           /* SMTP: the server's last 4xx/5xx reply line, its own words */
+    int followup;                /* running the kind's after_send transfer; the job is recorded */
     struct sb_db_rows file_rows; /* replies: the files' names, types and bytes */
     struct sb_out_file *files;
     struct job *next;

@@ -73,8 +73,8 @@ int sb_att_annotate(struct sb_db *db, int64_t conv_id, int64_t min_id, int64_t m
 
 /* The files of an outbound interaction with their bytes, in id order:
  * columns filename, content_type, data. */
-int sb_att_out_files(struct sb_db *db, int64_t interaction_id, struct sb_db_rows *rows_r,
-                     char *err, size_t errlen);
+int sb_att_out_files(struct sb_db *db, int64_t interaction_id, struct sb_db_rows *rows_r, char *err,
+                     size_t errlen);
 
 /* Delete unsent uploads older than SB_UPLOAD_TTL_S and the blobs nothing
  * else points at. *n_r counts uploads removed. */

@@ -141,9 +141,9 @@ struct sb_fetch_step {
 };
 
 enum sb_channel_flags {
-    SB_CH_POLLS = 1 << 0,   /* runs a poller thread (IMAP) */
-    SB_CH_WEBHOOK = 1 << 1, /* takes POST /hooks/{kind}/{id} */
-    SB_CH_SENDS = 1 << 2,   /* can deliver replies */
+    SB_CH_POLLS = 1 << 0,      /* runs a poller thread (IMAP) */
+    SB_CH_WEBHOOK = 1 << 1,    /* takes POST /hooks/{kind}/{id} */
+    SB_CH_SENDS = 1 << 2,      /* can deliver replies */
     SB_CH_SEND_FILES = 1 << 3, /* send_prepare sends sb_outbound.files */
 };
 
