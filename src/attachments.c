@@ -186,7 +186,8 @@ int sb_att_disposition(const char *filename, int inline_, char *out, size_t outl
         return SB_ERR_TOO_LARGE;
     /* The quoted fallback for old clients: ASCII only. */
     for (const unsigned char *c = (const unsigned char *)name; *c && k + 2 < outlen; c++)
-        out[k++] = *c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\' ? '_' : (char)*c;
+        if ((*c & 0xc0) != 0x80) /* one '_' per non-ASCII character */
+            out[k++] = *c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\' ? '_' : (char)*c;
     int w = snprintf(out + k, outlen - k, "\"; filename*=UTF-8''");
     if (w < 0 || (size_t)w >= outlen - k)
         return SB_ERR_TOO_LARGE;

@@ -530,7 +530,8 @@ static void name_params(struct obuf *b, const char *attr, const char *name)
     ob_printf(b, ";\r\n %s=\"", attr);
     for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
         char ch = *c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\' ? '_' : (char)*c;
-        ob_put(b, &ch, 1);
+        if ((*c & 0xc0) != 0x80) /* one '_' per non-ASCII character */
+            ob_put(b, &ch, 1);
     }
     ob_str(b, "\"");
     const unsigned char *c = (const unsigned char *)name;
