@@ -7,6 +7,7 @@ import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
+import { composerFiles } from './attach.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -542,7 +543,9 @@ function buildComposer() {
   const send = h('button', { type: 'submit', id: 'send' });
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
-  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, h('div', { class: 'row' }, err, send));
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta);
+  const files = composerFiles(form, ta, err);
+  form.append(files.list, h('div', { class: 'row' }, files.button, files.input, err, send));
   function setMode(m) {
     S.mode = m;
     form.dataset.mode = m;
@@ -565,7 +568,8 @@ function buildComposer() {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = ta.value.trim();
-    if (!text || !S.openId) return;
+    if ((!text && !files.count()) || !S.openId) return;
+    if (S.mode === 'note' && files.count()) { err.textContent = t('filesWithRepliesOnly'); return; }
     send.disabled = true;
     err.textContent = '';
     const id = S.openId;
@@ -577,7 +581,11 @@ function buildComposer() {
       } else {
         // One key per composed message: a retry after a lost answer cannot send twice.
         S.draftKey ||= newKey();
-        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text }, { 'Idempotency-Key': S.draftKey });
+        await files.ready();
+        const ids = files.ids();
+        if (!text && !ids.length) return;
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, ids.length ? { text, attachment_ids: ids } : { text }, { 'Idempotency-Key': S.draftKey });
+        files.clear();
       }
       S.draftKey = null;
       ta.value = '';
