@@ -4,6 +4,7 @@
 #include "switchboard/api.h"
 #include "switchboard/app.h"
 #include "switchboard/attachments.h"
+#include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/log.h"
@@ -23,6 +24,10 @@ static const char q_download[] =
     "LEFT JOIN blobs b ON b.sha256 = a.sha256 WHERE a.id = ? AND "
     "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "
     "(SELECT team_id FROM team_members WHERE user_id = ?))";
+/* -- name: attachment-by-link (the signed token is the permission) */
+static const char q_by_link[] =
+    "SELECT a.filename, a.content_type, b.data, a.sha256 IS NOT NULL FROM attachments a "
+    "LEFT JOIN blobs b ON b.sha256 = a.sha256 WHERE a.id = ?";
 
 /* An extension for a file that came without a name (a Telegram photo). */
 static const char *ext_of(const char *type)
@@ -39,20 +44,13 @@ static const char *ext_of(const char *type)
     return "";
 }
 
-void sb_api_attachment_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
-                           struct sb_http_reply *rep)
+/* Answer with the attachment the query `sql` (bound to `a`) finds. */
+static void serve(struct sb_db *db, const char *sql, const struct sb_db_val *a, size_t na,
+                  int64_t id, struct sb_http_reply *rep)
 {
-    (void)app;
-    int64_t id;
-    if (sb_request_param_id(req, 0, &id) != SB_OK) {
-        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such attachment");
-        return;
-    }
     char err[256] = "";
-    struct sb_db_val a[] = {SB_INT(id), SB_INT(req->user.role == SB_ROLE_ADMIN),
-                            SB_INT(req->user.id), SB_INT(req->user.id)};
     struct sb_db_rows r;
-    int rc = sb_db_exec(db, q_download, a, 4, &r, err, sizeof err);
+    int rc = sb_db_exec(db, sql, a, na, &r, err, sizeof err);
     if (rc != SB_OK) {
         sb_reply_failure(rep, rc, "download attachment", err);
         return;
@@ -84,10 +82,39 @@ void sb_api_attachment_get(struct sb_app *app, struct sb_db *db, const struct sb
     sb_reply_text(rep, 200, type, (const char *)data, len);
     sb_db_rows_free(&r);
     sb_reply_header(rep, "Content-Disposition", disp);
-    sb_reply_header(rep, "X-Content-Type-Options", "nosniff");
+    /* X-Content-Type-Options: nosniff comes with every answer (server.c). */
     /* Opened as a page anyway (a link typed by hand): no script, no origin. */
     sb_reply_header(rep, "Content-Security-Policy", "sandbox; default-src 'none'; img-src 'self'");
     sb_reply_header(rep, "Cache-Control", "private, max-age=3600");
+}
+
+void sb_api_attachment_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                           struct sb_http_reply *rep)
+{
+    (void)app;
+    int64_t id;
+    if (sb_request_param_id(req, 0, &id) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such attachment");
+        return;
+    }
+    struct sb_db_val a[] = {SB_INT(id), SB_INT(req->user.role == SB_ROLE_ADMIN),
+                            SB_INT(req->user.id), SB_INT(req->user.id)};
+    serve(db, q_download, a, 4, id, rep);
+}
+
+/* GET /f/{token}: a file a provider downloads for a message we send
+ * (WhatsApp "link", Viber "media"). Public; the signed, expiring token
+ * names the attachment. */
+void sb_api_file_link(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                      struct sb_http_reply *rep)
+{
+    int64_t id;
+    if (!app->has_secret_key || sb_att_link_check(app->secret_key, req->params[0], &id) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such file, or the link has expired");
+        return;
+    }
+    struct sb_db_val a[] = {SB_INT(id)};
+    serve(db, q_by_link, a, 1, id, rep);
 }
 
 /* The first file part of a multipart/form-data body (RFC 7578): its name,

@@ -601,9 +601,9 @@ static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply
 /* The reply's interaction, its outbox job, the conversation's activity and
  * the event, in the caller's transaction. *dup_r is set (and nothing
  * written) when the idempotency key was already used. */
-static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
-                       int64_t client_id, int64_t channel_id, const char *kind,
-                       const json_t *payload, const char *key, const int64_t *files, size_t nfiles,
+static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                       int64_t conv_id, int64_t client_id, int64_t channel_id, const char *kind,
+                       json_t *payload, const char *key, const int64_t *files, size_t nfiles,
                        int64_t *id_r, int64_t *dup_r, char *err, size_t errlen)
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
@@ -623,10 +623,21 @@ static int reply_store(struct sb_db *db, const struct sb_http_request *req, int6
     sb_db_rows_free(&r);
     if (rc != SB_OK)
         return rc;
-    int64_t job;
-    rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err, errlen);
-    if (rc == SB_OK && nfiles)
+    if (nfiles)
         rc = sb_att_link_uploads(db, req->user.id, *id_r, files, nfiles, err, errlen);
+    const struct sb_channel_kind *k = sb_channel_kind_find(kind);
+    if (rc == SB_OK && nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* The provider downloads the file from us: signed, expiring links,
+         * written into the job so the adapter needs no key. */
+        json_t *links = NULL;
+        rc = sb_att_links(db, app->secret_key, app->cfg->public_url, *id_r, &links, err, errlen);
+        if (rc == SB_OK && json_object_set_new(payload, "files", links))
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    int64_t job;
+    if (rc == SB_OK)
+        rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
+                               errlen);
     struct sb_db_val c[] = {SB_INT(conv_id)};
     if (rc == SB_OK)
         rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
@@ -835,11 +846,27 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     }
     if (!text)
         text = "";
-    if (nfiles && k && !(k->flags & SB_CH_SEND_FILES)) {
+    if (nfiles && k && !(k->flags & (SB_CH_SEND_FILES | SB_CH_SEND_FILE_LINKS))) {
         sb_reply_error_status(rep, 422, "attachments_unsupported",
-                              "files cannot be sent through this channel yet");
+                              "files cannot be sent through this channel");
         goto out;
     }
+    if (nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* WhatsApp and Viber take one file per message, by a link to us. */
+        if (nfiles > 1) {
+            sb_reply_error_status(rep, 422, "one_file_only",
+                                  "this channel sends one file per message");
+            goto out;
+        }
+        if (!app->has_secret_key || !app->cfg->public_url ||
+            strncmp(app->cfg->public_url, "http", 4)) {
+            sb_reply_error_status(rep, 422, "no_public_url",
+                                  "files go out through this channel as links: "
+                                  "server.public_url and security.secret_key must be set");
+            goto out;
+        }
+    }
+
     if (nfiles && !strcmp(kind, "telegram") && utf8_chars(text) > TELEGRAM_CAPTION_MAX) {
         sb_reply_error_status(rep, 422, "caption_too_long",
                               "with files, Telegram takes at most 1024 characters of text");
@@ -887,7 +914,7 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     if (rc == SB_OK)
         rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = reply_store(db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL,
+        rc = reply_store(app, db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL,
                          files, nfiles, &iid, &dup, err, sizeof err);
     json_decref(payload);
     sb_db_rows_free(&r);

@@ -1,6 +1,7 @@
 /* Attachments: type rules, safe names, uploads and listings (see
  * attachments.h). */
 #include "switchboard/attachments.h"
+#include "switchboard/campaign.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* -- Types ------------------------------------------------------------------ */
 
@@ -291,6 +293,61 @@ int sb_att_link_uploads(struct sb_db *db, int64_t user_id, int64_t interaction_i
         if (rc != SB_OK)
             return rc;
     }
+    return SB_OK;
+}
+
+/* -- name: attachments-of-interaction */
+static const char q_of_interaction[] =
+    "SELECT id, filename, content_type, size FROM attachments WHERE interaction_id = ? "
+    "ORDER BY id";
+
+int sb_att_links(struct sb_db *db, const unsigned char master_key[32], const char *public_url,
+                 int64_t interaction_id, json_t **files_r, char *err, size_t errlen)
+{
+    *files_r = NULL;
+    unsigned char key[32];
+    sb_camp_key(master_key, key);
+    struct sb_db_val a[] = {SB_INT(interaction_id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_of_interaction, a, 1, &r, err, errlen);
+    json_t *files = json_array();
+    size_t base = strlen(public_url);
+    while (base && public_url[base - 1] == '/')
+        base--;
+    int64_t until = (int64_t)time(NULL) + SB_FILE_LINK_TTL_S;
+    for (size_t i = 0; rc == SB_OK && files && i < r.nrows; i++) {
+        char tok[SB_CAMP_TOKEN_MAX], url[1024];
+        rc = sb_camp_token_make(key, SB_TOK_FILE, sb_db_cell_int(&r, i, 0), until, NULL, tok,
+                                sizeof tok);
+        snprintf(url, sizeof url, "%.*s/f/%s", (int)base, public_url, tok);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "url", url, "filename",
+                              sb_db_cell(&r, i, 1) ? sb_db_cell(&r, i, 1) : "file", "content_type",
+                              sb_db_cell(&r, i, 2), "size", (json_int_t)sb_db_cell_int(&r, i, 3));
+        if (rc == SB_OK && (!o || json_array_append_new(files, o)))
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    sb_db_rows_free(&r);
+    sodium_memzero(key, sizeof key);
+    if (rc == SB_OK && !files)
+        rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    if (rc != SB_OK)
+        json_decref(files);
+    else
+        *files_r = files;
+    return rc;
+}
+
+int sb_att_link_check(const unsigned char master_key[32], const char *token, int64_t *id_r)
+{
+    unsigned char key[32];
+    int64_t id = 0, until = 0;
+    *id_r = 0;
+    sb_camp_key(master_key, key);
+    int rc = sb_camp_token_check(key, SB_TOK_FILE, token, NULL, &id, &until);
+    sodium_memzero(key, sizeof key);
+    if (rc != SB_OK || until < (int64_t)time(NULL))
+        return SB_ERR_NOT_FOUND;
+    *id_r = id;
     return SB_OK;
 }
 

@@ -74,6 +74,9 @@ SB_HANDLER(sb_api_conversations_retry);
  * under the inbox's visibility rule */
 SB_HANDLER(sb_api_upload_create);
 SB_HANDLER(sb_api_attachment_get);
+/* GET /f/{token}: public, signed and expiring link to one file (for
+ * providers that download what we send) */
+SB_HANDLER(sb_api_file_link);
 
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */

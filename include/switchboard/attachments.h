@@ -65,6 +65,18 @@ int sb_att_upload_store(struct sb_db *db, int64_t user_id, const char *filename,
 int sb_att_link_uploads(struct sb_db *db, int64_t user_id, int64_t interaction_id,
                         const int64_t *ids, size_t n, char *err, size_t errlen);
 
+/* In the caller's transaction: the files of `interaction_id` as the payload
+ * of a link-sending kind: [{"url": "<public_url>/f/<token>", "filename",
+ * "content_type", "size"}], each link signed (campaign.h's token scheme,
+ * kind SB_TOK_FILE) and valid for SB_FILE_LINK_TTL_S. */
+#define SB_FILE_LINK_TTL_S (7 * 86400)
+int sb_att_links(struct sb_db *db, const unsigned char master_key[32], const char *public_url,
+                 int64_t interaction_id, json_t **files_r, char *err, size_t errlen);
+
+/* A public link's attachment: SB_OK and the id when `token` is intact, of
+ * kind SB_TOK_FILE and not expired; SB_ERR_NOT_FOUND otherwise. */
+int sb_att_link_check(const unsigned char master_key[32], const char *token, int64_t *id_r);
+
 /* Attach an "attachments" array to each item of `items` (interaction JSON
  * objects with "id") whose interaction has files. One query for the page:
  * the interactions of conversation `conv_id` with ids in [min_id, max_id]. */

@@ -145,6 +145,9 @@ enum sb_channel_flags {
     SB_CH_WEBHOOK = 1 << 1,    /* takes POST /hooks/{kind}/{id} */
     SB_CH_SENDS = 1 << 2,      /* can deliver replies */
     SB_CH_SEND_FILES = 1 << 3, /* send_prepare sends sb_outbound.files */
+    /* Sends one file per message by a public link the provider downloads:
+     * payload "files": [{"url", "filename", "content_type", "size"}]. */
+    SB_CH_SEND_FILE_LINKS = 1 << 4,
 };
 
 struct sb_channel_kind {
