@@ -5,6 +5,7 @@
  * to e-mail (multipart/mixed, read back from Postfix's smtp-sink with
  * sb_mime_parse); another agent's upload refused; stale uploads pruned. */
 #include "harness.h"
+#include "switchboard/campaign.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/inbound.h"
@@ -17,21 +18,27 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TG_TOKEN  "123456:ABCDEF"
 #define TG_SECRET "fixture-secret-0123456789"
 #define FROM      "Support Team <support@shop.example>"
 #define TG_OK     "{\"ok\":true,\"result\":{\"message_id\":1,\"chat\":{\"id\":1}}}"
+#define WA_TOKEN  "EAAG-test"
+#define WA_SECRET "whatsapp-app-secret"
+#define WA_PHONE  "106540352242922"
+#define VB_TOKEN  "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
 
 static struct th_server srv;
 static struct th_mock mock;
 static struct th_smtp_sink sink;
 static struct sb_db *db;
-static long long tg_id, mail_id;
+static long long tg_id, mail_id, wa_id, vb_id;
 static char ada[512], bob[512]; /* session cookies of two agents */
 static long long ada_id;
 static int update_id = 777000;
@@ -119,9 +126,31 @@ static int setup(void **state)
     const char *em[] = {
         "channel", "add", "email", "--name",        "Mail",  "--set",      "smtp_host=127.0.0.1",
         "--set",   sport, "--set", "smtp_tls=none", "--set", "from=" FROM, NULL};
+    const char *wa[] = {"channel",
+                        "add",
+                        "whatsapp",
+                        "--name",
+                        "WA",
+                        "--set",
+                        base,
+                        "--set",
+                        "access_token=" WA_TOKEN,
+                        "--set",
+                        "app_secret=" WA_SECRET,
+                        "--set",
+                        "verify_token=verify-me-please",
+                        "--set",
+                        "phone_number_id=" WA_PHONE,
+                        NULL};
+    const char *vb[] = {"channel", "add",   "viber",
+                        "--name",  "Viber", "--set",
+                        base,      "--set", "auth_token=" VB_TOKEN,
+                        NULL};
     tg_id = add_channel(tg);
     mail_id = add_channel(em);
-    if (!tg_id || !mail_id)
+    wa_id = add_channel(wa);
+    vb_id = add_channel(vb);
+    if (!tg_id || !mail_id || !wa_id || !vb_id)
         return -1;
     db = th_db_connect();
     th_server_start(&srv, NULL);
@@ -552,6 +581,162 @@ static void stale_uploads_are_pruned(void **state)
                 0);
 }
 
+static char *fixture(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../shared/fixtures/webhooks/%s", th_root(), name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A signed WhatsApp or Viber webhook from a fixture; returns the newest
+ * conversation of the channel. */
+static long long signed_hook(const char *kind, long long ch, const char *file)
+{
+    char *body = fixture(file);
+    unsigned char mac[32];
+    char hex[65], h[160], path[64];
+    const char *secret = !strcmp(kind, "whatsapp") ? WA_SECRET : VB_TOKEN;
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, strlen(body));
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+    if (!strcmp(kind, "whatsapp"))
+        snprintf(h, sizeof h, "X-Hub-Signature-256: sha256=%s", hex);
+    else
+        snprintf(h, sizeof h, "X-Viber-Content-Signature: %s", hex);
+    snprintf(path, sizeof path, "/hooks/%s/%lld", kind, ch);
+    const char *hs[] = {"Content-Type: application/json", h, NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "POST", path, body, hs, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_free(&r);
+    free(body);
+    return q_int("SELECT id FROM conversations WHERE channel_id = %lld ORDER BY id DESC LIMIT 1",
+                 ch);
+}
+
+/* The /f/ path of the link in `body` (the mock's copy of our request). */
+static void link_path(const char *body, char *out, size_t outlen)
+{
+    const char *f = strstr(body, "/f/");
+    assert_non_null(f);
+    snprintf(out, outlen, "%.*s", (int)strcspn(f, "\""), f);
+}
+
+/* WhatsApp and Viber download what we send: the reply's job carries a
+ * signed, expiring /f/{token} link, which serves the file to anyone holding
+ * it (no session); a tampered or expired token is 404. */
+static void whatsapp_and_viber_send_a_signed_link(void **state)
+{
+    (void)state;
+    long long conv = signed_hook("whatsapp", wa_id, "whatsapp-text.json");
+    const char *pdf = "%PDF-1.4 счёт для WhatsApp";
+    long long up, iid;
+    assert_int_equal(upload(ada, "invoice.pdf", "application/pdf", pdf, &up, NULL, NULL), 201);
+    int base = mock.requests;
+    th_mock_push(&mock, 200, NULL,
+                 "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.F1\"}]}");
+    char ids[64];
+    snprintf(ids, sizeof ids, "%lld", up);
+    assert_int_equal(reply(ada, conv, "Счёт во вложении", ids, &iid), 202);
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM interactions WHERE id = %lld AND "
+                              "external_id = 'wamid.F1'",
+                              iid),
+                     1);
+    char head[4096], body[8192], path[512];
+    assert_int_equal(th_mock_request(&mock, base, head, sizeof head, body, sizeof body), 0);
+    assert_non_null(strstr(head, "POST /" WA_PHONE "/messages HTTP/1.1"));
+    json_t *o = json_loads(body, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "document");
+    json_t *doc = json_object_get(o, "document");
+    assert_string_equal(json_string_value(json_object_get(doc, "filename")), "invoice.pdf");
+    assert_string_equal(json_string_value(json_object_get(doc, "caption")), "Счёт во вложении");
+    assert_non_null(strstr(json_string_value(json_object_get(doc, "link")), "/f/"));
+    json_decref(o);
+    link_path(body, path, sizeof path);
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0); /* no session */
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, pdf);
+    char v[512];
+    assert_int_equal(th_header(&r, "Content-Disposition", v, sizeof v), 0);
+    assert_string_equal(v, "attachment; filename=\"invoice.pdf\"; filename*=UTF-8''invoice.pdf");
+    th_resp_free(&r);
+    path[strlen(path) - 3] = path[strlen(path) - 3] == 'A' ? 'B' : 'A'; /* tampered */
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    th_resp_free(&r);
+    /* An expired link, signed with the server's own key. */
+    unsigned char master[32], key[32];
+    size_t n = 0;
+    const char *k64 = getenv("SWITCHBOARD_SECURITY_SECRET_KEY");
+    assert_non_null(k64);
+    assert_int_equal(sodium_base642bin(master, sizeof master, k64, strlen(k64), NULL, &n, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    sb_camp_key(master, key);
+    char tok[SB_CAMP_TOKEN_MAX];
+    int64_t att = q_int("SELECT MAX(id) FROM attachments");
+    assert_int_equal(
+        sb_camp_token_make(key, SB_TOK_FILE, att, (int64_t)time(NULL) - 5, NULL, tok, sizeof tok),
+        SB_OK);
+    snprintf(path, sizeof path, "/f/%s", tok);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    th_resp_free(&r);
+    assert_int_equal(
+        sb_camp_token_make(key, SB_TOK_FILE, att, (int64_t)time(NULL) + 60, NULL, tok, sizeof tok),
+        SB_OK);
+    snprintf(path, sizeof path, "/f/%s", tok);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_free(&r);
+
+    /* Two files: WhatsApp takes one per message. */
+    long long up2, up3;
+    assert_int_equal(upload(ada, "a.txt", "text/plain", "a", &up2, NULL, NULL), 201);
+    assert_int_equal(upload(ada, "b.txt", "text/plain", "b", &up3, NULL, NULL), 201);
+    snprintf(ids, sizeof ids, "%lld,%lld", up2, up3);
+    assert_int_equal(reply(ada, conv, "two", ids, NULL), 422);
+
+    /* Viber: a PNG as a picture with its caption. */
+    conv = signed_hook("viber", vb_id, "viber-message.json");
+    const char *png = "\x89PNG\r\n\x1a\n fake png";
+    assert_int_equal(upload(ada, "plan.png", "image/png", png, &up, NULL, NULL), 201);
+    base = mock.requests;
+    th_mock_push(&mock, 200, NULL,
+                 "{\"status\":0,\"status_message\":\"ok\",\"message_token\":5741311803571720001}");
+    snprintf(ids, sizeof ids, "%lld", up);
+    assert_int_equal(reply(ada, conv, "План кухни", ids, &iid), 202);
+    assert_int_equal(wait_int(1, 10000,
+                              "SELECT COUNT(*) FROM interactions WHERE id = %lld AND "
+                              "external_id = '5741311803571720001'",
+                              iid),
+                     1);
+    assert_int_equal(th_mock_request(&mock, base, head, sizeof head, body, sizeof body), 0);
+    assert_non_null(strstr(head, "POST /send_message HTTP/1.1"));
+    o = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "picture");
+    assert_string_equal(json_string_value(json_object_get(o, "text")), "План кухни");
+    json_decref(o);
+    link_path(body, path, sizeof path);
+    assert_int_equal(th_http(&srv, "GET", path, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, png);
+    assert_int_equal(th_header(&r, "Content-Disposition", v, sizeof v), 0);
+    assert_true(!strncmp(v, "inline; ", 8));
+    th_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -561,6 +746,7 @@ int main(void)
         cmocka_unit_test(telegram_reply_sends_the_file),
         cmocka_unit_test(email_reply_is_multipart_mixed),
         cmocka_unit_test(another_agents_upload_is_refused),
+        cmocka_unit_test(whatsapp_and_viber_send_a_signed_link),
         cmocka_unit_test(stale_uploads_are_pruned),
     };
     return cmocka_run_group_tests_name("attachments", t, setup, teardown);
