@@ -528,17 +528,20 @@ static void name_params(struct obuf *b, const char *attr, const char *name)
 {
     static const char hex[] = "0123456789ABCDEF";
     ob_printf(b, ";\r\n %s=\"", attr);
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+    size_t shown = 0; /* the fallback is cut at 50 characters: it is only a hint */
+    for (const unsigned char *c = (const unsigned char *)name; *c && shown < 50; c++) {
         char ch = *c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\' ? '_' : (char)*c;
-        if ((*c & 0xc0) != 0x80) /* one '_' per non-ASCII character */
+        if ((*c & 0xc0) != 0x80) { /* one '_' per non-ASCII character */
             ob_put(b, &ch, 1);
+            shown++;
+        }
     }
     ob_str(b, "\"");
     const unsigned char *c = (const unsigned char *)name;
     for (int k = 0; *c; k++) {
         ob_printf(b, ";\r\n %s*%d*=%s", attr, k, k ? "" : "UTF-8''");
-        /* Never split a %XX triple; a line holds about 60 encoded chars. */
-        for (size_t w = 0; *c && w < 60; c++) {
+        /* Never split a %XX triple; each line stays under 78 characters. */
+        for (size_t w = 0; *c && w < (k ? 55u : 40u); c++) {
             int plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                         (*c >= '0' && *c <= '9') || strchr("!#$&+-.^_`|~", *c);
             if (plain) {
