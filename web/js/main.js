@@ -404,6 +404,16 @@ function markRead() {
 }
 document.addEventListener('visibilitychange', markRead);
 
+// A reply's status only moves forward (queued → sent → delivered → read): an answer read
+// before the sender's commit (the 202 of the reply, a refresh already in flight) must not
+// undo the "sent" a live event has just shown. A retry (failed → queued) is not a step back.
+const STATUS_RANK = { queued: 1, sent: 2, delivered: 3, read: 4 };
+function mergeItem(it) {
+  const prev = S.items.get(it.id);
+  const keep = prev && (STATUS_RANK[prev.delivery_status] || 0) > (STATUS_RANK[it.delivery_status] || 0) && it.delivery_status !== 'failed';
+  S.items.set(it.id, keep ? { ...prev, ...it, delivery_status: prev.delivery_status } : { ...(prev || {}), ...it });
+}
+
 async function refreshThread(scrollDown) {
   const id = S.openId;
   if (!id) return;
@@ -417,7 +427,7 @@ async function refreshThread(scrollDown) {
   }
   if (S.openId !== id) return;
   const fresh = d.items.some((it) => !S.items.has(it.id));
-  for (const it of d.items) S.items.set(it.id, it);
+  for (const it of d.items) mergeItem(it);
   if (S.threadCursor === null && scrollDown) S.threadCursor = d.next_cursor;
   renderItems(scrollDown || fresh);
   if (fresh) markRead();
@@ -590,7 +600,7 @@ function buildComposer() {
       S.draftKey = null;
       ta.value = '';
       if (S.openId === id) {
-        S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
+        mergeItem(it);
         renderItems(true);
         refreshThread(false).catch(() => {});
       }
