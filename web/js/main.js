@@ -522,8 +522,9 @@ function renderItems(scrollDown) {
   if (!body) return;
   const nearBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 80;
   const items = [...S.items.values()].sort((a, b) => (a.occurred_at < b.occurred_at ? -1 : a.occurred_at > b.occurred_at ? 1 : a.id - b.id));
+  // replaceChildren() writes a null as the text "null": leave the button out instead.
   body.replaceChildren(
-    S.threadCursor ? h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier')) : null,
+    ...(S.threadCursor ? [h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier'))] : []),
     ...items.map((it) => renderInteraction(it, { onRetry: retry })));
   if (scrollDown || nearBottom) {
     body.scrollTop = body.scrollHeight;

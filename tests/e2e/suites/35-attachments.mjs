@@ -6,9 +6,9 @@ import { sleep, assert } from '../lib.mjs';
 import { hook, tgUpdate, shot, cookie } from '../web.mjs';
 
 const FROM = 523907777;
-// A 1×1 PNG (red pixel).
+// A 64×40 PNG (four blue and white blocks).
 const PNG = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==',
+  'iVBORw0KGgoAAAANSUhEUgAAAEAAAAAoCAIAAADBrGu+AAAASklEQVR42u3QoQ0AMAwDwSzTyTp+SUFRUXaIZHbSc+tc9/1oa59oBQAAAAAAAAAAAAAAAAAwBKQH0gcBAAAAAAAAAAAAAAAAAAxrxD+WPBrSz10AAAAASUVORK5CYII=',
   'base64');
 const PDF = Buffer.from('%PDF-1.4 смета на кухню\n');
 
@@ -83,7 +83,7 @@ export default [
     const anon = await fetch(`${ctx.srv.url}${href}`);
     assert(anon.status === 401, `without a session: ${anon.status}`);
     // The image: a thumbnail that really loaded.
-    await page.waitForFunction(() => [...document.querySelectorAll('.att-thumb img')].some((i) => i.complete && i.naturalWidth === 1), null, { timeout: 15000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('.att-thumb img')].some((i) => i.complete && i.naturalWidth === 64), null, { timeout: 15000 });
     await shot(page, 'attachments-inbound-desktop');
   }],
 
