@@ -97,6 +97,33 @@ out:
     json_decref(body);
 }
 
+/* The live count of the segment editor: the same filter rules as a saved
+ * segment, nothing stored. */
+void sb_api_segments_count(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                           struct sb_http_reply *rep)
+{
+    (void)app;
+    json_t *body;
+    if (sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    char err[256] = "";
+    struct sb_segment_filter f;
+    if (sb_segment_filter_parse(json_object_get(body, "filter"), &f, err, sizeof err) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID, "filter: %s", err);
+        json_decref(body);
+        return;
+    }
+    int64_t count = 0;
+    int rc = sb_segment_count(db, &f, &count, err, sizeof err);
+    sb_segment_filter_free(&f);
+    json_decref(body);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "count segment", err);
+        return;
+    }
+    sb_reply_json(rep, 200, json_pack("{s:I}", "count", (json_int_t)count));
+}
+
 void sb_api_segments_list(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                           struct sb_http_reply *rep)
 {
@@ -353,6 +380,36 @@ out:
     sb_channel_free(&ch);
     sb_db_rows_free(&t);
     json_decref(body);
+}
+
+/* -- Channels for marketers --------------------------------------------------------------- */
+
+/* Marketers pick the sending channel and the channel of origin by name, but
+ * the channel list proper (settings, endpoints) is for admins: this is
+ * names and kinds only. */
+static const char q_channel_names[] =
+    "SELECT id, kind, name, enabled FROM channels ORDER BY kind, name, id";
+
+void sb_api_channel_names(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                          struct sb_http_reply *rep)
+{
+    (void)app, (void)req;
+    struct sb_db_rows r;
+    char err[256] = "";
+    int rc = sb_db_exec(db, q_channel_names, NULL, 0, &r, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_db_rows_free(&r);
+        sb_reply_failure(rep, rc, "list channels", err);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < r.nrows; i++)
+        json_array_append_new(
+            items, json_pack("{s:o, s:o, s:o, s:b}", "id", sb_json_cell_int(&r, i, 0), "kind",
+                             sb_json_cell(&r, i, 1), "name", sb_json_cell(&r, i, 2), "enabled",
+                             sb_db_cell_int(&r, i, 3) != 0));
+    sb_db_rows_free(&r);
+    sb_reply_json(rep, 200, json_pack("{s:o}", "items", items));
 }
 
 /* -- Campaigns --------------------------------------------------------------------- */

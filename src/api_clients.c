@@ -217,7 +217,7 @@ void sb_api_clients_patch(struct sb_app *app, struct sb_db *db, const struct sb_
     if (sb_request_json(req, rep, &body) != SB_OK)
         return;
     char err[256] = "";
-    int rc = sb_client_update(db, id, body, req->user.id, err, sizeof err);
+    int rc = sb_client_update(db, id, body, req->user.id, req->peer, err, sizeof err);
     json_decref(body);
     if (rc != SB_OK)
         sb_reply_result(rep, rc, "update client", err);

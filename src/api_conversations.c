@@ -150,7 +150,7 @@ static const char q_reply_insert[] =
  * raw message for its References header. */
 static const char q_email_parent[] =
     "SELECT i.message_id, i.subject, i.in_reply_to, LEFT(b.data, 65536), i.sender, "
-    "DATE_FORMAT(i.occurred_at, '%Y-%m-%d %H:%i UTC'), i.text FROM interactions i "
+    "UNIX_TIMESTAMP(i.occurred_at), LEFT(i.text, 16384) FROM interactions i "
     "LEFT JOIN blobs b ON b.sha256 = i.raw_sha256 "
     "WHERE i.conversation_id = ? AND i.direction = 'in' AND i.kind = 'email' "
     "AND i.message_id IS NOT NULL AND NOT FIND_IN_SET('auto_reply', i.flags) "
@@ -685,36 +685,6 @@ static int email_references(const struct sb_db_rows *r, json_t *refs)
     return json_array_append_new(refs, json_string(mid)) == 0 ? SB_OK : SB_ERR_NOMEM;
 }
 
-/* The agent's text with the parent quoted below it ("On …, … wrote:"), when
- * the request asks for it. */
-static char *email_quote(const char *text, const struct sb_db_rows *r)
-{
-    const char *who = sb_db_cell(r, 0, 4), *when = sb_db_cell(r, 0, 5);
-    const char *old = sb_db_cell(r, 0, 6);
-    size_t oldlen = old ? strlen(old) : 0;
-    while (oldlen && (old[oldlen - 1] == '\n' || old[oldlen - 1] == '\r' || old[oldlen - 1] == ' '))
-        oldlen--;
-    size_t n = strlen(text) + 64 + (who ? strlen(who) : 0) + (when ? strlen(when) : 0);
-    for (size_t i = 0; i < oldlen; i++)
-        n += old[i] == '\n' ? 3 : 1;
-    char *o = malloc(n + 8);
-    if (!o)
-        return NULL;
-    size_t k =
-        (size_t)sprintf(o, "%s\n\nOn %s, %s wrote:\n> ", text, when ? when : "?", who ? who : "?");
-    for (size_t i = 0; i < oldlen; i++) {
-        if (old[i] == '\r')
-            continue;
-        o[k++] = old[i];
-        if (old[i] == '\n') {
-            o[k++] = '>';
-            o[k++] = ' ';
-        }
-    }
-    o[k] = '\0';
-    return o;
-}
-
 static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channel_id,
                                const json_t *conv, const json_t *body, json_t *payload, char *err,
                                size_t errlen)
@@ -734,16 +704,20 @@ static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channe
                       ? sb_db_cell(&r, 0, 1)
                       : json_string_value(json_object_get(conv, "subject"));
     char *re = sb_mail_reply_subject(subject);
-    const char *text = json_string_value(json_object_get(payload, "text"));
-    char *quoted = NULL;
-    if (rc == SB_OK && r.nrows && json_is_true(json_object_get(body, "quote")) &&
-        !(quoted = email_quote(text, &r)))
-        rc = SB_ERR_NOMEM;
-    if (quoted)
-        text = quoted;
-    char *html = sb_mail_text_to_html(text);
+    /* The answered mail is quoted as a mail client would, unless the agent
+     * leaves it out ("quote": false); mailcompose writes both parts. */
+    struct sb_mail_quote q = {0};
+    if (r.nrows && !json_is_false(json_object_get(body, "quote"))) {
+        q.author = sb_db_cell(&r, 0, 4);
+        q.date = sb_db_cell(&r, 0, 5) ? (time_t)sb_db_cell_int(&r, 0, 5) : 0;
+        q.text = sb_db_cell(&r, 0, 6);
+    }
+    char *text = NULL, *html = NULL;
+    if (rc == SB_OK)
+        rc = sb_mail_reply_quote(json_string_value(json_object_get(payload, "text")), &q, &text,
+                                 &html, err, errlen);
     json_t *refs = json_array();
-    if (rc == SB_OK && (!re || !html || !refs))
+    if (rc == SB_OK && (!re || !refs))
         rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
     if (rc == SB_OK && r.nrows) {
         rc = email_references(&r, refs);
@@ -760,7 +734,7 @@ static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channe
     json_decref(refs);
     free(re);
     free(html);
-    free(quoted);
+    free(text);
     sb_db_rows_free(&r);
     sb_db_rows_free(&f);
     return rc;
@@ -883,6 +857,11 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
         (!json_is_string(subj) || strpbrk(json_string_value(subj), "\r\n") ||
          strlen(json_string_value(subj)) > 900)) {
         sb_reply_error(rep, SB_ERR_INVALID, "\"subject\" must be one line of text");
+        goto out;
+    }
+    json_t *quote = json_object_get(body, "quote");
+    if (quote && !json_is_boolean(quote)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "\"quote\" must be true or false");
         goto out;
     }
     if (!k || !k->send_prepare) {

@@ -36,6 +36,7 @@ static const struct config_key {
     {"server", "body_limit", KEY_SIZE, offsetof(struct sb_config, body_limit), 1024,
      1024L * 1024 * 1024, NULL},
     {"server", "drain_timeout", KEY_INT, offsetof(struct sb_config, drain_timeout), 0, 3600, NULL},
+    {"server", "metrics_token", KEY_STR, offsetof(struct sb_config, metrics_token), 0, 0, NULL},
     {"database", "url", KEY_STR, offsetof(struct sb_config, db_url), 0, 0, "SWITCHBOARD_DB"},
     {"database", "workers", KEY_INT, offsetof(struct sb_config, db_workers), 1, SB_DB_WORKERS_MAX,
      NULL},

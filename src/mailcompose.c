@@ -743,61 +743,251 @@ fail:
     return rc;
 }
 
-char *sb_mail_text_to_html(const char *text)
+/* ---- HTML of plain text, and quoting ------------------------------- */
+
+static void html_escaped(struct obuf *b, const char *s, size_t n)
 {
-    struct obuf b = {0};
-    const char *p = text ? text : "";
-    int quoting = 0;
-    ob_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n"
-               "<div style=\"white-space: pre-wrap\">");
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '&':
+            ob_str(b, "&amp;");
+            break;
+        case '<':
+            ob_str(b, "&lt;");
+            break;
+        case '>':
+            ob_str(b, "&gt;");
+            break;
+        case '"':
+            ob_str(b, "&quot;");
+            break;
+        default:
+            ob_put(b, s + i, 1);
+        }
+    }
+}
+
+#define BQ_OPEN                                                                                    \
+    "<blockquote type=\"cite\" style=\"margin:0 0 0 .8ex;border-left:1px solid #ccc;"              \
+    "padding-left:1ex\">"
+#define QUOTE_DEPTH_MAX 16
+
+/* Plain text as HTML lines: escaped, each line ended by <br>, lines quoted
+ * with ">" (or "> >", ">>") inside as many nested blockquotes, all of it
+ * `base` blockquotes deep. Leaves *depth open. */
+static void html_lines(struct obuf *b, const char *p, int base, int *depth)
+{
     while (*p) {
         const char *e = strchr(p, '\n');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (n && p[n - 1] == '\r')
             n--;
-        int q = *p == '>';
-        if (q != quoting) {
-            ob_str(&b, q ? "<blockquote style=\"margin:0 0 0 .8ex;border-left:1px solid #ccc;"
-                           "padding-left:1ex\">"
-                         : "</blockquote>");
-            quoting = q;
-        }
-        const char *s = p;
-        if (q) {
+        const char *s = p, *end = p + n;
+        int q = base;
+        while (s < end && *s == '>' && q < QUOTE_DEPTH_MAX) {
+            q++;
             s++;
-            if (s < p + n && *s == ' ')
+            if (s < end && *s == ' ')
                 s++;
         }
-        for (; s < p + n; s++) {
-            switch (*s) {
-            case '&':
-                ob_str(&b, "&amp;");
-                break;
-            case '<':
-                ob_str(&b, "&lt;");
-                break;
-            case '>':
-                ob_str(&b, "&gt;");
-                break;
-            case '"':
-                ob_str(&b, "&quot;");
-                break;
-            default:
-                ob_put(&b, s, 1);
-            }
-        }
+        for (; *depth < q; (*depth)++)
+            ob_str(b, BQ_OPEN);
+        for (; *depth > q; (*depth)--)
+            ob_str(b, "</blockquote>");
+        html_escaped(b, s, (size_t)(end - s));
         if (!e)
             break;
         /* No newline after <br>: pre-wrap would show it as a second break. */
-        ob_str(&b, "<br>");
+        ob_str(b, "<br>");
         p = e + 1;
     }
-    if (quoting)
-        ob_str(&b, "</blockquote>");
-    ob_str(&b, "</div>\n</body></html>\n");
-    if (b.failed) {
-        free(b.p);
+}
+
+static const char html_head[] =
+    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n"
+    "<div style=\"white-space: pre-wrap\">";
+static const char html_tail[] = "</div>\n</body></html>\n";
+
+static char *ob_done(struct obuf *b)
+{
+    if (b->failed) {
+        free(b->p);
         return NULL;
     }
-    return b.p;
+    return b->p;
+}
+
+char *sb_mail_text_to_html(const char *text)
+{
+    struct obuf b = {0};
+    int depth = 0;
+    ob_str(&b, html_head);
+    html_lines(&b, text ? text : "", 0, &depth);
+    for (; depth > 0; depth--)
+        ob_str(&b, "</blockquote>");
+    ob_str(&b, html_tail);
+    return ob_done(&b);
+}
+
+/* The length of the longest prefix of s[0..n) that ends on a whole UTF-8
+ * character. */
+static size_t utf8_cut(const char *s, size_t n)
+{
+    size_t k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0) {
+        unsigned char lead = (unsigned char)s[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (n - (k - 1) < need)
+            return k - 1;
+    }
+    return n;
+}
+
+void sb_mail_quote_attribution(const struct sb_mail_quote *q, char *buf, size_t buflen)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char when[96] = "";
+    struct tm tm;
+    if (!buflen)
+        return;
+    if (q->date && gmtime_r(&q->date, &tm))
+        snprintf(when, sizeof when, "On %s, %d %s %d %02d:%02d UTC, ", days[tm.tm_wday], tm.tm_mday,
+                 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min);
+    /* The author is one header's worth of text; a line break in it would
+     * break the attribution line. */
+    char name[320] = "";
+    size_t k = 0;
+    for (const char *p = q->author ? q->author : ""; *p && k + 1 < sizeof name; p++)
+        name[k++] = (*p == '\r' || *p == '\n' || *p == '\t') ? ' ' : *p;
+    name[utf8_cut(name, k)] = '\0';
+    if (!*name)
+        snprintf(name, sizeof name, "%s", *when ? "the sender" : "The sender");
+    snprintf(buf, buflen, "%s%s wrote:", when, name);
+}
+
+/* The answered text cut to the limits, trailing blank lines dropped, CRs
+ * removed; *cut_r says whether anything was left out. malloc'd. */
+static char *quote_body(const char *text, int *cut_r)
+{
+    size_t n = strlen(text);
+    int midline = 0;
+    *cut_r = 0;
+    if (n > SB_MAIL_QUOTE_MAX_BYTES) {
+        n = utf8_cut(text, SB_MAIL_QUOTE_MAX_BYTES);
+        midline = text[n] != '\n' && text[n] != '\r';
+        *cut_r = 1;
+    }
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        if (text[i] == '\n' && ++lines == SB_MAIL_QUOTE_MAX_LINES) {
+            n = i;
+            midline = 0;
+            *cut_r = i + 1 < strlen(text);
+            break;
+        }
+    char *o = malloc(n + 1);
+    if (!o)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (text[i] != '\r')
+            o[k++] = text[i];
+    /* A cut mid-line drops the partial line: a half word reads as a typo. */
+    if (midline) {
+        size_t l = k;
+        while (l > 0 && o[l - 1] != '\n')
+            l--;
+        if (l > 0)
+            k = l;
+    }
+    while (k && (o[k - 1] == '\n' || o[k - 1] == ' ' || o[k - 1] == '\t'))
+        k--;
+    o[k] = '\0';
+    return o;
+}
+
+int sb_mail_reply_quote(const char *reply, const struct sb_mail_quote *q, char **text_r,
+                        char **html_r, char *err, size_t errlen)
+{
+    *text_r = *html_r = NULL;
+    if (!reply)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "no reply text");
+    int cut = 0;
+    char *body = NULL;
+    if (q && q->text) {
+        body = quote_body(q->text, &cut);
+        if (!body)
+            return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory quoting mail");
+    }
+    if (!body || !*body) {
+        free(body);
+        *text_r = strdup(reply);
+        *html_r = sb_mail_text_to_html(reply);
+        if (*text_r && *html_r)
+            return SB_OK;
+        free(*text_r);
+        free(*html_r);
+        *text_r = *html_r = NULL;
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory quoting mail");
+    }
+    char attr[512];
+    sb_mail_quote_attribution(q, attr, sizeof attr);
+
+    /* text/plain: the reply, a blank line, the attribution, "> " lines. */
+    struct obuf t = {0};
+    size_t rl = strlen(reply);
+    while (rl && (reply[rl - 1] == '\n' || reply[rl - 1] == '\r'))
+        rl--;
+    ob_put(&t, reply, rl);
+    ob_str(&t, "\n\n");
+    ob_str(&t, attr);
+    ob_str(&t, "\n");
+    for (const char *p = body; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        /* An empty line quotes as ">" and a quoted one as ">>": no
+         * trailing space, which transports mangle. */
+        ob_str(&t, n == 0 || *p == '>' ? ">" : "> ");
+        ob_put(&t, p, n);
+        ob_str(&t, "\n");
+        p = e ? e + 1 : p + n;
+    }
+    if (cut)
+        ob_str(&t, "> [\xe2\x80\xa6]\n");
+
+    /* text/html: the same, the quote as a blockquote (nested ones for the
+     * answered mail's own quotes). */
+    struct obuf h = {0};
+    int depth = 0;
+    ob_str(&h, html_head);
+    char *r = strndup(reply, rl);
+    if (!r)
+        h.failed = 1;
+    else
+        html_lines(&h, r, 0, &depth);
+    free(r);
+    for (; depth > 0; depth--)
+        ob_str(&h, "</blockquote>");
+    ob_str(&h, "<br><br><div class=\"sb-quote-attribution\">");
+    html_escaped(&h, attr, strlen(attr));
+    ob_str(&h, "</div>");
+    html_lines(&h, body, 1, &depth);
+    if (cut)
+        ob_str(&h, "<br>[\xe2\x80\xa6]");
+    for (; depth > 0; depth--)
+        ob_str(&h, "</blockquote>");
+    ob_str(&h, html_tail);
+    free(body);
+    *text_r = ob_done(&t);
+    *html_r = ob_done(&h);
+    if (*text_r && *html_r)
+        return SB_OK;
+    free(*text_r);
+    free(*html_r);
+    *text_r = *html_r = NULL;
+    return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory quoting mail");
 }

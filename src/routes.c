@@ -68,7 +68,9 @@ struct sb_route sb_routes[] = {
     /* Campaigns (api_campaigns.c). */
     ROUTE(SB_GET, "/api/v1/segments", sb_api_segments_list, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/segments", sb_api_segments_create, 0, MARKETERS),
+    ROUTE(SB_POST, "/api/v1/segments/count", sb_api_segments_count, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/segments/{id}", sb_api_segments_get, 0, MARKETERS),
+    ROUTE(SB_GET, "/api/v1/channel-names", sb_api_channel_names, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/templates", sb_api_templates_list, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/templates", sb_api_templates_create, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/templates/{id}", sb_api_templates_get, 0, MARKETERS),

@@ -83,6 +83,10 @@ SB_HANDLER(sb_api_file_link);
 SB_HANDLER(sb_api_segments_create);
 SB_HANDLER(sb_api_segments_list);
 SB_HANDLER(sb_api_segments_get);
+/* POST {"filter"}: the count only, nothing saved (the segment editor) */
+SB_HANDLER(sb_api_segments_count);
+/* id, kind, name, enabled of every channel: marketers pick channels by name */
+SB_HANDLER(sb_api_channel_names);
 SB_HANDLER(sb_api_templates_create);
 SB_HANDLER(sb_api_templates_list);
 SB_HANDLER(sb_api_templates_get);

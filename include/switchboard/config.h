@@ -17,6 +17,7 @@ struct sb_config {
     char *public_url; /* how browsers reach us; used in links */
     size_t body_limit;
     int drain_timeout;
+    char *metrics_token; /* when set, GET /metrics wants "Authorization: Bearer <it>" */
     /* [database] */
     char *db_url;
     int db_workers;

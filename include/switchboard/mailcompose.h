@@ -79,4 +79,36 @@ char *sb_mail_reply_subject(const char *subject);
  * document. malloc'd, NULL on allocation failure. */
 char *sb_mail_text_to_html(const char *text);
 
+/* The message a reply answers, as the caller read it (mailcompose reads no
+ * database): its sender as the mail named it ("Anna <anna@example.ru>"),
+ * when it was written (0: unknown) and its text part. */
+struct sb_mail_quote {
+    const char *author; /* NULL or "" → "the sender" */
+    time_t date;
+    const char *text; /* NULL or blank → nothing is quoted */
+};
+
+/* How much of the answered text is quoted: a long thread's history stays in
+ * the thread, not in every reply. The cut falls on a line end and is shown
+ * as "[…]". */
+#define SB_MAIL_QUOTE_MAX_BYTES 8192
+#define SB_MAIL_QUOTE_MAX_LINES 200
+
+/* "On Mon, 23 Nov 2026 10:00 UTC, Anna <anna@example.ru> wrote:" (no date:
+ * "Anna <anna@example.ru> wrote:"), one line, into buf. */
+void sb_mail_quote_attribution(const struct sb_mail_quote *q, char *buf, size_t buflen);
+
+/* The text and HTML parts of an e-mail reply quoting the answered message
+ * the way mail clients do. text/plain: the reply, a blank line, the
+ * attribution line, then the answered text (CRs dropped, trailing blank
+ * lines trimmed, cut to the limits above) with "> " before every line (">"
+ * alone before an empty or already quoted line, so no line ends in a space).
+ * text/html: the reply as sb_mail_text_to_html renders it, the attribution,
+ * and the answered text HTML-escaped in a <blockquote type="cite"> (its own
+ * quoted lines in nested ones). q NULL or without text: the reply alone and
+ * its sb_mail_text_to_html. Both malloc'd, owned by the caller; on failure
+ * both NULL. SB_ERR_INVALID for a NULL reply, SB_ERR_NOMEM. */
+int sb_mail_reply_quote(const char *reply, const struct sb_mail_quote *q, char **text_r,
+                        char **html_r, char *err, size_t errlen);
+
 #endif

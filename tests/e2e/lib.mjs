@@ -169,6 +169,63 @@ export class MockProvider {
   }
 }
 
+// ---------- SMTP sink ----------
+
+// Postfix's smtp-sink (unpacked by scripts/smtp-tools, as the C harness does), each message
+// dumped to a file of its own in a scratch directory.
+export class SmtpSink {
+  async start() {
+    const out = execFileSync(path.join(ROOT, 'scripts/smtp-tools'), { encoding: 'utf8' }).trim().split('\n');
+    const bin = path.join(out[out.length - 1], 'smtp-sink');
+    this.dir = fs.mkdtempSync('/tmp/sb-e2e-smtp-sink-');
+    fs.chmodSync(this.dir, 0o777); // run as root, smtp-sink drops to nobody, who writes the dumps
+    this.port = await freePort();
+    const args = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+    args.push('-d', `${this.dir}/%Y%m%d%H%M%S.`, `127.0.0.1:${this.port}`, '64');
+    fs.mkdirSync(LOGS, { recursive: true });
+    const log = fs.openSync(path.join(LOGS, `e2e-smtp-sink-${this.port}.log`), 'a');
+    this.proc = spawn(bin, args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    let exited = false;
+    this.proc.once('exit', () => { exited = true; });
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      if (exited) throw new Error('smtp-sink exited at start-up');
+      const up = await new Promise((r) => {
+        const c = net.connect(this.port, '127.0.0.1', () => { c.destroy(); r(true); });
+        c.once('error', () => r(false));
+      });
+      if (up) return;
+      await sleep(50);
+    }
+    throw new Error('smtp-sink did not listen within 5 s');
+  }
+
+  // The messages received so far, oldest first, as text.
+  messages() {
+    return fs.readdirSync(this.dir).filter((f) => !f.startsWith('.')).sort()
+      .map((f) => fs.readFileSync(path.join(this.dir, f), 'utf8'));
+  }
+
+  async waitFor(n, ms = 10000) {
+    const until = Date.now() + ms;
+    while (Date.now() < until && this.messages().length < n) await sleep(50);
+    await sleep(100); // a dump is written while DATA arrives
+    return this.messages();
+  }
+
+  async stop() {
+    const p = this.proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const done = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await done;
+    }
+    this.proc = null;
+    if (this.dir && !process.env.SB_E2E_KEEP_DB) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 // ---------- runner ----------
 
 export function assert(cond, msg) {

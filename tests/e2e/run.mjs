@@ -35,7 +35,8 @@ tests.push(
 
 async function setup() {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/e2e-deps (apt-get install chromium)`);
-  const ctx = { contexts: [], pageErrors: [] };
+  // cleanup: what suites started (an SMTP sink…), stopped in teardown even after a failure.
+  const ctx = { contexts: [], pageErrors: [], cleanup: [] };
   ctx.db = new ScratchDb();
   ctx.db.create();
   const env = serverEnv(ctx.db);
@@ -64,6 +65,7 @@ async function teardown(ctx) {
   if (!ctx) return;
   await ctx.browser?.close().catch(() => {});
   await ctx.srv?.stop().catch(() => {});
+  for (const f of ctx.cleanup || []) await Promise.resolve().then(f).catch(() => {});
   await ctx.mock?.stop().catch(() => {});
   if (!process.env.SB_E2E_KEEP_DB) ctx.db?.drop();
 }

@@ -417,6 +417,50 @@ static void segments(void **state)
     th_resp_free(&r);
 }
 
+/* What the web view's editors need besides the saved objects: a count of an
+ * unsaved filter, and the channels by name for a marketer. */
+static void editor_helpers(void **state)
+{
+    (void)state;
+    int64_t before = q_int("SELECT COUNT(*) FROM segments", 0);
+    json_t *o = api("POST", "/api/v1/segments/count", "{\"filter\":{\"tag\":\"batch100\"}}", 200);
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), 100);
+    json_decref(o);
+    o = api("POST", "/api/v1/segments/count",
+            "{\"filter\":{\"tag\":\"vip\",\"custom\":{\"plan\":\"gold\"}}}", 200);
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), N_CLIENTS / 2);
+    json_decref(o);
+    o = api("POST", "/api/v1/segments/count", "{}", 200); /* no filter: everyone mailable */
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), N_CLIENTS + 2);
+    json_decref(o);
+    json_decref(api("POST", "/api/v1/segments/count", "{\"filter\":{\"colour\":1}}", 400));
+    json_decref(
+        api("POST", "/api/v1/segments/count", "{\"filter\":{\"active_after\":\"x\"}}", 400));
+    assert_int_equal(q_int("SELECT COUNT(*) FROM segments", 0), before); /* nothing saved */
+
+    o = api("GET", "/api/v1/channel-names", NULL, 200);
+    json_t *items = json_object_get(o, "items");
+    assert_int_equal(json_array_size(items), 1);
+    json_t *c = json_array_get(items, 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "id")), channel_id);
+    assert_string_equal(json_string_value(json_object_get(c, "kind")), "email");
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "News");
+    assert_true(json_is_true(json_object_get(c, "enabled")));
+    assert_int_equal(json_object_size(c), 4); /* names only: no settings, no secrets */
+    json_decref(o);
+
+    char agent[512];
+    th_login(&srv, "agent@shop.example", "correct horse battery", agent, sizeof agent);
+    const char *h[] = {agent, "Content-Type: application/json", NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", "/api/v1/channel-names", NULL, h, &r), 0);
+    assert_int_equal(r.status, 403);
+    th_resp_free(&r);
+    assert_int_equal(th_http(&srv, "POST", "/api/v1/segments/count", "{}", h, &r), 0);
+    assert_int_equal(r.status, 403);
+    th_resp_free(&r);
+}
+
 static void templates(void **state)
 {
     (void)state;
@@ -957,6 +1001,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(segments),
+        cmocka_unit_test(editor_helpers),
         cmocka_unit_test(templates),
         cmocka_unit_test(thousand_exactly_once),
         cmocka_unit_test(clicks_and_opens),

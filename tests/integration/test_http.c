@@ -242,6 +242,36 @@ static void metrics_count_requests(void **state)
     th_resp_free(&r);
 }
 
+/* With server.metrics_token set, a scraper must present it; a wrong or
+ * missing one gets 401 with a JSON error and learns nothing. */
+static void metrics_token_closes_the_page(void **state)
+{
+    (void)state;
+    struct th_server guarded;
+    const char *env[] = {"SWITCHBOARD_SERVER_METRICS_TOKEN=scrape-me-0123", NULL};
+    th_server_start(&guarded, env);
+    struct th_resp r;
+    assert_int_equal(th_http(&guarded, "GET", "/metrics", NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_error_body(&r, "unauthorized");
+    assert_null(strstr(r.body, "switchboard_http_requests_total"));
+    th_resp_free(&r);
+    const char *wrong[] = {"Authorization: Bearer scrape-me-0124", NULL};
+    assert_int_equal(th_http(&guarded, "GET", "/metrics", NULL, wrong, &r), 0);
+    assert_int_equal(r.status, 401);
+    th_resp_free(&r);
+    const char *right[] = {"Authorization: Bearer scrape-me-0123", NULL};
+    assert_int_equal(th_http(&guarded, "GET", "/metrics", NULL, right, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "switchboard_http_requests_total"));
+    th_resp_free(&r);
+    /* Probes stay open: load balancers carry no token. */
+    assert_int_equal(th_http(&guarded, "GET", "/healthz", NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_free(&r);
+    assert_int_equal(th_server_stop(&guarded), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +283,7 @@ int main(void)
         cmocka_unit_test(body_over_limit_is_413),
         cmocka_unit_test(static_files_have_types_and_caching),
         cmocka_unit_test(metrics_count_requests),
+        cmocka_unit_test(metrics_token_closes_the_page),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }

@@ -260,9 +260,8 @@ static void reply_round_trip(void **state)
     int64_t conv = conversation_of(ch, "client-q1@example.org");
 
     int64_t id;
-    assert_int_equal(
-        reply(conv, "{\"text\":\"Hello,\\nit ships today & arrives <soon>.\",\"quote\":true}", &id),
-        202);
+    assert_int_equal(reply(conv, "{\"text\":\"Hello,\\nit ships today & arrives <soon>.\"}", &id),
+                     202);
     assert_int_equal(wait_int(1, 20,
                               "SELECT COUNT(*) FROM interactions WHERE id = ? AND "
                               "delivery_status = 'sent' AND external_id = message_id",
@@ -289,12 +288,18 @@ static void reply_round_trip(void **state)
     assert_int_equal(in->nreferences, 2);
     assert_string_equal(in->references[0], "older@example.org");
     assert_string_equal(in->references[1], "client-q1@example.org");
-    /* both parts; the HTML escaped; the client's words quoted below */
-    assert_non_null(strstr(in->text, "it ships today & arrives <soon>."));
-    assert_non_null(strstr(in->text, "wrote:"));
-    assert_non_null(strstr(in->text, "> When does order 42 ship?"));
+    /* both parts; the HTML escaped; the client's words quoted below by
+     * default, as a mail client quotes: attribution, "> " lines, a cite
+     * blockquote */
+    const char *said = strstr(in->text, "it ships today & arrives <soon>.");
+    const char *attr = strstr(in->text, "On Mon, 23 Nov 2026 10:00 UTC, Client Person "
+                                        "<client@example.org> wrote:");
+    const char *quoted = strstr(in->text, "> When does order 42 ship?");
+    assert_true(said && attr && quoted && said < attr && attr < quoted);
     assert_non_null(strstr(in->html, "it ships today &amp; arrives &lt;soon&gt;."));
-    assert_non_null(strstr(in->html, "<blockquote"));
+    assert_non_null(strstr(in->html, "Client Person &lt;client@example.org&gt; wrote:"));
+    assert_non_null(strstr(in->html, "<blockquote type=\"cite\""));
+    assert_non_null(strstr(strstr(in->html, "<blockquote"), "When does order 42 ship?"));
     sb_inbound_free(&in);
     free(raw);
 
@@ -314,8 +319,11 @@ static void reply_round_trip(void **state)
     assert_int_equal(reply(conv, "{\"text\":\"x\",\"subject\":\"Hi\\r\\nBcc: a@b.example\"}", NULL),
                      400);
 
-    /* A second reply answers the newest mail, without "Re: Re:". */
-    assert_int_equal(reply(conv, "{\"text\":\"You are welcome.\"}", &id), 202);
+    assert_int_equal(reply(conv, "{\"text\":\"x\",\"quote\":\"no\"}", NULL), 400);
+
+    /* A second reply answers the newest mail, without "Re: Re:"; the agent
+     * left the quote out. */
+    assert_int_equal(reply(conv, "{\"text\":\"You are welcome.\",\"quote\":false}", &id), 202);
     in = next_sent(&raw);
     assert_string_equal(in->subject, "Re: Re: Order 42 question");
     assert_string_equal(in->in_reply_to, "client-q2@example.org");
@@ -323,6 +331,8 @@ static void reply_round_trip(void **state)
     assert_string_equal(in->references[2], mid);
     assert_string_equal(in->references[3], "client-q2@example.org");
     assert_null(strstr(in->text, "wrote:"));
+    assert_null(strstr(in->text, "Thanks!"));
+    assert_null(strstr(in->html, "blockquote"));
     sb_inbound_free(&in);
     free(raw);
     assert_int_equal(wait_int(1, 20,

@@ -331,6 +331,161 @@ static void text_to_html(void **state)
     free(h);
 }
 
+/* A reply quotes the answered mail as mail clients do: attribution line,
+ * "> " lines (">" before empty and already quoted lines), the HTML part as
+ * a cite blockquote with the answered mail's own quote nested inside. */
+static void reply_quote_text_and_html(void **state)
+{
+    (void)state;
+    struct sb_mail_quote q = {
+        .author = "Client Person <client@example.org>",
+        .date = 1795428000, /* 2026-11-23 10:00 UTC, a Monday */
+        .text =
+            "When does order 42 ship?\r\n\r\nThanks & <regards>\r\n> earlier words\r\n\r\n \r\n",
+    };
+    char *text, *html, err[128] = "";
+    assert_int_equal(
+        sb_mail_reply_quote("Hello,\nit ships today.\n", &q, &text, &html, err, sizeof err), SB_OK);
+    assert_string_equal(text, "Hello,\nit ships today.\n\n"
+                              "On Mon, 23 Nov 2026 10:00 UTC, Client Person <client@example.org> "
+                              "wrote:\n"
+                              "> When does order 42 ship?\n"
+                              ">\n"
+                              "> Thanks & <regards>\n"
+                              ">> earlier words\n");
+    assert_non_null(strstr(html, "Hello,<br>it ships today.<br><br><div"));
+    assert_non_null(strstr(html, "On Mon, 23 Nov 2026 10:00 UTC, Client Person "
+                                 "&lt;client@example.org&gt; wrote:</div>"));
+    /* one cite blockquote, the answered mail's own quote nested in it */
+    const char *bq = strstr(html, "<blockquote type=\"cite\"");
+    assert_non_null(bq);
+    assert_non_null(strstr(bq, "When does order 42 ship?<br><br>Thanks &amp; &lt;regards&gt;<br>"
+                               "<blockquote type=\"cite\""));
+    assert_non_null(strstr(bq, "earlier words</blockquote></blockquote></div>"));
+    assert_null(strstr(html, "<regards>"));
+    free(text);
+    free(html);
+
+    /* No date, no author, a line break in the name. */
+    char attr[256];
+    struct sb_mail_quote nodate = {.author = "Eve\r\nBcc: x@y", .text = "x"};
+    sb_mail_quote_attribution(&nodate, attr, sizeof attr);
+    assert_string_equal(attr, "Eve  Bcc: x@y wrote:");
+    struct sb_mail_quote anon = {.date = 1795428000, .text = "x"};
+    sb_mail_quote_attribution(&anon, attr, sizeof attr);
+    assert_string_equal(attr, "On Mon, 23 Nov 2026 10:00 UTC, the sender wrote:");
+}
+
+/* Nothing to quote: the reply alone, exactly as without quoting. */
+static void reply_quote_nothing(void **state)
+{
+    (void)state;
+    char *text, *html, err[128] = "";
+    struct sb_mail_quote blank = {.author = "A <a@b.c>", .date = 1, .text = " \r\n\n"};
+    const struct sb_mail_quote *cases[] = {NULL, &blank};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(sb_mail_reply_quote("Hi > there", cases[i], &text, &html, err, sizeof err),
+                         SB_OK);
+        assert_string_equal(text, "Hi > there");
+        char *plain = sb_mail_text_to_html("Hi > there");
+        assert_string_equal(html, plain);
+        assert_null(strstr(html, "wrote:"));
+        free(plain);
+        free(text);
+        free(html);
+    }
+    assert_int_equal(sb_mail_reply_quote(NULL, NULL, &text, &html, err, sizeof err),
+                     SB_ERR_INVALID);
+    assert_null(text);
+    assert_null(html);
+}
+
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : 3;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+/* A long history is cut: at most SB_MAIL_QUOTE_MAX_LINES lines, at a line
+ * end, marked "[…]"; one huge Cyrillic line is cut on a character. */
+static void reply_quote_trimmed(void **state)
+{
+    (void)state;
+    char *text, *html, err[128] = "";
+    size_t cap = 1000 * 16;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    size_t k = 0;
+    for (int i = 0; i < 1000; i++)
+        k += (size_t)snprintf(big + k, cap - k, "line %04d\n", i);
+    struct sb_mail_quote q = {.author = "A <a@b.c>", .date = 1795428000, .text = big};
+    assert_int_equal(sb_mail_reply_quote("ok", &q, &text, &html, err, sizeof err), SB_OK);
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    /* "ok", blank, attribution, 200 quoted lines, the cut mark */
+    assert_int_equal(lines, 2 + 1 + SB_MAIL_QUOTE_MAX_LINES + 1);
+    assert_non_null(strstr(text, "> line 0199\n> [\xe2\x80\xa6]\n"));
+    assert_null(strstr(text, "line 0200"));
+    assert_non_null(strstr(html, "line 0199<br>[\xe2\x80\xa6]</blockquote>"));
+    free(text);
+    free(html);
+    free(big);
+
+    /* 20,000 bytes of "ж" (2 bytes each) on one line, and an odd offset. */
+    big = malloc(20002);
+    assert_non_null(big);
+    big[0] = 'x';
+    for (size_t i = 1; i + 1 < 20001; i += 2) {
+        big[i] = (char)0xD0;
+        big[i + 1] = (char)0xB6;
+    }
+    big[20001] = '\0';
+    q.text = big;
+    assert_int_equal(sb_mail_reply_quote("ok", &q, &text, &html, err, sizeof err), SB_OK);
+    assert_true(utf8_valid(text));
+    assert_true(utf8_valid(html));
+    assert_true(strlen(text) < SB_MAIL_QUOTE_MAX_BYTES + 200);
+    assert_non_null(strstr(text, "\n> [\xe2\x80\xa6]\n"));
+    free(text);
+    free(html);
+    free(big);
+}
+
+/* The quoted reply composes and parses back with both parts intact. */
+static void reply_quote_roundtrip(void **state)
+{
+    (void)state;
+    struct sb_mail_quote q = {.author = "Анна Смирнова <anna@example.ru>",
+                              .date = 1795428000,
+                              .text = "Когда привезут кухню?\nСпасибо"};
+    char *text, *html, err[128] = "";
+    assert_int_equal(sb_mail_reply_quote("В пятницу.", &q, &text, &html, err, sizeof err), SB_OK);
+    const char *to[] = {"anna@example.ru"};
+    struct sb_mail_out m = {.from = "shop@example.com",
+                            .to = to,
+                            .nto = 1,
+                            .subject = "Re: Доставка",
+                            .text = text,
+                            .html = html};
+    struct sb_inbound *in = compose_parse(&m, NULL);
+    assert_non_null(strstr(in->text,
+                           "В пятницу.\r\n\r\nOn Mon, 23 Nov 2026 10:00 UTC, Анна Смирнова "
+                           "<anna@example.ru> wrote:\r\n> Когда привезут кухню?\r\n> Спасибо"));
+    assert_non_null(strstr(in->html, "<blockquote type=\"cite\""));
+    assert_non_null(strstr(in->html, "Когда привезут кухню?<br>Спасибо</blockquote>"));
+    sb_inbound_free(&in);
+    free(text);
+    free(html);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +496,10 @@ int main(void)
         cmocka_unit_test(test_injection_refused),
         cmocka_unit_test(test_message_id_and_helpers),
         cmocka_unit_test(text_to_html),
+        cmocka_unit_test(reply_quote_text_and_html),
+        cmocka_unit_test(reply_quote_nothing),
+        cmocka_unit_test(reply_quote_trimmed),
+        cmocka_unit_test(reply_quote_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

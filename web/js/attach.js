@@ -22,6 +22,10 @@ addStrings({
   },
 });
 
+if (!document.querySelector('link[data-sb="attach-css"]')) {
+  document.head.append(h('link', { rel: 'stylesheet', href: '/css/attach.css', dataset: { sb: 'attach-css' } }));
+}
+
 const RASTER = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
 export function fmtSize(n) {

@@ -3,6 +3,7 @@
 import { h, fmtTime, channelIcon } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { api } from './api.js';
+import { nameEditor, fieldsEditor, mergeSearch } from './clientedit.js';
 
 const ID_ICONS = { phone: '☎', email: '✉', telegram: '✈', whatsapp: '✆', viber: '☏' };
 
@@ -44,6 +45,7 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
     sugg = (s.items || []).filter((x) => x.client?.id === c.id || x.other?.id === c.id);
   } catch { /* marketers may not see suggestions */ }
   const lang = getLanguage();
+  const reload = (id) => renderClientCard(root, id, { onOpenConversation, onChanged, onClose });
   const decide = async (s, what) => {
     try {
       await api('POST', `/api/v1/merge-suggestions/${s.id}/${what}`);
@@ -56,13 +58,14 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
   root.replaceChildren(
     h('div', { class: 'client-card', dataset: { clientId: c.id } },
       onClose ? h('button', { type: 'button', class: 'link card-close', 'aria-label': t('close'), onclick: onClose }, '✕') : null,
-      h('h2', {}, c.name || `${t('client')} #${c.id}`),
+      nameEditor(c, reload, onChanged),
       c.company ? h('div', { class: 'muted' }, `${t('company')}: ${c.company}`) : null,
       h('h3', {}, t('identities')),
       h('ul', { class: 'identities' }, (c.identities || []).map((i) => h('li', { class: i.verified ? 'verified' : 'unverified' },
         h('span', { class: 'id-kind', title: i.kind }, ID_ICONS[i.kind] || i.kind), ' ',
         h('span', { class: 'id-value' }, i.value || i.raw || ''),
         i.verified ? h('span', { class: 'ok', title: 'verified' }, ' ✓') : null))),
+      h('h3', {}, t('fields')), fieldsEditor(c, reload),
       h('h3', {}, t('tags')), tagsEditor(c, root, { onOpenConversation, onChanged }),
       sugg.length ? [h('h3', {}, t('mergeSuggestions')), h('ul', { class: 'suggestions' }, sugg.map((s) => {
         const other = s.client.id === c.id ? s.other : s.client;
@@ -71,6 +74,7 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
           h('button', { type: 'button', class: 'small', onclick: () => decide(s, 'accept') }, t('accept')), ' ',
           h('button', { type: 'button', class: 'small secondary', onclick: () => decide(s, 'dismiss') }, t('dismiss')));
       }))] : null,
+      c.timeline ? mergeSearch(c, reload, onChanged) : null,
       c.timeline ? [h('h3', {}, t('timeline')), h('ol', { class: 'timeline' }, (c.timeline.items || []).map((it) => h('li', {
         class: `dir-${it.direction}`,
         onclick: it.conversation_id ? () => onOpenConversation(it.conversation_id) : null,

@@ -7,6 +7,8 @@ import { renderInteraction } from './thread.js';
 import { renderClientCard } from './client.js';
 import { Live } from './live.js';
 import { renderAdmin } from './admin.js';
+import { QuoteBox } from './quote.js';
+import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 import { composerFiles } from './attach.js';
 
 const app = document.getElementById('app');
@@ -89,7 +91,7 @@ function start(user) {
     S.live.start();
   }
   loadChannels();
-  reloadList();
+  if (user.role !== 'marketer') reloadList(); // marketers have no inbox (403)
   route();
 }
 
@@ -123,6 +125,7 @@ function buildShell() {
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
       S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
+      ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
       h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
       h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
       h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
@@ -336,6 +339,7 @@ function onEvent(ev) {
       if (ev.event === 'interaction.created' && ev.data?.direction === 'in') S.typing.delete(cid);
     }
   }
+  if (ev.event.startsWith('campaign.')) campaignEvent(ev);
   if (ev.event.startsWith('client.') && S.cardOpen && S.conv && ev.client_id === S.conv.client?.id) loadCard();
 }
 
@@ -354,8 +358,16 @@ function resync() {
 // ---------- thread ----------
 
 function route() {
-  const admin = location.hash.startsWith('#/admin') && S.user.role === 'admin';
+  // Campaign pages share the admin pane; a marketer has nothing else, so lands there.
+  if (S.user.role === 'marketer' && !location.hash.startsWith('#/campaigns')) history.replaceState(null, '', '#/campaigns');
+  const camp = location.hash.startsWith('#/campaigns') && ['admin', 'marketer'].includes(S.user.role);
+  if (!camp) leaveCampaigns();
+  const admin = camp || (location.hash.startsWith('#/admin') && S.user.role === 'admin');
   el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  if (camp) {
+    renderCampaigns(el.admin);
+    return;
+  }
   if (admin) {
     renderAdmin(el.admin);
     return;
@@ -522,10 +534,11 @@ function renderItems(scrollDown) {
   if (!body) return;
   const nearBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 80;
   const items = [...S.items.values()].sort((a, b) => (a.occurred_at < b.occurred_at ? -1 : a.occurred_at > b.occurred_at ? 1 : a.id - b.id));
-  // replaceChildren() writes a null as the text "null": leave the button out instead.
   body.replaceChildren(
+    // replaceChildren() would show a null as the text "null"
     ...(S.threadCursor ? [h('button', { type: 'button', class: 'link load-earlier', onclick: loadEarlier }, t('loadEarlier'))] : []),
     ...items.map((it) => renderInteraction(it, { onRetry: retry })));
+  el.quote?.update(S.conv, S.items, S.mode);
   if (scrollDown || nearBottom) {
     body.scrollTop = body.scrollHeight;
     S.stickBottom = true;
@@ -554,11 +567,13 @@ function buildComposer() {
   const send = h('button', { type: 'submit', id: 'send' });
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
-  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta);
+  const quote = el.quote = new QuoteBox();
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el);
   const files = composerFiles(form, ta, err);
   form.append(files.list, h('div', { class: 'row' }, files.button, files.input, err, send));
   function setMode(m) {
     S.mode = m;
+    quote.update(S.conv, S.items, m);
     form.dataset.mode = m;
     for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.mode === m));
     ta.placeholder = m === 'note' ? t('notePlaceholder') : t('replyPlaceholder');
@@ -595,11 +610,12 @@ function buildComposer() {
         await files.ready();
         const ids = files.ids();
         if (!text && !ids.length) return;
-        it = await api('POST', `/api/v1/conversations/${id}/replies`, ids.length ? { text, attachment_ids: ids } : { text }, { 'Idempotency-Key': S.draftKey });
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body(), ...(ids.length ? { attachment_ids: ids } : {}) }, { 'Idempotency-Key': S.draftKey });
         files.clear();
       }
       S.draftKey = null;
       ta.value = '';
+      quote.reset();
       if (S.openId === id) {
         mergeItem(it);
         renderItems(true);
