@@ -8,12 +8,14 @@
 #include "switchboard/api.h"
 #include "switchboard/apiutil.h"
 #include "switchboard/app.h"
+#include "switchboard/attachments.h"
 #include "switchboard/auth.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/events.h"
 #include "switchboard/identity.h"
+#include "switchboard/log.h"
 #include "switchboard/channel.h"
 #include "switchboard/mailcompose.h"
 #include "switchboard/mime.h"
@@ -360,6 +362,16 @@ static const char q_reply_touch[] =
 
 /* A reply's text: more than any messenger takes, less than a wall. */
 #define REPLY_TEXT_MAX 65536
+/* A Telegram caption (the text sent with files), in characters. */
+#define TELEGRAM_CAPTION_MAX 1024
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
 
 static json_t *conv_json(const struct sb_db_rows *r, size_t i)
 {
@@ -833,8 +845,16 @@ void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
         json_array_append_new(items, interaction_json(&r, i));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
+    int64_t first = r.nrows ? sb_db_cell_int(&r, 0, 0) : 0;
     json_t *next = (int)r.nrows == limit ? json_sprintf("%lld", (long long)last) : json_null();
     sb_db_rows_free(&r);
+    rc = sb_att_annotate(db, id, last, first, items, err, sizeof err);
+    if (rc != SB_OK) {
+        json_decref(items);
+        json_decref(next);
+        sb_reply_failure(rep, rc, "list attachments", err);
+        return;
+    }
     sb_reply_json(rep, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
 }
 
@@ -924,18 +944,23 @@ static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply
         return;
     }
     json_t *o = interaction_json(&r, 0);
+    int64_t conv_id = sb_db_cell_int(&r, 0, 12);
     json_object_set_new(o, "conversation_id", sb_json_cell_int(&r, 0, 12));
     sb_db_rows_free(&r);
+    json_t *one = json_pack("[O]", o);
+    if (one && sb_att_annotate(db, conv_id, id, id, one, err, sizeof err) != SB_OK)
+        sb_warn("api", "reply %lld: attachments not listed: %s", (long long)id, err);
+    json_decref(one);
     sb_reply_json(rep, 202, o);
 }
 
 /* The reply's interaction, its outbox job, the conversation's activity and
  * the event, in the caller's transaction. *dup_r is set (and nothing
  * written) when the idempotency key was already used. */
-static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
-                       int64_t client_id, int64_t channel_id, const char *kind,
-                       const json_t *payload, const char *key, int64_t *id_r, int64_t *dup_r,
-                       char *err, size_t errlen)
+static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                       int64_t conv_id, int64_t client_id, int64_t channel_id, const char *kind,
+                       json_t *payload, const char *key, const int64_t *files, size_t nfiles,
+                       int64_t *id_r, int64_t *dup_r, char *err, size_t errlen)
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
     const char *text = json_string_value(json_object_get(payload, "text"));
@@ -954,8 +979,21 @@ static int reply_store(struct sb_db *db, const struct sb_http_request *req, int6
     sb_db_rows_free(&r);
     if (rc != SB_OK)
         return rc;
+    if (nfiles)
+        rc = sb_att_link_uploads(db, req->user.id, *id_r, files, nfiles, err, errlen);
+    const struct sb_channel_kind *k = sb_channel_kind_find(kind);
+    if (rc == SB_OK && nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* The provider downloads the file from us: signed, expiring links,
+         * written into the job so the adapter needs no key. */
+        json_t *links = NULL;
+        rc = sb_att_links(db, app->secret_key, app->cfg->public_url, *id_r, &links, err, errlen);
+        if (rc == SB_OK && json_object_set_new(payload, "files", links))
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
     int64_t job;
-    rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err, errlen);
+    if (rc == SB_OK)
+        rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
+                               errlen);
     struct sb_db_val c[] = {SB_INT(conv_id)};
     if (rc == SB_OK)
         rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
@@ -1109,8 +1147,59 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     }
     if (client_key)
         snprintf(key, sizeof key, "reply:%lld:%s", (long long)id, client_key);
-    if (!text || !*text) {
+    json_t *ids = json_object_get(body, "attachment_ids");
+    int64_t files[SB_REPLY_FILES_MAX];
+    size_t nfiles = 0;
+    if (ids && !json_is_null(ids)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(ids) || json_array_size(ids) > SB_REPLY_FILES_MAX) {
+            sb_reply_error(rep, SB_ERR_INVALID,
+                           "\"attachment_ids\" must be an array of at most %d upload ids",
+                           SB_REPLY_FILES_MAX);
+            goto out;
+        }
+        json_array_foreach(ids, i, v)
+        {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+                sb_reply_error(rep, SB_ERR_INVALID, "\"attachment_ids\" must hold upload ids");
+                goto out;
+            }
+            files[nfiles++] = json_integer_value(v);
+        }
+    }
+    if (nfiles && text && !*text)
+        text = NULL;
+    if ((!text || !*text) && !nfiles) {
         sb_reply_error(rep, SB_ERR_INVALID, "\"text\" is required");
+        goto out;
+    }
+    if (!text)
+        text = "";
+    if (nfiles && k && !(k->flags & (SB_CH_SEND_FILES | SB_CH_SEND_FILE_LINKS))) {
+        sb_reply_error_status(rep, 422, "attachments_unsupported",
+                              "files cannot be sent through this channel");
+        goto out;
+    }
+    if (nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* WhatsApp and Viber take one file per message, by a link to us. */
+        if (nfiles > 1) {
+            sb_reply_error_status(rep, 422, "one_file_only",
+                                  "this channel sends one file per message");
+            goto out;
+        }
+        if (!app->has_secret_key || !app->cfg->public_url ||
+            strncmp(app->cfg->public_url, "http", 4)) {
+            sb_reply_error_status(rep, 422, "no_public_url",
+                                  "files go out through this channel as links: "
+                                  "server.public_url and security.secret_key must be set");
+            goto out;
+        }
+    }
+
+    if (nfiles && !strcmp(kind, "telegram") && utf8_chars(text) > TELEGRAM_CAPTION_MAX) {
+        sb_reply_error_status(rep, 422, "caption_too_long",
+                              "with files, Telegram takes at most 1024 characters of text");
         goto out;
     }
     if (strlen(text) > REPLY_TEXT_MAX) {
@@ -1160,8 +1249,8 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     if (rc == SB_OK)
         rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = reply_store(db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL, &iid,
-                         &dup, err, sizeof err);
+        rc = reply_store(app, db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL,
+                         files, nfiles, &iid, &dup, err, sizeof err);
     json_decref(payload);
     sb_db_rows_free(&r);
     if (rc == SB_OK) {
@@ -1172,6 +1261,10 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
             reply_interaction(db, dup, rep);
             goto out;
         }
+    }
+    if (rc == SB_ERR_FORBIDDEN) {
+        sb_reply_error_status(rep, 422, "bad_attachment", err);
+        goto out;
     }
     if (rc != SB_OK) {
         sb_reply_failure(rep, rc, "store reply", err);

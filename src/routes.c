@@ -46,6 +46,11 @@ struct sb_route sb_routes[] = {
           sb_api_conversations_retry, 0, AGENTS),
     ROUTE(SB_GET, "/api/v1/reports", sb_api_reports, 0, AGENTS),
 
+    /* Attachments (api_attachments.c). */
+    ROUTE(SB_POST, "/api/v1/uploads", sb_api_upload_create, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/attachments/{id}", sb_api_attachment_get, 0, AGENTS),
+    ROUTE(SB_GET, "/f/{token}", sb_api_file_link, SB_ROUTE_PUBLIC, 0),
+
     {.methods = SB_POST,
      .pattern = "/hooks/{kind}/{id}",
      .handler = sb_api_hook,

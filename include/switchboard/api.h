@@ -84,6 +84,14 @@ SB_HANDLER(sb_api_teams_member_delete); /* remove */
  * resolution times per agent, who is waiting for an answer */
 SB_HANDLER(sb_api_reports);
 
+/* api_attachments.c: agents' uploads (201 {"id"…}) and attachment downloads
+ * under the inbox's visibility rule */
+SB_HANDLER(sb_api_upload_create);
+SB_HANDLER(sb_api_attachment_get);
+/* GET /f/{token}: public, signed and expiring link to one file (for
+ * providers that download what we send) */
+SB_HANDLER(sb_api_file_link);
+
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */
 SB_HANDLER(sb_api_segments_create);

@@ -34,7 +34,10 @@ enum sb_camp_token_kind {
     SB_TOK_UNSUB = 'u',
     SB_TOK_OPEN = 'o',
     SB_TOK_CLICK = 'c',
-    SB_TOK_VIEW = 'v'
+    SB_TOK_VIEW = 'v',
+    /* A file's public link (/f/TOKEN, attachments.h): the "campaign id" is
+     * the attachment id, the "recipient id" the link's expiry (Unix time). */
+    SB_TOK_FILE = 'f'
 };
 
 #define SB_CAMP_TOKEN_MAX 48 /* 33 bytes in base64url */

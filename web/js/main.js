@@ -12,6 +12,7 @@ import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 import { scheduleCounts, refreshCounts, renderCounts, loadTeams, teamFilter, teamSelect } from './inbox_extras.js';
 import { renderReports } from './reports.js';
+import { composerFiles } from './attach.js';
 
 const app = document.getElementById('app');
 const S = {
@@ -448,6 +449,16 @@ function markRead() {
 }
 document.addEventListener('visibilitychange', markRead);
 
+// A reply's status only moves forward (queued → sent → delivered → read): an answer read
+// before the sender's commit (the 202 of the reply, a refresh already in flight) must not
+// undo the "sent" a live event has just shown. A retry (failed → queued) is not a step back.
+const STATUS_RANK = { queued: 1, sent: 2, delivered: 3, read: 4 };
+function mergeItem(it) {
+  const prev = S.items.get(it.id);
+  const keep = prev && (STATUS_RANK[prev.delivery_status] || 0) > (STATUS_RANK[it.delivery_status] || 0) && it.delivery_status !== 'failed';
+  S.items.set(it.id, keep ? { ...prev, ...it, delivery_status: prev.delivery_status } : { ...(prev || {}), ...it });
+}
+
 async function refreshThread(scrollDown) {
   const id = S.openId;
   if (!id) return;
@@ -461,7 +472,7 @@ async function refreshThread(scrollDown) {
   }
   if (S.openId !== id) return;
   const fresh = d.items.some((it) => !S.items.has(it.id));
-  for (const it of d.items) S.items.set(it.id, it);
+  for (const it of d.items) mergeItem(it);
   if (S.threadCursor === null && scrollDown) S.threadCursor = d.next_cursor;
   renderItems(scrollDown || fresh);
   if (fresh) markRead();
@@ -591,7 +602,9 @@ function buildComposer() {
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
   const quote = el.quote = new QuoteBox();
-  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el, h('div', { class: 'row' }, err, send));
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el);
+  const files = composerFiles(form, ta, err);
+  form.append(files.list, h('div', { class: 'row' }, files.button, files.input, err, send));
   const tools = attachComposerTools(ta, form, { mode: () => S.mode, convId: () => S.openId }); // "/" and "@" pickers
   function setMode(m) {
     S.mode = m;
@@ -616,7 +629,8 @@ function buildComposer() {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = ta.value.trim();
-    if (!text || !S.openId) return;
+    if ((!text && !files.count()) || !S.openId) return;
+    if (S.mode === 'note' && files.count()) { err.textContent = t('filesWithRepliesOnly'); return; }
     send.disabled = true;
     err.textContent = '';
     const id = S.openId;
@@ -628,14 +642,18 @@ function buildComposer() {
       } else {
         // One key per composed message: a retry after a lost answer cannot send twice.
         S.draftKey ||= newKey();
-        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body() }, { 'Idempotency-Key': S.draftKey });
+        await files.ready();
+        const ids = files.ids();
+        if (!text && !ids.length) return;
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body(), ...(ids.length ? { attachment_ids: ids } : {}) }, { 'Idempotency-Key': S.draftKey });
+        files.clear();
       }
       S.draftKey = null;
       ta.value = '';
       tools.reset();
       quote.reset();
       if (S.openId === id) {
-        S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
+        mergeItem(it);
         renderItems(true);
         refreshThread(false).catch(() => {});
       }
