@@ -2,6 +2,7 @@
  * attachment downloads (GET /api/v1/attachments/{id}) under the inbox's
  * visibility rule. See attachments.h for the type and name rules. */
 #include "switchboard/api.h"
+#include "switchboard/apiutil.h"
 #include "switchboard/app.h"
 #include "switchboard/attachments.h"
 #include "switchboard/config.h"
@@ -21,9 +22,7 @@ static const char q_download[] =
     "SELECT a.filename, a.content_type, b.data, a.sha256 IS NOT NULL FROM attachments a "
     "JOIN interactions i ON i.id = a.interaction_id "
     "JOIN conversations c ON c.id = i.conversation_id "
-    "LEFT JOIN blobs b ON b.sha256 = a.sha256 WHERE a.id = ? AND "
-    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "
-    "(SELECT team_id FROM team_members WHERE user_id = ?))";
+    "LEFT JOIN blobs b ON b.sha256 = a.sha256 WHERE a.id = ? AND " SB_SQL_CONV_VISIBLE;
 /* -- name: attachment-by-link (the signed token is the permission) */
 static const char q_by_link[] =
     "SELECT a.filename, a.content_type, b.data, a.sha256 IS NOT NULL FROM attachments a "

@@ -31,9 +31,7 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX     200
 
-#define VISIBLE                                                                                    \
-    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
-    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+#define VISIBLE SB_SQL_CONV_VISIBLE /* apiutil.h */
 
 #define CONV_COLUMNS                                                                               \
     "c.id, c.client_id, cl.name, c.channel_id, ch.kind, ch.name, c.status, c.assignee_id, "        \

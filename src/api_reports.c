@@ -39,9 +39,7 @@
 /* A year and a day: a report over a range this long is still one page. */
 #define REPORT_DAYS_MAX 367
 
-#define VISIBLE                                                                                    \
-    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
-    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+#define VISIBLE SB_SQL_CONV_VISIBLE /* apiutil.h */
 
 #define DAYS_TABLE                                                                                 \
     "JSON_TABLE(?, '$[*]' COLUMNS (day VARCHAR(10) PATH '$[0]', s DATETIME(6) PATH '$[1]', "       \
