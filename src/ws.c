@@ -43,11 +43,18 @@
  * connection gets what arrived meanwhile in one write: with 1,000 agents,
  * every 25 ms; with 20, every half millisecond. */
 #define WRITES_PER_S 40000
-/* Under a load the sockets cannot take at that pace (frames still queued
- * when the next batch comes), the interval doubles, up to this: fewer,
- * fuller writes, so the fan-out keeps up at the cost of latency instead of
- * falling further behind. It halves again once the queues are short. */
-#define BATCH_MAX_MS 200
+/* When the loop has not yet written the previous batch to most connections
+ * by then, the tailer waits for it (BATCH_POLL_MS steps), up to
+ * BATCH_MAX_MS after the previous read: the interval follows how long the
+ * sockets actually took, and a batch read early would only wait in the
+ * queues. A CPU-starved loop thus gets fewer, fuller writes (one write per
+ * agent per batch whatever the batch holds), enough to keep up; a 40 ms cap
+ * delivered a fifth fewer frames a second than 200 ms on a starved machine
+ * (docs/benchmarks.md). The rule before (double the interval whenever frames
+ * were still queued) overshot to 200 ms on a passing stall: p99 219 ms at
+ * 100 webhooks/s. */
+#define BATCH_MAX_MS  200
+#define BATCH_POLL_MS 1
 
 /* --- frames -------------------------------------------------------------- */
 
@@ -225,6 +232,7 @@ static struct {
     struct conn *conns;
     size_t nconns;
     size_t queued;     /* frames in all connections' queues (loop writes, tailer reads) */
+    size_t backlogged; /* connections with frames queued (loop writes, tailer reads) */
     int64_t watermark; /* highest id handed to connections */
     struct sb_db *auth_db;
     time_t auth_db_down_until;
@@ -340,7 +348,8 @@ static void conn_push(struct conn *c, struct frame *f)
         c->qhead = 0;
     }
     c->q[(c->qhead + c->qlen) % c->qcap] = f;
-    c->qlen++;
+    if (c->qlen++ == 0)
+        __atomic_add_fetch(&ws.backlogged, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     f->refs++;
     /* Asking lws for a writeable callback costs a poll change: once, when
@@ -355,7 +364,8 @@ static void conn_clear_queue(struct conn *c)
     while (c->qlen) {
         frame_unref(c->q[c->qhead]);
         c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
+        if (--c->qlen == 0)
+            __atomic_sub_fetch(&ws.backlogged, 1, __ATOMIC_RELAXED);
         __atomic_sub_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     }
 }
@@ -663,7 +673,8 @@ static struct frame *conn_next(struct conn *c)
         return NULL;
     struct frame *f = c->q[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
+    if (--c->qlen == 0)
+        __atomic_sub_fetch(&ws.backlogged, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&ws.queued, 1, __ATOMIC_RELAXED);
     return f;
 }
@@ -1161,23 +1172,21 @@ static void *tailer_main(void *arg)
 {
     struct tail *t = arg;
     int again = 0;
-    int64_t last_read = 0, gap_ms = 0;
+    int64_t last_read = 0;
     for (;;) {
         /* Batch for the fan-out's sake: see WRITES_PER_S and BATCH_MAX_MS. */
         size_t conns = __atomic_load_n(&ws.nconns, __ATOMIC_RELAXED);
-        size_t queued = __atomic_load_n(&ws.queued, __ATOMIC_RELAXED);
         int64_t floor_ms = (int64_t)(conns * 1000 / WRITES_PER_S);
-        if (conns && queued > conns)
-            gap_ms = gap_ms ? gap_ms * 2 : floor_ms + 1;
-        else if (queued < conns / 4)
-            gap_ms /= 2;
-        if (gap_ms > BATCH_MAX_MS)
-            gap_ms = BATCH_MAX_MS;
-        if (gap_ms < floor_ms)
-            gap_ms = floor_ms;
         int64_t since = now_ms() - last_read;
-        if (gap_ms > 0 && since < gap_ms) {
-            struct timespec pause = {0, (long)((gap_ms - since) * 1000000)};
+        if (floor_ms > 0 && since < floor_ms) {
+            int64_t ms = floor_ms - since;
+            struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000 * 1000000)};
+            nanosleep(&pause, NULL);
+        }
+        while (conns && __atomic_load_n(&ws.backlogged, __ATOMIC_RELAXED) > conns / 8 &&
+               now_ms() - last_read < BATCH_MAX_MS &&
+               !__atomic_load_n(&ws.stop, __ATOMIC_RELAXED)) {
+            struct timespec pause = {0, BATCH_POLL_MS * 1000000L};
             nanosleep(&pause, NULL);
         }
         pthread_mutex_lock(&ws.lock);
@@ -1267,7 +1276,7 @@ void sb_ws_stop(void)
 {
     if (ws.tailer_started) {
         pthread_mutex_lock(&ws.lock);
-        ws.stop = 1;
+        __atomic_store_n(&ws.stop, 1, __ATOMIC_RELAXED);
         pthread_cond_signal(&ws.wake);
         pthread_mutex_unlock(&ws.lock);
         pthread_join(ws.tailer, NULL);
