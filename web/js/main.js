@@ -556,7 +556,7 @@ function buildComposer() {
   const send = h('button', { type: 'submit', id: 'send' });
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
-  const quote = el.quote = new QuoteBox();
+  const quote = el.quote = new QuoteBox(S.user?.locale);
   const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el, h('div', { class: 'row' }, err, send));
   function setMode(m) {
     S.mode = m;

@@ -161,14 +161,21 @@ async function quoting(ctx, page, conv) {
     // An e-mail reply shows its HTML in a sandboxed frame: count the items instead.
     await page.waitForFunction((k) => document.querySelectorAll('.item.dir-out').length > k, n);
     const d = await getJson(ctx, page, `/api/v1/conversations/${conv}/interactions?limit=10`);
-    return d.body.items.find((it) => it.direction === 'out' && it.text.startsWith(text));
+    return { it: d.body.items.find((x) => x.direction === 'out' && x.text.startsWith(text)), items: d.body.items };
   };
-  const q = await sent('Счёт во вложении.', false);
+  const { it: q, items } = await sent('Счёт во вложении.', false);
+  const answered = items.find((x) => x.direction === 'in' && x.text.startsWith('Здравствуйте!'));
   assert(q.subject === 'Re: Счёт 17', `subject ${q.subject}`);
-  assert(q.text.includes('Счёт во вложении.\n\nOn Mon, 23 Nov 2026 10:00 UTC, Марина Орлова <marina@example.ru> wrote:\n> Здравствуйте!'), `text: ${q.text}`);
-  assert(q.html.includes('<blockquote type="cite"') && q.html.includes('Пришлите, пожалуйста'), 'the HTML part quotes in a blockquote');
+  // The thread (and search, and the list's preview) keep what the agent wrote; the quote
+  // is the mail's only, composed when it is sent from what the job froze at reply time.
+  assert(q.text === 'Счёт во вложении.', `stored text is the agent's: ${q.text}`);
+  assert(!q.html?.includes('blockquote') && !q.html?.includes('Пришлите'), 'no quote in the stored HTML');
+  assert(q.meta?.quote?.interaction_id === answered.id, `meta names the quoted mail: ${JSON.stringify(q.meta)}`);
+  const job = ctx.db.sql(`SELECT CONCAT_WS(' ', JSON_VALUE(payload, '$.quote.interaction_id'), JSON_VALUE(payload, '$.quote.date')) FROM outbox WHERE interaction_id = ${q.id};`);
+  assert(job.trim().split('\n').pop() === `${answered.id} 1795428000`, `the job holds the quote: ${job}`);
   assert(!(await page.isChecked('#quote-omit')), 'the checkbox is cleared for the next reply');
-  const plain = await sent('Без цитаты.', true);
+  const { it: plain } = await sent('Без цитаты.', true);
   assert(plain.text === 'Без цитаты.', `text without the quote: ${plain.text}`);
+  assert(!plain.meta?.quote, 'no quote recorded when left out');
   assert(!plain.html.includes('blockquote'), 'no blockquote when left out');
 }
