@@ -71,6 +71,42 @@ export default [
     assert(JSON.stringify(c.body.custom_fields) === JSON.stringify({ Город: 'Тольятти' }), `stored fields ${JSON.stringify(c.body.custom_fields)}`);
   }],
 
+  // The card beside the thread (a desktop-wide window, no drawer opened) follows the client
+  // live: another session's edit shows within a second, and waits while this agent edits.
+  ['card_follows_another_sessions_edit', async (ctx) => {
+    const page = ctx.cardPage;
+    const id = await cardId(page);
+    assert(!(await page.$eval('.shell', (s) => s.classList.contains('card-open'))), 'the card is beside the thread, not an opened drawer');
+    const patch = async (fields) => {
+      const r = await fetch(`${ctx.srv.url}/api/v1/clients/${id}`, {
+        method: 'PATCH',
+        headers: { Cookie: await cookie(ctx.page), 'Content-Type': 'application/json' },
+        body: JSON.stringify({ custom_fields: fields }),
+      });
+      assert(r.status === 200, `PATCH by the other session: ${r.status}`);
+    };
+    const shows = (k, v) => page.waitForFunction(([key, val]) =>
+      document.querySelector(`#fields .field[data-field="${key}"] .field-value`)?.textContent === val, [k, v], { timeout: 1000 });
+    const t0 = Date.now();
+    await patch({ Менеджер: 'Ольга' });
+    await shows('Менеджер', 'Ольга');
+    const ms = Date.now() - t0;
+    assert(ms < 1000, `shown in ${ms} ms`);
+    console.log(`    the card showed another session's edit in ${ms} ms`);
+
+    // While this agent adds a field, the next edit does not wipe the half-typed one; it
+    // shows once the editor closes.
+    await page.click('#add-field');
+    await page.fill('#field-key', 'Заметка');
+    await patch({ Менеджер: 'Игорь' });
+    await page.waitForTimeout(700);
+    assert(await page.inputValue('#field-key') === 'Заметка', 'the open editor is kept');
+    await page.press('#field-key', 'Escape');
+    await shows('Менеджер', 'Игорь');
+    await patch({ Менеджер: null });
+    await page.waitForFunction(() => !document.querySelector('#fields .field[data-field="Менеджер"]'), null, { timeout: 1000 });
+  }],
+
   ['manual_merge_by_phone_in_another_format', async (ctx) => {
     const page = ctx.cardPage;
     const older = (await getJson(ctx, page, `/api/v1/clients?phone=${encodeURIComponent('+79035550188')}`)).body.items[0].id;
