@@ -40,8 +40,12 @@ const editing = (root) => !!root.querySelector('form, dialog[open]');
 export async function renderClientCard(root, clientId, { onOpenConversation, onChanged, onClose, quiet = false }) {
   const opts = { onOpenConversation, onChanged, onClose };
   if (quiet && editing(root)) {
+    // Dropped if another load starts meanwhile (the editor's own, another conversation's).
+    const seen = root.sbCardGen;
     clearTimeout(root.sbCardRetry);
-    root.sbCardRetry = setTimeout(() => renderClientCard(root, clientId, { ...opts, quiet }), 400);
+    root.sbCardRetry = setTimeout(() => {
+      if (root.sbCardGen === seen) renderClientCard(root, clientId, { ...opts, quiet });
+    }, 400);
     return;
   }
   const gen = (root.sbCardGen = (root.sbCardGen || 0) + 1);
