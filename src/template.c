@@ -111,15 +111,24 @@ static int parse_tag(const char *tpl, size_t i, struct tag *t)
     return 0;
 }
 
-static int known_field(const char *f)
+static int known_field(const char *f, enum sb_tpl_scope scope)
 {
-    if (!strcmp(f, "client.name") || !strcmp(f, "client.email") || !strcmp(f, "unsubscribe_url") ||
-        !strcmp(f, "view_url"))
+    if (!strcmp(f, "client.name") || !strcmp(f, "client.first_name") || !strcmp(f, "client.email"))
+        return 1;
+    if (scope == SB_TPL_CAMPAIGN && (!strcmp(f, "unsubscribe_url") || !strcmp(f, "view_url")))
+        return 1;
+    if (scope == SB_TPL_CANNED &&
+        (!strcmp(f, "client.phone") || !strcmp(f, "agent.name") || !strcmp(f, "conversation.id")))
         return 1;
     return !strncmp(f, "custom.", 7) && f[7];
 }
 
 int sb_tpl_check(const char *tpl, char *err, size_t errlen)
+{
+    return sb_tpl_check_scope(tpl, SB_TPL_CAMPAIGN, err, errlen);
+}
+
+int sb_tpl_check_scope(const char *tpl, enum sb_tpl_scope scope, char *err, size_t errlen)
 {
     if (!tpl)
         return SB_OK;
@@ -129,11 +138,14 @@ int sb_tpl_check(const char *tpl, char *err, size_t errlen)
         struct tag t;
         if (parse_tag(tpl, i, &t) != 0)
             return sb_fail(err, errlen, SB_ERR_INVALID, "unclosed {{ at offset %zu", i);
-        if (!known_field(t.field))
+        if (!known_field(t.field, scope))
             return sb_fail(err, errlen, SB_ERR_INVALID,
-                           "unknown merge field '%s' at offset %zu (known: client.name, "
-                           "client.email, custom.NAME, unsubscribe_url, view_url)",
-                           t.field, i);
+                           "unknown merge field '%s' at offset %zu (known: %s)", t.field, i,
+                           scope == SB_TPL_CANNED
+                               ? "client.name, client.first_name, client.email, client.phone, "
+                                 "custom.NAME, agent.name, conversation.id"
+                               : "client.name, client.first_name, client.email, custom.NAME, "
+                                 "unsubscribe_url, view_url");
         i = t.end - 1;
     }
     return SB_OK;
@@ -145,7 +157,20 @@ static const char *value_of(const struct sb_tpl_vars *v, const char *f, char *tm
     const char *s = NULL;
     if (!strcmp(f, "client.name"))
         s = v->name;
-    else if (!strcmp(f, "client.email"))
+    else if (!strcmp(f, "client.first_name") && v->name) {
+        /* The first word: "Анна Смирнова" -> "Анна". */
+        size_t n = strcspn(v->name + strspn(v->name, " \t"), " \t");
+        snprintf(tmp, tmplen, "%.*s", (int)(n < tmplen ? n : tmplen - 1),
+                 v->name + strspn(v->name, " \t"));
+        s = tmp;
+    } else if (!strcmp(f, "client.phone"))
+        s = v->phone;
+    else if (!strcmp(f, "agent.name"))
+        s = v->agent_name;
+    else if (!strcmp(f, "conversation.id") && v->conversation_id > 0) {
+        snprintf(tmp, tmplen, "%lld", v->conversation_id);
+        s = tmp;
+    } else if (!strcmp(f, "client.email"))
         s = v->email;
     else if (!strcmp(f, "unsubscribe_url"))
         s = v->unsubscribe_url;
@@ -270,7 +295,7 @@ int sb_tpl_render(const char *tpl, int html, const struct sb_tpl_vars *v, sb_tpl
             if (parse_tag(tpl, i, &t) != 0)
                 break; /* unclosed: the rest is literal */
             put(&b, tpl + lit, i - lit);
-            char tmp[64];
+            char tmp[FIELD_MAX];
             const char *val = value_of(v, t.field, tmp, sizeof tmp);
             if (!val)
                 val = t.fallback;

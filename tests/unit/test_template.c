@@ -87,6 +87,32 @@ static void test_check(void **state)
     assert_int_equal(sb_tpl_check(NULL, err, sizeof err), SB_OK);
 }
 
+/* Canned responses: their own fields, the first name, and no campaign links. */
+static void test_canned_scope(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    const char *tpl = "{{client.first_name|коллега}}, {{agent.name}} #{{conversation.id}} "
+                      "{{client.phone|-}}";
+    assert_int_equal(sb_tpl_check_scope(tpl, SB_TPL_CANNED, err, sizeof err), SB_OK);
+    assert_int_equal(sb_tpl_check(tpl, err, sizeof err), SB_ERR_INVALID); /* not for campaigns */
+    assert_non_null(strstr(err, "agent.name"));
+    err[0] = '\0';
+    assert_int_equal(sb_tpl_check_scope("{{unsubscribe_url}}", SB_TPL_CANNED, err, sizeof err),
+                     SB_ERR_INVALID);
+    assert_non_null(strstr(err, "conversation.id")); /* the message lists what is known */
+    assert_int_equal(sb_tpl_check("Hi {{client.first_name}}", err, sizeof err), SB_OK);
+    struct sb_tpl_vars v = {.name = "  Анна Смирнова",
+                            .agent_name = "Ada",
+                            .conversation_id = 42,
+                            .phone = "+79160001122"};
+    expect(tpl, 0, &v, "Анна, Ada #42 +79160001122");
+    struct sb_tpl_vars one = {.name = "Cher"};
+    expect("{{client.first_name}}", 0, &one, "Cher");
+    struct sb_tpl_vars none = {0};
+    expect(tpl, 0, &none, "коллега,  # -");
+}
+
 static int links_seen;
 static char *to_tracker(const char *url, void *arg)
 {
@@ -122,9 +148,8 @@ static void test_links(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fields),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_fields), cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_check),  cmocka_unit_test(test_canned_scope),
         cmocka_unit_test(test_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

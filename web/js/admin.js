@@ -1,9 +1,11 @@
-// Admin pages: channels (with the webhook URL or form embed snippet to copy), users, and
-// the quarantine of provider input that could not be read. Admins only; the API refuses
-// everyone else anyway.
+// Admin pages: channels (with the webhook URL or form embed snippet to copy), users, canned
+// responses (admin_canned.js), and the quarantine of provider input that could not be read.
+// Admins only; the API refuses everyone else anyway.
 import { h, fmtTime, channelIcon } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { api } from './api.js';
+import { cannedSection } from './admin_canned.js';
+import { teamsSection } from './inbox_extras.js';
 
 // The settings each kind needs when it is created (docs/channels.md, docs/forms.md).
 const KIND_FIELDS = {
@@ -124,6 +126,6 @@ async function quarantineSection() {
 
 export async function renderAdmin(root) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
-  const parts = await Promise.all([channelsSection(), usersSection(), quarantineSection()]);
+  const parts = await Promise.all([channelsSection(), usersSection(), teamsSection(), cannedSection(), quarantineSection()]);
   root.replaceChildren(h('div', { class: 'admin' }, h('a', { href: '#', class: 'small' }, `← ${t('inbox')}`), ...parts));
 }

@@ -1,5 +1,5 @@
-// English and Russian strings. The language is the user's choice (saved in this
-// browser), else the account's locale, else Russian when the browser asks for it.
+// English and Russian strings. The language is the account's locale when signed in, else
+// the choice saved in this browser, else Russian when the browser asks for it.
 const STRINGS = {
   en: {
     signIn: 'Sign in', email: 'E-mail', password: 'Password', signOut: 'Sign out',
@@ -70,10 +70,12 @@ const STRINGS = {
 let lang = 'en';
 
 export function pickLanguage(userLocale) {
-  const saved = localStorage.getItem('sb.lang');
-  if (saved === 'ru' || saved === 'en') return saved;
+  // Signed in, the account's language (saved by the RU/EN toggle) wins, so every browser
+  // of the user agrees; this browser's own choice covers the sign-in page.
   if (userLocale && /^ru/i.test(userLocale)) return 'ru';
   if (userLocale && /^en/i.test(userLocale)) return 'en';
+  const saved = localStorage.getItem('sb.lang');
+  if (saved === 'ru' || saved === 'en') return saved;
   const asks = navigator.languages?.length ? navigator.languages : [navigator.language || 'en'];
   for (const l of asks) {
     if (/^ru/i.test(l)) return 'ru';
