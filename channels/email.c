@@ -316,7 +316,11 @@ static int test_imap(struct sb_channel *ch, char *msg, size_t msglen)
  * needs, so the adapter reads no database: "to", "text", and optionally
  * "subject", "html", "message_id", "in_reply_to", "references" (array,
  * oldest first), "headers" (array of "Name: value"), "from" (overrides the
- * channel's), "mail_from" (the envelope sender, for bounce addresses). */
+ * channel's), "mail_from" (the envelope sender, for bounce addresses),
+ * "quote" (the answered mail as the reply handler read it: "author", "date"
+ * as Unix time, "text", "locale"; the text and html parts are then the
+ * agent's text with it quoted below, composed here, so the stored reply
+ * holds only what the agent wrote and a retry quotes the same). */
 
 static const char *pstr(const json_t *payload, const char *k)
 {
@@ -365,6 +369,32 @@ static int str_array(const json_t *a, const char ***out, size_t *n_r)
     *out = v;
     *n_r = json_array_size(a);
     return SB_OK;
+}
+
+/* The text and html parts of the mail: the payload's as they are, or the
+ * agent's text with the answered mail quoted below it. *text_r and *html_r
+ * are malloc'd when quoting (freed by the caller), else NULL. */
+static int body_parts(const struct sb_outbound *msg, char **text_r, char **html_r, char *err,
+                      size_t errlen)
+{
+    *text_r = *html_r = NULL;
+    const json_t *q = json_object_get(msg->payload, "quote");
+    if (!q || json_is_null(q))
+        return SB_OK;
+    const json_t *a = json_object_get(q, "author"), *d = json_object_get(q, "date");
+    const json_t *t = json_object_get(q, "text"), *l = json_object_get(q, "locale");
+    if (!json_is_object(q) || !json_is_string(t) || (a && !json_is_null(a) && !json_is_string(a)) ||
+        (d && !json_is_integer(d)) || (l && !json_is_null(l) && !json_is_string(l)))
+        return sb_fail(err, errlen, SB_ERR_INVALID,
+                       "quote: an object with a string \"text\" and optional \"author\", "
+                       "\"date\" (Unix time), \"locale\"");
+    struct sb_mail_quote mq = {
+        .author = json_string_value(a),
+        .date = (time_t)json_integer_value(d),
+        .text = json_string_value(t),
+        .locale = json_string_value(l),
+    };
+    return sb_mail_reply_quote(msg->text ? msg->text : "", &mq, text_r, html_r, err, errlen);
 }
 
 static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
@@ -430,6 +460,9 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
         rc = str_array(json_object_get(msg->payload, "headers"), &extra, &nextra);
     if (rc == SB_ERR_INVALID)
         sb_fail(err, errlen, rc, "references and headers must be arrays of strings");
+    char *qtext = NULL, *qhtml = NULL;
+    if (rc == SB_OK)
+        rc = body_parts(msg, &qtext, &qhtml, err, errlen);
     const char *to[] = {msg->to};
     struct sb_mail_file *files = msg->nfiles ? calloc(msg->nfiles, sizeof *files) : NULL;
     if (msg->nfiles && !files)
@@ -444,8 +477,8 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
         .to = to,
         .nto = 1,
         .subject = pstr(msg->payload, "subject"),
-        .text = msg->text,
-        .html = pstr(msg->payload, "html"),
+        .text = qtext ? qtext : msg->text,
+        .html = qhtml ? qhtml : pstr(msg->payload, "html"),
         .message_id = mid,
         .in_reply_to = pstr(msg->payload, "in_reply_to"),
         .references = refs,
@@ -457,6 +490,8 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
     };
     if (rc == SB_OK)
         rc = sb_mail_compose(&m, &req->body, &req->body_len, err, errlen);
+    free(qtext);
+    free(qhtml);
     free(files);
     free(refs);
     free(extra);

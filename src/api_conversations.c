@@ -328,11 +328,13 @@ static const char q_reply_target[] =
 /* -- name: reply-insert
  * message_id, in_reply_to, subject and html are NULL except for e-mail: the
  * Message-ID we generate is stored now, so the client's answer threads into
- * this conversation through ingest's In-Reply-To/References lookup. */
+ * this conversation through ingest's In-Reply-To/References lookup. text and
+ * html are what the agent wrote; a quoted history is only in the mail sent
+ * (meta names the quoted interaction). */
 static const char q_reply_insert[] =
     "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
-    "author_user_id, sender, delivery_status, message_id, in_reply_to, subject, html) "
-    "SELECT id, client_id, channel_id, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?, ? "
+    "author_user_id, sender, delivery_status, message_id, in_reply_to, subject, html, meta) "
+    "SELECT id, client_id, channel_id, 'out', ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ? "
     "FROM conversations WHERE id = ?";
 
 /* -- name: reply-email-parent
@@ -341,7 +343,7 @@ static const char q_reply_insert[] =
  * raw message for its References header. */
 static const char q_email_parent[] =
     "SELECT i.message_id, i.subject, i.in_reply_to, LEFT(b.data, 65536), i.sender, "
-    "UNIX_TIMESTAMP(i.occurred_at), LEFT(i.text, 16384) FROM interactions i "
+    "UNIX_TIMESTAMP(i.occurred_at), LEFT(i.text, 16384), i.id FROM interactions i "
     "LEFT JOIN blobs b ON b.sha256 = i.raw_sha256 "
     "WHERE i.conversation_id = ? AND i.direction = 'in' AND i.kind = 'email' "
     "AND i.message_id IS NOT NULL AND NOT FIND_IN_SET('auto_reply', i.flags) "
@@ -962,6 +964,17 @@ static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_htt
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
     const char *text = json_string_value(json_object_get(payload, "text"));
+    /* The quote decision stays with the reply: which mail was quoted. */
+    json_t *quote = json_object_get(payload, "quote");
+    char *meta = NULL;
+    if (quote) {
+        json_t *m = json_pack("{s:{s:O}}", "quote", "interaction_id",
+                              json_object_get(quote, "interaction_id"));
+        meta = m ? json_dumps(m, JSON_COMPACT) : NULL;
+        json_decref(m);
+        if (!meta)
+            return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
     struct sb_db_val a[] = {SB_TEXT(ikind),
                             SB_TEXT(text),
                             SB_INT(req->user.id),
@@ -970,9 +983,11 @@ static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_htt
                             SB_TEXT(json_string_value(json_object_get(payload, "in_reply_to"))),
                             SB_TEXT(json_string_value(json_object_get(payload, "subject"))),
                             SB_TEXT(json_string_value(json_object_get(payload, "html"))),
+                            SB_TEXT(meta),
                             SB_INT(conv_id)};
     struct sb_db_rows r;
-    int rc = sb_db_exec(db, q_reply_insert, a, 9, &r, err, errlen);
+    int rc = sb_db_exec(db, q_reply_insert, a, 10, &r, err, errlen);
+    free(meta);
     *id_r = rc == SB_OK ? (int64_t)r.insert_id : 0;
     sb_db_rows_free(&r);
     if (rc != SB_OK)
@@ -1039,9 +1054,23 @@ static int email_references(const struct sb_db_rows *r, json_t *refs)
     return json_array_append_new(refs, json_string(mid)) == 0 ? SB_OK : SB_ERR_NOMEM;
 }
 
-static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channel_id,
-                               const json_t *conv, const json_t *body, json_t *payload, char *err,
-                               size_t errlen)
+/* The language of the agent's attribution line: the user's setting, else
+ * the first language the browser asks for. */
+static void reply_locale(const struct sb_http_request *req, char *buf, size_t buflen)
+{
+    char al[128] = "";
+    snprintf(buf, buflen, "%s", req->user.locale);
+    if (*buf || sb_request_header(req, "accept-language", al, sizeof al) != 0)
+        return;
+    size_t n = strcspn(al, ",;");
+    while (n && al[n - 1] == ' ')
+        n--;
+    snprintf(buf, buflen, "%.*s", (int)n, al + strspn(al, " "));
+}
+
+static int email_reply_prepare(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
+                               int64_t channel_id, const json_t *conv, const json_t *body,
+                               json_t *payload, char *err, size_t errlen)
 {
     struct sb_db_val a[] = {SB_INT(conv_id)}, c[] = {SB_INT(channel_id)};
     struct sb_db_rows r = {0}, f = {0};
@@ -1059,19 +1088,26 @@ static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channe
                       : json_string_value(json_object_get(conv, "subject"));
     char *re = sb_mail_reply_subject(subject);
     /* The answered mail is quoted as a mail client would, unless the agent
-     * leaves it out ("quote": false); mailcompose writes both parts. */
-    struct sb_mail_quote q = {0};
-    if (r.nrows && !json_is_false(json_object_get(body, "quote"))) {
-        q.author = sb_db_cell(&r, 0, 4);
-        q.date = sb_db_cell(&r, 0, 5) ? (time_t)sb_db_cell_int(&r, 0, 5) : 0;
-        q.text = sb_db_cell(&r, 0, 6);
+     * leaves it out ("quote": false). The stored reply keeps only the
+     * agent's words; what is quoted is frozen here, in the job, and the
+     * e-mail adapter composes it into the mail it sends, so a retry sends
+     * the same quote however the thread has moved on. */
+    json_t *quote = NULL;
+    const char *old = r.nrows ? sb_db_cell(&r, 0, 6) : NULL;
+    if (rc == SB_OK && old && old[strspn(old, " \t\r\n")] &&
+        !json_is_false(json_object_get(body, "quote"))) {
+        char loc[16];
+        reply_locale(req, loc, sizeof loc);
+        quote = json_pack("{s:I,s:s?,s:I,s:s,s:s?}", "interaction_id",
+                          (json_int_t)sb_db_cell_int(&r, 0, 7), "author", sb_db_cell(&r, 0, 4),
+                          "date", (json_int_t)(sb_db_cell(&r, 0, 5) ? sb_db_cell_int(&r, 0, 5) : 0),
+                          "text", old, "locale", *loc ? loc : NULL);
+        if (!quote)
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
     }
-    char *text = NULL, *html = NULL;
-    if (rc == SB_OK)
-        rc = sb_mail_reply_quote(json_string_value(json_object_get(payload, "text")), &q, &text,
-                                 &html, err, errlen);
+    char *html = sb_mail_text_to_html(json_string_value(json_object_get(payload, "text")));
     json_t *refs = json_array();
-    if (rc == SB_OK && (!re || !refs))
+    if (rc == SB_OK && (!re || !refs || !html))
         rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
     if (rc == SB_OK && r.nrows) {
         rc = email_references(&r, refs);
@@ -1081,14 +1117,14 @@ static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channe
             rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
     }
     if (rc == SB_OK && (json_object_set_new(payload, "subject", json_string(re)) ||
-                        json_object_set_new(payload, "text", json_string(text)) ||
                         json_object_set_new(payload, "html", json_string(html)) ||
-                        json_object_set_new(payload, "message_id", json_string(mid))))
+                        json_object_set_new(payload, "message_id", json_string(mid)) ||
+                        (quote && json_object_set(payload, "quote", quote))))
         rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    json_decref(quote);
     json_decref(refs);
     free(re);
     free(html);
-    free(text);
     sb_db_rows_free(&r);
     sb_db_rows_free(&f);
     return rc;
@@ -1097,22 +1133,25 @@ static int email_reply_prepare(struct sb_db *db, int64_t conv_id, int64_t channe
 /* One row per kind whose replies need more than "to" and "text". */
 static const struct {
     const char *kind;
-    int (*prepare)(struct sb_db *db, int64_t conv_id, int64_t channel_id, const json_t *conv,
-                   const json_t *body, json_t *payload, char *err, size_t errlen);
+    int (*prepare)(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
+                   int64_t channel_id, const json_t *conv, const json_t *body, json_t *payload,
+                   char *err, size_t errlen);
 } reply_preparers[] = {
     {"email", email_reply_prepare},
 };
 
-static int reply_payload(struct sb_db *db, int64_t conv_id, int64_t channel_id, const char *kind,
-                         const json_t *conv, const json_t *body, const char *to, const char *text,
-                         json_t **payload_r, char *err, size_t errlen)
+static int reply_payload(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
+                         int64_t channel_id, const char *kind, const json_t *conv,
+                         const json_t *body, const char *to, const char *text, json_t **payload_r,
+                         char *err, size_t errlen)
 {
     json_t *p = *payload_r = json_pack("{s:s,s:s}", "to", to, "text", text);
     if (!p)
         return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < sizeof reply_preparers / sizeof *reply_preparers; i++)
         if (!strcmp(kind, reply_preparers[i].kind))
-            return reply_preparers[i].prepare(db, conv_id, channel_id, conv, body, p, err, errlen);
+            return reply_preparers[i].prepare(db, req, conv_id, channel_id, conv, body, p, err,
+                                              errlen);
     return SB_OK;
 }
 
@@ -1242,7 +1281,7 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     }
     json_t *payload = NULL;
     if (rc == SB_OK)
-        rc = reply_payload(db, id, channel_id, kind, conv, body, to, text, &payload, err,
+        rc = reply_payload(db, req, id, channel_id, kind, conv, body, to, text, &payload, err,
                            sizeof err);
     if (rc == SB_OK)
         rc = sb_db_begin(db, err, sizeof err);

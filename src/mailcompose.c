@@ -845,18 +845,33 @@ static size_t utf8_cut(const char *s, size_t n)
     return n;
 }
 
+/* "ru", "ru-RU", "ru_RU": a language tag whose language is Russian. */
+static int locale_ru(const char *l)
+{
+    return l && (l[0] == 'r' || l[0] == 'R') && (l[1] == 'u' || l[1] == 'U') &&
+           (l[2] == '\0' || l[2] == '-' || l[2] == '_');
+}
+
 void sb_mail_quote_attribution(const struct sb_mail_quote *q, char *buf, size_t buflen)
 {
     static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int ru = locale_ru(q->locale);
     char when[96] = "";
     struct tm tm;
     if (!buflen)
         return;
-    if (q->date && gmtime_r(&q->date, &tm))
-        snprintf(when, sizeof when, "On %s, %d %s %d %02d:%02d UTC, ", days[tm.tm_wday], tm.tm_mday,
-                 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min);
+    /* Names and numbers by hand: strftime would follow the process locale,
+     * not the agent's. */
+    if (q->date && gmtime_r(&q->date, &tm)) {
+        if (ru)
+            snprintf(when, sizeof when, "%02d.%02d.%d %02d:%02d UTC, ", tm.tm_mday, tm.tm_mon + 1,
+                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min);
+        else
+            snprintf(when, sizeof when, "On %s, %d %s %d %02d:%02d UTC, ", days[tm.tm_wday],
+                     tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min);
+    }
     /* The author is one header's worth of text; a line break in it would
      * break the attribution line. */
     char name[320] = "";
@@ -865,8 +880,10 @@ void sb_mail_quote_attribution(const struct sb_mail_quote *q, char *buf, size_t 
         name[k++] = (*p == '\r' || *p == '\n' || *p == '\t') ? ' ' : *p;
     name[utf8_cut(name, k)] = '\0';
     if (!*name)
-        snprintf(name, sizeof name, "%s", *when ? "the sender" : "The sender");
-    snprintf(buf, buflen, "%s%s wrote:", when, name);
+        snprintf(name, sizeof name, "%s",
+                 ru ? (*when ? "отправитель" : "Отправитель")
+                    : (*when ? "the sender" : "The sender"));
+    snprintf(buf, buflen, "%s%s %s", when, name, ru ? "пишет:" : "wrote:");
 }
 
 /* The answered text cut to the limits, trailing blank lines dropped, CRs

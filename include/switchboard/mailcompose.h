@@ -81,11 +81,14 @@ char *sb_mail_text_to_html(const char *text);
 
 /* The message a reply answers, as the caller read it (mailcompose reads no
  * database): its sender as the mail named it ("Anna <anna@example.ru>"),
- * when it was written (0: unknown) and its text part. */
+ * when it was written (0: unknown) and its text part; and the language of
+ * the agent who replies, for the attribution line. */
 struct sb_mail_quote {
     const char *author; /* NULL or "" → "the sender" */
     time_t date;
-    const char *text; /* NULL or blank → nothing is quoted */
+    const char *text;   /* NULL or blank → nothing is quoted */
+    const char *locale; /* "ru", "ru-RU", "ru_RU" → Russian; anything else,
+                           NULL → English */
 };
 
 /* How much of the answered text is quoted: a long thread's history stays in
@@ -95,7 +98,9 @@ struct sb_mail_quote {
 #define SB_MAIL_QUOTE_MAX_LINES 200
 
 /* "On Mon, 23 Nov 2026 10:00 UTC, Anna <anna@example.ru> wrote:" (no date:
- * "Anna <anna@example.ru> wrote:"), one line, into buf. */
+ * "Anna <anna@example.ru> wrote:"), one line, into buf. In Russian, as
+ * Russian mail clients write it: "23.11.2026 10:00 UTC, Anna
+ * <anna@example.ru> пишет:" (no date: "Anna <anna@example.ru> пишет:"). */
 void sb_mail_quote_attribution(const struct sb_mail_quote *q, char *buf, size_t buflen);
 
 /* The text and HTML parts of an e-mail reply quoting the answered message

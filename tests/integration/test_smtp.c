@@ -216,6 +216,28 @@ static long reply(int64_t conv, const char *body, int64_t *id_r)
     return status;
 }
 
+/* The interaction as the API shows it in the thread (the list a thread
+ * loads); NULL when not found. The caller json_decref()s it. */
+static json_t *api_interaction(int64_t conv, int64_t id)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld/interactions", (long long)conv);
+    const char *h[] = {cookie, NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", path, NULL, h, &r), 0);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_loads(r.body, 0, NULL), *found = NULL, *it;
+    th_resp_free(&r);
+    size_t i;
+    json_array_foreach(json_object_get(o, "items"), i, it)
+    {
+        if (json_integer_value(json_object_get(it, "id")) == id)
+            found = json_incref(it);
+    }
+    json_decref(o);
+    return found;
+}
+
 /* The next message the good sink receives, parsed; *raw_r the dump. */
 static struct sb_inbound *next_sent(char **raw_r)
 {
@@ -302,6 +324,25 @@ static void reply_round_trip(void **state)
     assert_non_null(strstr(strstr(in->html, "<blockquote"), "When does order 42 ship?"));
     sb_inbound_free(&in);
     free(raw);
+    /* The quote is the mail's only: the stored reply, as the thread and the
+     * search read it, is what the agent wrote; meta names the quoted mail. */
+    int64_t parent = q_int("SELECT id FROM interactions WHERE message_id = "
+                           "'client-q1@example.org' AND conversation_id = ?",
+                           conv);
+    json_t *it = api_interaction(conv, id);
+    assert_non_null(it);
+    assert_string_equal(json_string_value(json_object_get(it, "text")),
+                        "Hello,\nit ships today & arrives <soon>.");
+    const char *ih = json_string_value(json_object_get(it, "html"));
+    assert_true(!ih || (!strstr(ih, "wrote:") && !strstr(ih, "order 42 ship")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(it, "meta"), "quote"), "interaction_id")),
+                     parent);
+    json_decref(it);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM interactions WHERE id = ? AND (text LIKE "
+                           "'%wrote:%' OR text LIKE '%order 42 ship%' OR html LIKE '%wrote:%')",
+                           id),
+                     0);
 
     /* (b) The client answers our reply. */
     deliver(F,
@@ -335,6 +376,11 @@ static void reply_round_trip(void **state)
     assert_null(strstr(in->html, "blockquote"));
     sb_inbound_free(&in);
     free(raw);
+    it = api_interaction(conv, id);
+    assert_non_null(it);
+    assert_string_equal(json_string_value(json_object_get(it, "text")), "You are welcome.");
+    assert_null(json_object_get(json_object_get(it, "meta"), "quote"));
+    json_decref(it);
     assert_int_equal(wait_int(1, 20,
                               "SELECT COUNT(*) FROM interactions WHERE id = ? AND "
                               "delivery_status = 'sent'",
@@ -371,7 +417,11 @@ static void cyrillic(void **state)
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     int64_t id;
-    assert_int_equal(reply(conv, body, &id), 202);
+    /* The agent works in Russian: the attribution line is Russian too. */
+    q_int("UPDATE users SET locale = 'ru' WHERE email = 'agent@shop.example' AND id > ?", 0);
+    long status = reply(conv, body, &id);
+    q_int("UPDATE users SET locale = NULL WHERE email = 'agent@shop.example' AND id > ?", 0);
+    assert_int_equal(status, 202);
     free(body);
     char *raw;
     struct sb_inbound *in = next_sent(&raw);
@@ -384,6 +434,11 @@ static void cyrillic(void **state)
     assert_non_null(strstr(in->text, "Здравствуйте, Анна!"));
     assert_non_null(strstr(in->text, "за час до приезда."));
     assert_non_null(strstr(in->html, "Кухню привезут в пятницу"));
+    assert_non_null(strstr(in->text,
+                           "за час до приезда.\r\n\r\n23.11.2026 07:00 UTC, Анна Смирнова "
+                           "<anna@example.ru> пишет:\r\n> Когда привезут кухню?"));
+    assert_non_null(strstr(in->html, "пишет:</div>"));
+    assert_null(strstr(in->text, "wrote:"));
     sb_inbound_free(&in);
     free(raw);
     assert_int_equal(
@@ -418,6 +473,12 @@ static void soft_refusal_is_retried(void **state)
                            id),
                      1);
     assert_int_equal(th_smtp_sink_wait(&soft, 1, 0), 0);
+    /* The client writes again while our reply waits: the reply, when it
+     * goes, still quotes the mail it answered, not the newest one. */
+    deliver(F, "From: greylisted@example.net\r\nTo: " FROM "\r\nSubject: Re: Hello\r\n"
+               "Message-ID: <grey-2@example.net>\r\nIn-Reply-To: <grey-1@example.net>\r\n\r\n"
+               "Are you there?\r\n");
+    assert_int_equal(conversation_of(ch, "grey-2@example.net"), conv);
     /* The server takes mail again on the same port. */
     int port = soft.port;
     th_smtp_sink_stop(&soft);
@@ -428,6 +489,16 @@ static void soft_refusal_is_retried(void **state)
                               id),
                      1);
     assert_int_equal(th_smtp_sink_wait(&soft, 1, 5000), 1);
+    size_t len = 0;
+    char *raw = th_smtp_sink_message(&soft, 0, &len), err[256] = "";
+    struct sb_inbound *in = NULL;
+    assert_non_null(raw);
+    assert_int_equal(sb_mime_parse((const unsigned char *)raw, len, &in, err, sizeof err), SB_OK);
+    assert_non_null(strstr(in->text, "greylisted@example.net wrote:\n> Hi\n"));
+    assert_true(!strncmp(in->text, "Hi back\n\n", 9));
+    assert_null(strstr(in->text, "Are you there?"));
+    sb_inbound_free(&in);
+    free(raw);
     th_smtp_sink_stop(&soft);
 }
 

@@ -115,6 +115,32 @@ static void composes_the_payload(void **state)
     sb_inbound_free(&in);
     sb_send_req_free(&req);
 
+    /* A reply's quote travels in the payload and is composed here, below
+     * the agent's words, in the agent's language; the payload's html (the
+     * agent's words alone, as stored) gives way to the quoted one. */
+    json_object_set_new(p, "quote",
+                        json_pack("{s:I,s:s,s:I,s:s,s:s}", "interaction_id", (json_int_t)4,
+                                  "author", "Клиент <client@example.org>", "date",
+                                  (json_int_t)1795428000, "text", "Где мой заказ?\n> старое",
+                                  "locale", "ru"));
+    assert_int_equal(ch.kind->send_prepare(&ch, &msg, &req, err, sizeof err), SB_OK);
+    assert_int_equal(
+        sb_mime_parse((const unsigned char *)req.body, req.body_len, &in, err, sizeof err), SB_OK);
+    assert_non_null(strstr(in->text, "Ответ по заказу\r\n\r\n23.11.2026 10:00 UTC, Клиент "
+                                     "<client@example.org> пишет:\r\n> Где мой заказ?\r\n>> "
+                                     "старое"));
+    assert_non_null(strstr(in->html, "<blockquote type=\"cite\""));
+    assert_non_null(strstr(in->html, "Где мой заказ?"));
+    assert_null(strstr(in->html, "<p>Ответ по заказу</p>"));
+    sb_inbound_free(&in);
+    sb_send_req_free(&req);
+    /* A quote that is not one is refused, not sent half-made. */
+    json_object_set_new(p, "quote", json_pack("{s:i}", "text", 1));
+    assert_int_equal(ch.kind->send_prepare(&ch, &msg, &req, err, sizeof err), SB_ERR_INVALID);
+    assert_non_null(strstr(err, "quote"));
+    sb_send_req_free(&req);
+    json_object_del(p, "quote");
+
     /* Accepted: our Message-ID is the provider id. 4xx retried, 5xx final
      * with the server's words. */
     struct sb_send_result res;

@@ -486,6 +486,60 @@ static void reply_quote_roundtrip(void **state)
     free(html);
 }
 
+/* The attribution speaks the replying agent's language: Russian for "ru"
+ * (any region, either separator, any case) with the date written the
+ * Russian way, English for anything else. */
+static void reply_quote_attribution_locale(void **state)
+{
+    (void)state;
+    char attr[256];
+    struct sb_mail_quote q = {.author = "Анна Смирнова <anna@example.ru>",
+                              .date = 1795428000, /* 2026-11-23 10:00 UTC */
+                              .text = "x"};
+    const char *ru[] = {"ru", "ru-RU", "ru_RU", "RU"};
+    for (size_t i = 0; i < sizeof ru / sizeof *ru; i++) {
+        q.locale = ru[i];
+        sb_mail_quote_attribution(&q, attr, sizeof attr);
+        assert_string_equal(attr, "23.11.2026 10:00 UTC, Анна Смирнова <anna@example.ru> пишет:");
+    }
+    const char *en[] = {NULL, "", "en", "en-GB", "rus", "de", "r"};
+    for (size_t i = 0; i < sizeof en / sizeof *en; i++) {
+        q.locale = en[i];
+        sb_mail_quote_attribution(&q, attr, sizeof attr);
+        assert_string_equal(attr, "On Mon, 23 Nov 2026 10:00 UTC, Анна Смирнова "
+                                  "<anna@example.ru> wrote:");
+    }
+    /* Single-digit day and month keep their zero; no date; no author. */
+    struct sb_mail_quote early = {.author = "Bob <b@x.example>",
+                                  .date = 1767337500, /* 2026-01-02 07:05 UTC */
+                                  .text = "x",
+                                  .locale = "ru"};
+    sb_mail_quote_attribution(&early, attr, sizeof attr);
+    assert_string_equal(attr, "02.01.2026 07:05 UTC, Bob <b@x.example> пишет:");
+    struct sb_mail_quote nodate = {.author = "Bob <b@x.example>", .text = "x", .locale = "ru"};
+    sb_mail_quote_attribution(&nodate, attr, sizeof attr);
+    assert_string_equal(attr, "Bob <b@x.example> пишет:");
+    struct sb_mail_quote anon = {.date = 1795428000, .text = "x", .locale = "ru"};
+    sb_mail_quote_attribution(&anon, attr, sizeof attr);
+    assert_string_equal(attr, "23.11.2026 10:00 UTC, отправитель пишет:");
+    anon.date = 0;
+    sb_mail_quote_attribution(&anon, attr, sizeof attr);
+    assert_string_equal(attr, "Отправитель пишет:");
+
+    /* The whole reply: both parts carry the Russian line. */
+    q.locale = "ru";
+    q.text = "Когда привезут кухню?";
+    char *text, *html, err[128] = "";
+    assert_int_equal(sb_mail_reply_quote("В пятницу.", &q, &text, &html, err, sizeof err), SB_OK);
+    assert_string_equal(text, "В пятницу.\n\n23.11.2026 10:00 UTC, Анна Смирнова "
+                              "<anna@example.ru> пишет:\n> Когда привезут кухню?\n");
+    assert_non_null(strstr(html, ">23.11.2026 10:00 UTC, Анна Смирнова "
+                                 "&lt;anna@example.ru&gt; пишет:</div>"));
+    assert_null(strstr(html, "wrote:"));
+    free(text);
+    free(html);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +554,7 @@ int main(void)
         cmocka_unit_test(reply_quote_nothing),
         cmocka_unit_test(reply_quote_trimmed),
         cmocka_unit_test(reply_quote_roundtrip),
+        cmocka_unit_test(reply_quote_attribution_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

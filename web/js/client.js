@@ -31,21 +31,45 @@ function tagsEditor(c, root, opts) {
   return h('div', {}, box, edit);
 }
 
-export async function renderClientCard(root, clientId, { onOpenConversation, onChanged, onClose }) {
-  root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
+// An editor open in the card (a form, the merge dialog): a live reload waits for it.
+const editing = (root) => !!root.querySelector('form, dialog[open]');
+
+// quiet: a live reload (another agent's edit, a merge, an import): no "loading" flash,
+// nothing redrawn when the client is unchanged, and never under an open editor. Only the
+// newest call draws, so a slow answer cannot overwrite a newer one.
+export async function renderClientCard(root, clientId, { onOpenConversation, onChanged, onClose, quiet = false }) {
+  const opts = { onOpenConversation, onChanged, onClose };
+  if (quiet && editing(root)) {
+    // Dropped if another load starts meanwhile (the editor's own, another conversation's).
+    const seen = root.sbCardGen;
+    clearTimeout(root.sbCardRetry);
+    root.sbCardRetry = setTimeout(() => {
+      if (root.sbCardGen === seen) renderClientCard(root, clientId, { ...opts, quiet });
+    }, 400);
+    return;
+  }
+  const gen = (root.sbCardGen = (root.sbCardGen || 0) + 1);
+  if (!quiet) root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
   let c, sugg = [];
   try {
     c = await api('GET', `/api/v1/clients/${clientId}?limit=30`);
   } catch (e) {
-    root.replaceChildren(h('div', { class: 'error pad' }, `${t('errorPrefix')}: ${e.message}`));
+    if (root.sbCardGen === gen && !quiet) root.replaceChildren(h('div', { class: 'error pad' }, `${t('errorPrefix')}: ${e.message}`));
     return;
   }
   try {
     const s = await api('GET', '/api/v1/merge-suggestions?limit=200');
     sugg = (s.items || []).filter((x) => x.client?.id === c.id || x.other?.id === c.id);
   } catch { /* marketers may not see suggestions */ }
+  if (root.sbCardGen !== gen) return;
   const lang = getLanguage();
-  const reload = (id) => renderClientCard(root, id, { onOpenConversation, onChanged, onClose });
+  const data = JSON.stringify([c, sugg, lang]);
+  if (quiet && (data === root.sbCardData || editing(root))) {
+    if (data !== root.sbCardData) renderClientCard(root, clientId, { ...opts, quiet });
+    return;
+  }
+  root.sbCardData = data;
+  const reload = (id) => renderClientCard(root, id, opts);
   const decide = async (s, what) => {
     try {
       await api('POST', `/api/v1/merge-suggestions/${s.id}/${what}`);
@@ -53,7 +77,7 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
       alert(e.message);
     }
     onChanged?.();
-    renderClientCard(root, what === 'accept' ? Math.min(s.client.id, s.other.id) : clientId, { onOpenConversation, onChanged, onClose });
+    renderClientCard(root, what === 'accept' ? Math.min(s.client.id, s.other.id) : clientId, opts);
   };
   root.replaceChildren(
     h('div', { class: 'client-card', dataset: { clientId: c.id } },
@@ -66,7 +90,7 @@ export async function renderClientCard(root, clientId, { onOpenConversation, onC
         h('span', { class: 'id-value' }, i.value || i.raw || ''),
         i.verified ? h('span', { class: 'ok', title: 'verified' }, ' ✓') : null))),
       h('h3', {}, t('fields')), fieldsEditor(c, reload),
-      h('h3', {}, t('tags')), tagsEditor(c, root, { onOpenConversation, onChanged }),
+      h('h3', {}, t('tags')), tagsEditor(c, root, opts),
       sugg.length ? [h('h3', {}, t('mergeSuggestions')), h('ul', { class: 'suggestions' }, sugg.map((s) => {
         const other = s.client.id === c.id ? s.other : s.client;
         return h('li', { dataset: { suggestion: s.id } },

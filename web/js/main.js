@@ -367,7 +367,7 @@ function onEvent(ev) {
     }
   }
   if (ev.event.startsWith('campaign.')) campaignEvent(ev);
-  if (ev.event.startsWith('client.') && S.cardOpen && S.conv && ev.client_id === S.conv.client?.id) loadCard();
+  if (ev.event.startsWith('client.')) clientEvent(ev);
 }
 
 function onTyping(m) {
@@ -601,7 +601,7 @@ function buildComposer() {
   const send = h('button', { type: 'submit', id: 'send' });
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
-  const quote = el.quote = new QuoteBox();
+  const quote = el.quote = new QuoteBox(S.user?.locale);
   const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el);
   const files = composerFiles(form, ta, err);
   form.append(files.list, h('div', { class: 'row' }, files.button, files.input, err, send));
@@ -674,9 +674,24 @@ function toggleCard() {
   if (S.cardOpen) loadCard();
 }
 
-function loadCard() {
+// The card is shown beside the thread on a desktop-wide screen, else as the drawer. It
+// follows the shown client live: another agent's edit shows within a second.
+let cardTimer = null;
+function clientEvent(ev) {
+  const id = S.conv?.client?.id;
+  if (!id) return;
+  // Merged into another client: the conversation is the kept client's now.
+  if (ev.event === 'client.merged' && ev.data?.merged_id === id) S.conv.client.id = ev.client_id;
+  else if (ev.client_id !== id) return;
+  if (!S.cardOpen && !window.matchMedia('(min-width: 1200px)').matches) return;
+  clearTimeout(cardTimer); // a burst (an import, a merge) is one reload
+  cardTimer = setTimeout(() => loadCard(true), 150);
+}
+
+function loadCard(quiet = false) {
   if (!S.conv?.client?.id) return;
   renderClientCard(el.card, S.conv.client.id, {
+    quiet,
     onOpenConversation: openConversation,
     onChanged: () => { reloadList(); },
     onClose: () => { if (el.shell.classList.contains('card-open')) toggleCard(); },

@@ -1,8 +1,10 @@
 // The quoted history under the reply box of an e-mail conversation: a collapsed preview
 // of what the server will quote below the agent's text (the latest inbound mail from a
-// person, as `On <date>, <sender> wrote:` and "> " lines) and a checkbox to leave it
-// out, which sends `"quote": false`. The server builds the real quote (mailcompose.c);
-// this mirrors its rules so the agent sees what goes out.
+// person, as `On <date>, <sender> wrote:` — `<dd.mm.yyyy hh:mm> UTC, <sender> пишет:`
+// for an agent whose locale is Russian — and "> " lines) and a checkbox to leave it out,
+// which sends `"quote": false`. The server builds the real quote (mailcompose.c) into the
+// mail only: the thread keeps the agent's words. This mirrors its rules so the agent sees
+// what goes out.
 import { h, parseTime } from './dom.js';
 import { t, addStrings } from './i18n.js';
 
@@ -17,19 +19,28 @@ const MAX_CHARS = 8192;
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-function attribution(it) {
+// The server's choice (api_conversations.c reply_locale): the user's locale, else the
+// first language the browser asks for.
+const isRussian = (locale) => /^ru([-_]|$)/i.test(locale || '');
+
+function attribution(it, locale) {
   const d = parseTime(it.occurred_at);
   const p2 = (n) => String(n).padStart(2, '0');
-  const when = d ? `On ${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())} UTC, ` : '';
-  const who = (it.sender || '').replace(/[\r\n\t]/g, ' ') || (when ? 'the sender' : 'The sender');
-  return `${when}${who} wrote:`;
+  const ru = isRussian(locale);
+  const hm = d ? `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())} UTC, ` : '';
+  const when = !d ? '' : ru
+    ? `${p2(d.getUTCDate())}.${p2(d.getUTCMonth() + 1)}.${d.getUTCFullYear()} ${hm}`
+    : `On ${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${hm}`;
+  const anon = ru ? (when ? 'отправитель' : 'Отправитель') : (when ? 'the sender' : 'The sender');
+  const who = (it.sender || '').replace(/[\r\n\t]/g, ' ') || anon;
+  return `${when}${who} ${ru ? 'пишет:' : 'wrote:'}`;
 }
 
 if (!document.querySelector('link[data-sb="quote-css"]')) {
   document.head.append(h('link', { rel: 'stylesheet', href: '/css/quote.css', dataset: { sb: 'quote-css' } }));
 }
 
-export function quotePreviewText(it) {
+export function quotePreviewText(it, locale) {
   let body = (it.text || '').replace(/\r/g, '');
   let cut = false;
   if (body.length > MAX_CHARS) {
@@ -43,7 +54,7 @@ export function quotePreviewText(it) {
   if (!body) return '';
   const quoted = body.split('\n').map((l) => (l === '' || l.startsWith('>') ? `>${l}` : `> ${l}`));
   if (cut) quoted.push('> […]');
-  return `${attribution(it)}\n${quoted.join('\n')}`;
+  return `${attribution(it, locale)}\n${quoted.join('\n')}`;
 }
 
 // The mail a reply answers: the newest inbound e-mail that is not an auto-reply or a bounce.
@@ -58,7 +69,9 @@ function answered(items) {
 }
 
 export class QuoteBox {
-  constructor() {
+  // userLocale: users.locale of the signed-in agent (null: the browser's language).
+  constructor(userLocale) {
+    this.locale = userLocale || navigator.languages?.[0] || navigator.language || 'en';
     this.omit = h('input', { type: 'checkbox', id: 'quote-omit' });
     this.pre = h('pre', { class: 'quoted', id: 'quoted-text' });
     this.details = h('details', { class: 'quote-preview' }, h('summary', { class: 'small muted' }, `… ${t('quotedText')}`), this.pre);
@@ -71,7 +84,7 @@ export class QuoteBox {
   // Shown for replies in e-mail conversations that have a mail to answer.
   update(conv, items, mode) {
     const it = conv?.channel?.kind === 'email' && mode === 'reply' ? answered(items) : null;
-    const text = it ? quotePreviewText(it) : '';
+    const text = it ? quotePreviewText(it, this.locale) : '';
     this.active = conv?.channel?.kind === 'email';
     this.pre.textContent = text;
     this.el.hidden = !text;
