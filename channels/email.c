@@ -431,6 +431,14 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
     if (rc == SB_ERR_INVALID)
         sb_fail(err, errlen, rc, "references and headers must be arrays of strings");
     const char *to[] = {msg->to};
+    struct sb_mail_file *files = msg->nfiles ? calloc(msg->nfiles, sizeof *files) : NULL;
+    if (msg->nfiles && !files)
+        rc = SB_ERR_NOMEM;
+    for (size_t i = 0; files && i < msg->nfiles; i++)
+        files[i] = (struct sb_mail_file){.filename = msg->files[i].filename,
+                                         .content_type = msg->files[i].content_type,
+                                         .data = msg->files[i].data,
+                                         .len = msg->files[i].len};
     struct sb_mail_out m = {
         .from = from,
         .to = to,
@@ -444,9 +452,12 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
         .nreferences = nrefs,
         .extra_headers = extra,
         .nextra = nextra,
+        .files = files,
+        .nfiles = files ? msg->nfiles : 0,
     };
     if (rc == SB_OK)
         rc = sb_mail_compose(&m, &req->body, &req->body_len, err, errlen);
+    free(files);
     free(refs);
     free(extra);
     return rc;
@@ -583,7 +594,7 @@ static int test(struct sb_channel *ch, char *msg, size_t msglen)
 
 const struct sb_channel_kind sb_channel_email = {
     .name = "email",
-    .flags = SB_CH_POLLS | SB_CH_SENDS,
+    .flags = SB_CH_POLLS | SB_CH_SENDS | SB_CH_SEND_FILES,
     .secret_keys = secret_keys,
     .validate_config = validate,
     .test = test,

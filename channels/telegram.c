@@ -230,11 +230,163 @@ static int set_webhook(struct sb_channel *ch, const char *hook_url, char *msg, s
  * floor, so only clearly oversized text is refused here). */
 #define TEXT_MAX_BYTES (4096 * 4)
 
+/* -- Files: multipart/form-data (RFC 7578), built here as the body ---------- */
+
+/* A growing body; `failed` sticks so the writers need no checks. */
+struct mp {
+    char *p;
+    size_t len, cap;
+    int failed;
+    char boundary[48];
+};
+
+static void mp_put(struct mp *m, const void *s, size_t n)
+{
+    if (m->failed)
+        return;
+    if (m->len + n + 1 > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + n + 1)
+            cap *= 2;
+        char *p = realloc(m->p, cap);
+        if (!p) {
+            m->failed = 1;
+            return;
+        }
+        m->p = p;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, s, n);
+    m->len += n;
+    m->p[m->len] = '\0';
+}
+
+static void mp_str(struct mp *m, const char *s)
+{
+    mp_put(m, s, strlen(s));
+}
+
+static void mp_field(struct mp *m, const char *name, const char *value)
+{
+    mp_str(m, "--");
+    mp_str(m, m->boundary);
+    mp_str(m, "\r\nContent-Disposition: form-data; name=\"");
+    mp_str(m, name);
+    mp_str(m, "\"\r\n\r\n");
+    mp_str(m, value);
+    mp_str(m, "\r\n");
+}
+
+static void mp_file(struct mp *m, const char *name, const struct sb_out_file *f)
+{
+    mp_str(m, "--");
+    mp_str(m, m->boundary);
+    mp_str(m, "\r\nContent-Disposition: form-data; name=\"");
+    mp_str(m, name);
+    mp_str(m, "\"; filename=\"");
+    /* As browsers do (HTML's multipart rules): '"', CR and LF escaped. */
+    for (const char *c = f->filename; *c; c++)
+        mp_str(m, *c == '"' ? "%22" : *c == '\r' ? "%0D" : *c == '\n' ? "%0A" : (char[]){*c, 0});
+    mp_str(m, "\"\r\nContent-Type: ");
+    mp_str(m, f->content_type);
+    mp_str(m, "\r\n\r\n");
+    mp_put(m, f->data, f->len);
+    mp_str(m, "\r\n");
+}
+
+/* Photos Telegram shows as photos; everything else goes as a document. */
+static int is_photo(const struct sb_out_file *f)
+{
+    return !strcmp(f->content_type, "image/jpeg") || !strcmp(f->content_type, "image/png") ||
+           !strcmp(f->content_type, "image/webp");
+}
+
+/* One file: sendPhoto or sendDocument with the text as caption. Several:
+ * sendMediaGroup, all as documents (a group cannot mix photos and
+ * documents), the caption on the first. */
+static int send_files(struct sb_channel *ch, const struct sb_outbound *msg, json_t *chat_id,
+                      struct sb_send_req *req, char *err, size_t errlen)
+{
+    if (msg->nfiles > 10)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "Telegram sends at most 10 files at once");
+    struct mp m = {0};
+    unsigned char rnd[12];
+    randombytes_buf(rnd, sizeof rnd);
+    char *hex = m.boundary + snprintf(m.boundary, sizeof m.boundary, "sb-");
+    sodium_bin2hex(hex, sizeof m.boundary - 3, rnd, sizeof rnd);
+    char *chat = json_dumps(chat_id, JSON_ENCODE_ANY);
+    const char *method;
+    if (!chat)
+        return SB_ERR_NOMEM;
+    if (*chat == '"') { /* a string id: the bare value */
+        memmove(chat, chat + 1, strlen(chat));
+        chat[strlen(chat) - 1] = '\0';
+    }
+    mp_field(&m, "chat_id", chat);
+    free(chat);
+    if (msg->nfiles == 1) {
+        int photo = is_photo(&msg->files[0]);
+        method = photo ? "sendPhoto" : "sendDocument";
+        if (msg->text && *msg->text)
+            mp_field(&m, "caption", msg->text);
+        mp_file(&m, photo ? "photo" : "document", &msg->files[0]);
+    } else {
+        method = "sendMediaGroup";
+        json_t *media = json_array();
+        for (size_t i = 0; media && i < msg->nfiles; i++) {
+            char ref[48];
+            snprintf(ref, sizeof ref, "attach://file%zu", i);
+            json_t *o = json_pack("{s:s,s:s}", "type", "document", "media", ref);
+            if (o && i == 0 && msg->text && *msg->text)
+                json_object_set_new(o, "caption", json_string(msg->text));
+            if (!o || json_array_append_new(media, o)) {
+                json_decref(media);
+                media = NULL;
+            }
+        }
+        char *text = media ? json_dumps(media, JSON_COMPACT) : NULL;
+        json_decref(media);
+        if (!text) {
+            free(m.p);
+            return SB_ERR_NOMEM;
+        }
+        mp_field(&m, "media", text);
+        free(text);
+        for (size_t i = 0; i < msg->nfiles; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "file%zu", i);
+            mp_file(&m, name, &msg->files[i]);
+        }
+    }
+    mp_str(&m, "--");
+    mp_str(&m, m.boundary);
+    mp_str(&m, "--\r\n");
+    if (m.failed) {
+        free(m.p);
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    snprintf(req->url, sizeof req->url, "%s/bot%s/%s", sb_channel_conf(ch, "api_base"),
+             sb_channel_conf(ch, "token"), method);
+    req->body = m.p;
+    req->body_len = m.len;
+    req->timeout_s = 120; /* 10 MB up a slow line */
+    int rc = sb_send_req_header(req, "Content-Type: multipart/form-data; boundary=%s", m.boundary);
+    return rc == SB_OK ? SB_OK : sb_fail(err, errlen, rc, "cannot build the request");
+}
+
 static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
                         struct sb_send_req *req, char *err, size_t errlen)
 {
     if (!msg->to || !*msg->to)
         return sb_fail(err, errlen, SB_ERR_INVALID, "no Telegram chat to send to");
+    if (msg->nfiles) {
+        char *end;
+        long long chat = strtoll(msg->to, &end, 10);
+        json_t *id = *end ? json_string(msg->to) : json_integer(chat);
+        int rc = id ? send_files(ch, msg, id, req, err, errlen) : SB_ERR_NOMEM;
+        json_decref(id);
+        return rc;
+    }
     if (!msg->text || !*msg->text)
         return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
     if (strlen(msg->text) > TEXT_MAX_BYTES)
@@ -273,6 +425,8 @@ static int send_result(struct sb_channel *ch, const struct sb_outbound *msg, lon
     (void)ch;
     json_t *o = json_loadb(body, len, 0, NULL);
     json_t *r = json_object_get(o, "result");
+    if (json_is_array(r)) /* sendMediaGroup: the first message of the group */
+        r = json_array_get(r, 0);
     json_int_t id = json_integer_value(json_object_get(r, "message_id"));
     json_int_t chat = json_integer_value(json_object_get(json_object_get(r, "chat"), "id"));
     if (status == 200 && json_is_true(json_object_get(o, "ok")) && id) {
@@ -329,7 +483,7 @@ static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
 
 const struct sb_channel_kind sb_channel_telegram = {
     .name = "telegram",
-    .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
+    .flags = SB_CH_WEBHOOK | SB_CH_SENDS | SB_CH_SEND_FILES,
     .secret_keys = secret_keys,
     .validate_config = validate,
     .on_webhook = on_webhook,

@@ -161,7 +161,19 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
 {
     if (!msg->to || !*msg->to)
         return sb_fail(err, errlen, SB_ERR_INVALID, "no Viber user to send to");
-    if (!msg->text || !*msg->text)
+    /* A file goes by the signed link the reply wrote into the job: JPEG and
+     * PNG as a picture with the text as its caption (Viber: 768
+     * characters), anything else as a file message, which takes no text. */
+    json_t *file = json_array_get(json_object_get(msg->payload, "files"), 0);
+    const char *url = json_string_value(json_object_get(file, "url"));
+    const char *type = json_string_value(json_object_get(file, "content_type"));
+    int picture = type && (!strcmp(type, "image/jpeg") || !strcmp(type, "image/png"));
+    if (file && !url)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "the file's link is missing");
+    if (url && !picture && msg->text && *msg->text)
+        return sb_fail(err, errlen, SB_ERR_INVALID,
+                       "Viber sends a file without text: send the text as a reply of its own");
+    if (!url && (!msg->text || !*msg->text))
         return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
     snprintf(req->url, sizeof req->url, "%s/send_message", sb_channel_conf(ch, "api_base"));
     /* sender.name is required and at most 28 characters. */
@@ -176,9 +188,24 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
     snprintf(sender, sizeof sender, "%.*s", (int)i, name);
     char tracking[64];
     snprintf(tracking, sizeof tracking, "sb:%lld", (long long)msg->interaction_id);
-    json_t *body = json_pack("{s:s,s:i,s:{s:s},s:s,s:s,s:s}", "receiver", msg->to,
-                             "min_api_version", 1, "sender", "name", sender, "tracking_data",
-                             tracking, "type", "text", "text", msg->text);
+    json_t *body = json_pack("{s:s,s:i,s:{s:s},s:s}", "receiver", msg->to, "min_api_version", 1,
+                             "sender", "name", sender, "tracking_data", tracking);
+    if (body && !url) {
+        json_object_set_new(body, "type", json_string("text"));
+        json_object_set_new(body, "text", json_string(msg->text));
+    } else if (body && picture) {
+        json_object_set_new(body, "type", json_string("picture"));
+        json_object_set_new(body, "media", json_string(url));
+        if (msg->text && *msg->text)
+            json_object_set_new(body, "text", json_string(msg->text));
+    } else if (body) {
+        const char *fn = json_string_value(json_object_get(file, "filename"));
+        json_object_set_new(body, "type", json_string("file"));
+        json_object_set_new(body, "media", json_string(url));
+        json_object_set_new(body, "size",
+                            json_integer(json_integer_value(json_object_get(file, "size"))));
+        json_object_set_new(body, "file_name", json_string(fn ? fn : "file"));
+    }
     int rc = body ? sb_send_req_json(req, body) : SB_ERR_NOMEM;
     json_decref(body);
     if (rc == SB_OK)
@@ -247,7 +274,7 @@ static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
 
 const struct sb_channel_kind sb_channel_viber = {
     .name = "viber",
-    .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
+    .flags = SB_CH_WEBHOOK | SB_CH_SENDS | SB_CH_SEND_FILE_LINKS,
     .secret_keys = secret_keys,
     .validate_config = validate,
     .on_webhook = on_webhook,

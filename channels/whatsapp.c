@@ -241,13 +241,37 @@ static int send_prepare(struct sb_channel *ch, const struct sb_outbound *msg,
 {
     if (!msg->to || !*msg->to)
         return sb_fail(err, errlen, SB_ERR_INVALID, "no WhatsApp number to send to");
-    if (!msg->text || !*msg->text)
+    /* A file goes as a media message whose "link" is the signed URL the
+     * reply wrote into the job (Cloud API downloads it): JPEG and PNG as an
+     * image, anything else as a document with its name; the text is the
+     * caption. */
+    json_t *file = json_array_get(json_object_get(msg->payload, "files"), 0);
+    const char *url = json_string_value(json_object_get(file, "url"));
+    if (file && !url)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "the file's link is missing");
+    if (!url && (!msg->text || !*msg->text))
         return sb_fail(err, errlen, SB_ERR_INVALID, "an empty message cannot be sent");
     snprintf(req->url, sizeof req->url, "%s/%s/messages", sb_channel_conf(ch, "api_base"),
              sb_channel_conf(ch, "phone_number_id"));
-    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:{s:b,s:s}}", "messaging_product", "whatsapp",
-                             "recipient_type", "individual", "to", msg->to, "type", "text", "text",
-                             "preview_url", 0, "body", msg->text);
+    json_t *body;
+    if (url) {
+        const char *type = json_string_value(json_object_get(file, "content_type"));
+        const char *fn = json_string_value(json_object_get(file, "filename"));
+        int image = type && (!strcmp(type, "image/jpeg") || !strcmp(type, "image/png"));
+        json_t *media = json_pack("{s:s}", "link", url);
+        if (media && msg->text && *msg->text)
+            json_object_set_new(media, "caption", json_string(msg->text));
+        if (media && !image)
+            json_object_set_new(media, "filename", json_string(fn ? fn : "file"));
+        body = media ? json_pack("{s:s,s:s,s:s,s:s,s:o}", "messaging_product", "whatsapp",
+                                 "recipient_type", "individual", "to", msg->to, "type",
+                                 image ? "image" : "document", image ? "image" : "document", media)
+                     : NULL;
+    } else {
+        body = json_pack("{s:s,s:s,s:s,s:s,s:{s:b,s:s}}", "messaging_product", "whatsapp",
+                         "recipient_type", "individual", "to", msg->to, "type", "text", "text",
+                         "preview_url", 0, "body", msg->text);
+    }
     int rc = body ? sb_send_req_json(req, body) : SB_ERR_NOMEM;
     json_decref(body);
     if (rc == SB_OK)
@@ -347,7 +371,7 @@ static int fetch_step(struct sb_channel *ch, const struct sb_fetch_step *st,
 
 const struct sb_channel_kind sb_channel_whatsapp = {
     .name = "whatsapp",
-    .flags = SB_CH_WEBHOOK | SB_CH_SENDS,
+    .flags = SB_CH_WEBHOOK | SB_CH_SENDS | SB_CH_SEND_FILE_LINKS,
     .secret_keys = secret_keys,
     .validate_config = validate,
     .on_webhook = on_webhook,

@@ -28,9 +28,7 @@
 #define BODY_MAX 16384
 
 /* The conversations rule of api_conversations.c (VISIBLE), for the caller. */
-#define VISIBLE                                                                                    \
-    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
-    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+#define VISIBLE SB_SQL_CONV_VISIBLE /* apiutil.h */
 
 /* -- name: canned-list
  * `q` matches short codes and titles anywhere (LIKE pattern with its own

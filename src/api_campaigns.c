@@ -12,6 +12,7 @@
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
+#include "switchboard/events.h"
 #include "switchboard/log.h"
 #include "switchboard/sender.h"
 #include "switchboard/template.h"
@@ -37,6 +38,94 @@ static int need_name(const json_t *body, struct sb_http_reply *rep, const char *
     }
     *name_r = name;
     return 0;
+}
+
+/* A PATCH body names only fields the resource has: a typo is an error, not
+ * a silent no-op. */
+static int only_keys(const json_t *body, const char *const *keys, struct sb_http_reply *rep)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v)
+    {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], k))
+            i++;
+        if (!keys[i]) {
+            sb_reply_error(rep, SB_ERR_INVALID, "unknown field \"%s\"", k);
+            return -1;
+        }
+    }
+    if (!json_object_size(body)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "nothing to change: the body names no field");
+        return -1;
+    }
+    return 0;
+}
+
+static int path_id(const struct sb_http_request *req, struct sb_http_reply *rep, const char *what,
+                   int64_t *id_r)
+{
+    if (sb_request_param_id(req, 0, id_r) != SB_OK) {
+        sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such %s", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* The end of an edit's transaction: commit on success, roll back
+ * otherwise; the caller's mistake (400/404/409) is told as such. */
+static int finish_txn(struct sb_db *db, int rc, struct sb_http_reply *rep, const char *what,
+                      char *err, size_t errlen)
+{
+    if (rc == SB_OK)
+        rc = sb_db_commit(db, err, errlen);
+    else
+        sb_db_rollback(db);
+    if (rc != SB_OK)
+        sb_reply_result(rep, rc, what, err);
+    return rc;
+}
+
+/* Delete a segment or template nobody live needs: the row is locked first,
+ * so a campaign created or edited meanwhile to use it waits on the lock and
+ * then finds it gone (its foreign key refuses); finished and cancelled
+ * campaigns keep their history with NULL there (009_campaign_edits.sql). */
+struct unused_delete {
+    const char *what, *lock, *users, *del, *audit;
+};
+
+static void delete_unused(struct sb_db *db, const struct sb_http_request *req,
+                          struct sb_http_reply *rep, const struct unused_delete *d)
+{
+    int64_t id;
+    if (path_id(req, rep, d->what, &id) != 0)
+        return;
+    char err[256] = "";
+    struct sb_db_val a = SB_INT(id);
+    struct sb_db_rows r = {0};
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, d->lock, &a, 1, &r, err, sizeof err);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such %s", d->what);
+    sb_db_rows_free(&r);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, d->users, &a, 1, &r, err, sizeof err);
+    if (rc == SB_OK && r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_EXISTS,
+                     "the %s is used by %zu campaign(s) not finished or cancelled (campaign "
+                     "%lld is %s); finish or cancel them first",
+                     d->what, r.nrows, (long long)sb_db_cell_int(&r, 0, 0), sb_db_cell(&r, 0, 1));
+    sb_db_rows_free(&r);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, d->del, &a, 1, NULL, err, sizeof err);
+    char doing[64];
+    snprintf(doing, sizeof doing, "delete %s", d->what);
+    if (finish_txn(db, rc, rep, doing, err, sizeof err) != SB_OK)
+        return;
+    sb_audit(db, req->user.id, d->audit, d->what, id, req->peer);
+    rep->status = 204;
 }
 
 /* -- Segments ---------------------------------------------------------------- */
@@ -75,7 +164,9 @@ void sb_api_segments_create(struct sb_app *app, struct sb_db *db, const struct s
         sb_reply_error(rep, SB_ERR_INVALID, "filter: %s", err);
         goto out;
     }
-    char *ftext = json_dumps(filter ? filter : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *empty = json_object();
+    char *ftext = json_dumps(filter ? filter : empty, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(empty);
     int64_t count = 0;
     struct sb_db_rows r = {0};
     struct sb_db_val a[] = {SB_TEXT(name), SB_TEXT(ftext ? ftext : "{}"), SB_INT(req->user.id)};
@@ -131,10 +222,10 @@ void sb_api_segments_list(struct sb_app *app, struct sb_db *db, const struct sb_
     sb_api_list(db, req, rep, q_segment_list, segment_json, "segments");
 }
 
-void sb_api_segments_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
-                         struct sb_http_reply *rep)
+/* The segment as stored, with the count of what it selects now. */
+static void segment_reply(struct sb_db *db, const struct sb_http_request *req,
+                          struct sb_http_reply *rep)
 {
-    (void)app;
     int64_t id;
     struct sb_db_rows r;
     if (sb_api_load_by_id(db, req, rep, q_segment_get, "segment", &id, &r) != 0)
@@ -155,6 +246,101 @@ void sb_api_segments_get(struct sb_app *app, struct sb_db *db, const struct sb_h
     }
     json_object_set_new(out, "count", json_integer(count));
     sb_reply_json(rep, 200, out);
+}
+
+void sb_api_segments_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                         struct sb_http_reply *rep)
+{
+    (void)app;
+    segment_reply(db, req, rep);
+}
+
+static const char q_segment_lock[] = "SELECT id FROM segments WHERE id = ? FOR UPDATE";
+static const char q_segment_update[] =
+    "UPDATE segments SET name = COALESCE(?, name), filter = COALESCE(?, filter) WHERE id = ?";
+static const char q_scheduled_by_segment[] =
+    "SELECT id FROM campaigns WHERE segment_id = ? AND status = 'scheduled' ORDER BY id";
+
+/* Every scheduled campaign in `sql`'s answer (ids of one segment or
+ * template) made again from what it uses now. */
+static int refresh_scheduled(struct sb_db *db, const char *sql, int64_t id, char *err,
+                             size_t errlen)
+{
+    struct sb_db_val a = SB_INT(id);
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, sql, &a, 1, &r, err, errlen);
+    for (size_t i = 0; rc == SB_OK && i < r.nrows; i++)
+        rc = sb_campaign_refresh(db, sb_db_cell_int(&r, i, 0), err, errlen);
+    sb_db_rows_free(&r);
+    return rc;
+}
+
+void sb_api_segments_patch(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                           struct sb_http_reply *rep)
+{
+    (void)app;
+    static const char *const keys[] = {"name", "filter", NULL};
+    int64_t id;
+    json_t *body;
+    if (path_id(req, rep, "segment", &id) != 0 || sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    const char *name = NULL;
+    char *ftext = NULL, err[256] = "";
+    json_t *filter = json_object_get(body, "filter");
+    if (only_keys(body, keys, rep) != 0 ||
+        (json_object_get(body, "name") && need_name(body, rep, &name) != 0))
+        goto out;
+    if (filter) {
+        struct sb_segment_filter f;
+        if (sb_segment_filter_parse(filter, &f, err, sizeof err) != SB_OK) {
+            sb_reply_error(rep, SB_ERR_INVALID, "filter: %s", err);
+            goto out;
+        }
+        sb_segment_filter_free(&f);
+        json_t *empty = json_object();
+        ftext = json_dumps(json_is_null(filter) ? empty : filter, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(empty);
+        if (!ftext) {
+            sb_reply_error(rep, SB_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    struct sb_db_val ia = SB_INT(id);
+    struct sb_db_rows r = {0};
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_segment_lock, &ia, 1, &r, err, sizeof err);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such segment");
+    sb_db_rows_free(&r);
+    struct sb_db_val a[] = {name ? SB_TEXT(name) : SB_NULL, ftext ? SB_TEXT(ftext) : SB_NULL, ia};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_segment_update, a, 3, NULL, err, sizeof err);
+    /* Scheduled campaigns have sent nothing yet: they take the new filter.
+     * Running, paused and finished ones keep the recipients they have. */
+    if (rc == SB_OK && ftext)
+        rc = refresh_scheduled(db, q_scheduled_by_segment, id, err, sizeof err);
+    if (finish_txn(db, rc, rep, "update segment", err, sizeof err) != SB_OK)
+        goto out;
+    sb_audit(db, req->user.id, "segment.update", "segment", id, req->peer);
+    segment_reply(db, req, rep);
+out:
+    free(ftext);
+    json_decref(body);
+}
+
+void sb_api_segments_delete(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                            struct sb_http_reply *rep)
+{
+    (void)app;
+    static const struct unused_delete d = {
+        .what = "segment",
+        .lock = "SELECT id FROM segments WHERE id = ? FOR UPDATE",
+        .users = "SELECT id, status FROM campaigns WHERE segment_id = ? AND status NOT IN "
+                 "('finished', 'cancelled') ORDER BY id LOCK IN SHARE MODE",
+        .del = "DELETE FROM segments WHERE id = ?",
+        .audit = "segment.delete"};
+    delete_unused(db, req, rep, &d);
 }
 
 /* -- Templates ------------------------------------------------------------------ */
@@ -235,10 +421,9 @@ static int load_template(struct sb_db *db, const struct sb_http_request *req,
     return sb_api_load_by_id(db, req, rep, q_template_get, "template", &id, r);
 }
 
-void sb_api_templates_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
-                          struct sb_http_reply *rep)
+static void template_reply(struct sb_db *db, const struct sb_http_request *req,
+                           struct sb_http_reply *rep)
 {
-    (void)app;
     struct sb_db_rows r;
     if (load_template(db, req, rep, &r) != 0)
         return;
@@ -248,6 +433,111 @@ void sb_api_templates_get(struct sb_app *app, struct sb_db *db, const struct sb_
                             "html", sb_json_cell(&r, 0, 3), "text", sb_json_cell(&r, 0, 4),
                             "created_at", sb_json_cell(&r, 0, 5)));
     sb_db_rows_free(&r);
+}
+
+void sb_api_templates_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                          struct sb_http_reply *rep)
+{
+    (void)app;
+    template_reply(db, req, rep);
+}
+
+static const char q_template_lock[] =
+    "SELECT name, subject, html, text FROM templates WHERE id = ? FOR UPDATE";
+static const char q_template_update[] =
+    "UPDATE templates SET name = ?, subject = ?, html = ?, text = ? WHERE id = ?";
+/* Campaigns copy their template when they start (004_campaigns.sql), and
+ * the sender reads only that copy: a running or paused campaign goes on
+ * with what it started with. A scheduled one has sent nothing and takes
+ * the edit. */
+static const char q_template_to_scheduled[] =
+    "UPDATE campaigns SET subject = ?, html = ?, text = ? WHERE template_id = ? AND status = "
+    "'scheduled'";
+
+/* The checks of a new template, on the template as it will be after the
+ * edit. */
+static int template_valid(const char *name, const char *subject, const char *html, const char *text,
+                          char *err, size_t errlen)
+{
+    if (!name || !*name || strlen(name) > NAME_MAX_LEN)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "name: a string of 1-%d characters",
+                       NAME_MAX_LEN);
+    if (!subject || !*subject || strlen(subject) > 998)
+        return sb_fail(err, errlen, SB_ERR_INVALID, "subject: a string of 1-998 characters");
+    if ((!html || !*html) && (!text || !*text))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "a template needs html or text (or both)");
+    const char *parts[] = {subject, html, text}, *names[] = {"subject", "html", "text"};
+    char why[200] = "";
+    for (int i = 0; i < 3; i++)
+        if (sb_tpl_check(parts[i], why, sizeof why) != SB_OK)
+            return sb_fail(err, errlen, SB_ERR_INVALID, "%s: %s", names[i], why);
+    return SB_OK;
+}
+
+void sb_api_templates_patch(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                            struct sb_http_reply *rep)
+{
+    (void)app;
+    static const char *const keys[] = {"name", "subject", "html", "text", NULL};
+    int64_t id;
+    json_t *body;
+    if (path_id(req, rep, "template", &id) != 0 || sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    char err[300] = "";
+    if (only_keys(body, keys, rep) != 0)
+        goto out;
+    /* name and subject are strings; html and text may also be null (or "")
+     * to drop that part. */
+    for (int i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(body, keys[i]);
+        if (v && !json_is_string(v) && !(i >= 2 && json_is_null(v))) {
+            sb_reply_error(rep, SB_ERR_INVALID, "%s: a string%s", keys[i],
+                           i >= 2 ? " or null" : "");
+            goto out;
+        }
+    }
+    struct sb_db_val ia = SB_INT(id);
+    struct sb_db_rows r = {0};
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_template_lock, &ia, 1, &r, err, sizeof err);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such template");
+    const char *v[4] = {0};
+    for (int i = 0; rc == SB_OK && i < 4; i++) {
+        json_t *j = json_object_get(body, keys[i]);
+        v[i] = j ? json_string_value(j) : sb_db_cell(&r, 0, (size_t)i);
+        if (i >= 2 && v[i] && !*v[i])
+            v[i] = NULL;
+    }
+    if (rc == SB_OK)
+        rc = template_valid(v[0], v[1], v[2], v[3], err, sizeof err);
+    struct sb_db_val a[] = {SB_TEXT(v[0]), SB_TEXT(v[1]), SB_TEXT(v[2]), SB_TEXT(v[3]), ia};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_template_update, a, 5, NULL, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_template_to_scheduled, a + 1, 4, NULL, err, sizeof err);
+    sb_db_rows_free(&r);
+    if (finish_txn(db, rc, rep, "update template", err, sizeof err) != SB_OK)
+        goto out;
+    sb_audit(db, req->user.id, "template.update", "template", id, req->peer);
+    template_reply(db, req, rep);
+out:
+    json_decref(body);
+}
+
+void sb_api_templates_delete(struct sb_app *app, struct sb_db *db,
+                             const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    (void)app;
+    static const struct unused_delete d = {
+        .what = "template",
+        .lock = "SELECT id FROM templates WHERE id = ? FOR UPDATE",
+        .users = "SELECT id, status FROM campaigns WHERE template_id = ? AND status NOT IN "
+                 "('finished', 'cancelled') ORDER BY id LOCK IN SHARE MODE",
+        .del = "DELETE FROM templates WHERE id = ?",
+        .audit = "template.delete"};
+    delete_unused(db, req, rep, &d);
 }
 
 static int app_key(struct sb_app *app, struct sb_http_reply *rep, unsigned char key[32])
@@ -459,6 +749,58 @@ static int get_id(const json_t *body, const char *key, int64_t *id_r)
     return 0;
 }
 
+/* send_at as SQL text into out[32] ("" when absent or null); -1 after a
+ * 400 in `rep`. */
+static int read_send_at(const json_t *sa, char *out, struct sb_http_reply *rep)
+{
+    out[0] = '\0';
+    if (!sa || json_is_null(sa))
+        return 0;
+    /* The segment filter's date reader: one format everywhere. */
+    json_t *f = json_pack("{s:O}", "created_after", sa);
+    struct sb_segment_filter sf;
+    char err[256] = "";
+    int rc = sb_segment_filter_parse(f, &sf, err, sizeof err);
+    json_decref(f);
+    if (rc != SB_OK) {
+        sb_reply_error(rep, SB_ERR_INVALID,
+                       "send_at: a date and time (UTC) like 2026-01-31T10:00:00Z");
+        return -1;
+    }
+    snprintf(out, 32, "%s", sf.created_after);
+    sb_segment_filter_free(&sf);
+    return 0;
+}
+
+static int read_rate(const json_t *rate, struct sb_http_reply *rep)
+{
+    if (rate && !json_is_null(rate) &&
+        (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
+         json_integer_value(rate) > 100000)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "rate_per_second: 0 (no cap) to 100000");
+        return -1;
+    }
+    return 0;
+}
+
+/* The segment, template and channel a campaign names exist (an e-mail
+ * channel); SB_ERR_INVALID naming the first that does not. */
+static int campaign_refs(struct sb_db *db, int64_t seg, int64_t tpl, int64_t chid, char *err,
+                         size_t errlen)
+{
+    struct sb_db_val ra[] = {SB_INT(seg), SB_INT(tpl), SB_INT(chid)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_campaign_refs, ra, 3, &r, err, errlen);
+    if (rc == SB_OK &&
+        (!sb_db_cell_int(&r, 0, 0) || !sb_db_cell_int(&r, 0, 1) || !sb_db_cell_int(&r, 0, 2)))
+        rc = sb_fail(err, errlen, SB_ERR_INVALID, "%s",
+                     !sb_db_cell_int(&r, 0, 0)   ? "segment_id: no such segment"
+                     : !sb_db_cell_int(&r, 0, 1) ? "template_id: no such template"
+                                                 : "channel_id: no such email channel");
+    sb_db_rows_free(&r);
+    return rc;
+}
+
 void sb_api_campaigns_create(struct sb_app *app, struct sb_db *db,
                              const struct sb_http_request *req, struct sb_http_reply *rep)
 {
@@ -477,38 +819,12 @@ void sb_api_campaigns_create(struct sb_app *app, struct sb_db *db,
         goto out;
     }
     json_t *rate = json_object_get(body, "rate_per_second");
-    if (rate && !json_is_null(rate) &&
-        (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
-         json_integer_value(rate) > 100000)) {
-        sb_reply_error(rep, SB_ERR_INVALID, "rate_per_second: 0 (no cap) to 100000");
+    if (read_rate(rate, rep) != 0)
         goto out;
-    }
-    json_t *sa = json_object_get(body, "send_at");
-    if (sa && !json_is_null(sa)) {
-        /* The segment filter's date reader: one format everywhere. */
-        json_t *f = json_pack("{s:O}", "created_after", sa);
-        struct sb_segment_filter sf;
-        int rc = sb_segment_filter_parse(f, &sf, err, sizeof err);
-        json_decref(f);
-        if (rc != SB_OK) {
-            sb_reply_error(rep, SB_ERR_INVALID,
-                           "send_at: a date and time (UTC) like "
-                           "2026-01-31T10:00:00Z");
-            goto out;
-        }
-        snprintf(send_at, sizeof send_at, "%s", sf.created_after);
-        sb_segment_filter_free(&sf);
-    }
-    struct sb_db_val ra[] = {SB_INT(seg), SB_INT(tpl), SB_INT(chid)};
+    if (read_send_at(json_object_get(body, "send_at"), send_at, rep) != 0)
+        goto out;
     struct sb_db_rows r;
-    int rc = sb_db_exec(db, q_campaign_refs, ra, 3, &r, err, sizeof err);
-    if (rc == SB_OK &&
-        (!sb_db_cell_int(&r, 0, 0) || !sb_db_cell_int(&r, 0, 1) || !sb_db_cell_int(&r, 0, 2)))
-        rc = sb_fail(err, sizeof err, SB_ERR_INVALID, "%s",
-                     !sb_db_cell_int(&r, 0, 0)   ? "segment_id: no such segment"
-                     : !sb_db_cell_int(&r, 0, 1) ? "template_id: no such template"
-                                                 : "channel_id: no such email channel");
-    sb_db_rows_free(&r);
+    int rc = campaign_refs(db, seg, tpl, chid, err, sizeof err);
     if (rc != SB_OK) {
         sb_reply_result(rep, rc, "create campaign", err);
         goto out;
@@ -561,12 +877,152 @@ void sb_api_campaigns_get(struct sb_app *app, struct sb_db *db, const struct sb_
     json_t *out = campaign_json(&r, 0);
     sb_db_rows_free(&r);
     json_t *stats = NULL;
-    char err[256] = "";
+    char err[256] = "", hourly[4] = "";
+    /* ?hourly=1: the chart's series too, so the campaign page polls with
+     * one request. */
+    int with_hourly =
+        sb_request_query(req, "hourly", hourly, sizeof hourly) == 0 && !strcmp(hourly, "1");
     if (sb_campaign_stats(db, id, &stats, err, sizeof err) == SB_OK) {
-        json_object_del(stats, "hourly");
+        if (!with_hourly)
+            json_object_del(stats, "hourly");
         json_object_set_new(out, "stats", stats);
     }
     sb_reply_json(rep, 200, out);
+}
+
+static const char q_campaign_lock[] =
+    "SELECT status, segment_id, template_id, channel_id, send_at IS NOT NULL FROM campaigns "
+    "WHERE id = ? FOR UPDATE";
+/* COALESCE keeps what the body leaves out; send_at has three states
+ * (absent, null, a time), so it carries a flag of its own. */
+static const char q_campaign_update[] =
+    "UPDATE campaigns SET name = COALESCE(?, name), segment_id = ?, template_id = ?, channel_id = "
+    "?, send_at = IF(?, ?, send_at), rate_per_second = COALESCE(?, rate_per_second) WHERE id = ?";
+
+static void campaign_reply(struct sb_db *db, const struct sb_http_request *req,
+                           struct sb_http_reply *rep)
+{
+    int64_t id;
+    struct sb_db_rows r;
+    if (sb_api_load_by_id(db, req, rep, q_campaign_get, "campaign", &id, &r) != 0)
+        return;
+    sb_reply_json(rep, 200, campaign_json(&r, 0));
+    sb_db_rows_free(&r);
+}
+
+static int campaign_event(struct sb_db *db, int64_t id, const char *status, int64_t user_id,
+                          char *err, size_t errlen)
+{
+    return sb_event_append(db, "campaign.updated", 0, 0, user_id,
+                           json_pack("{s:I, s:s}", "campaign_id", (json_int_t)id, "status", status),
+                           err, errlen);
+}
+
+/* Only before the campaign sends: a draft, or a scheduled campaign (which
+ * is then made again from its segment and template, sb_campaign_refresh). */
+void sb_api_campaigns_patch(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                            struct sb_http_reply *rep)
+{
+    (void)app;
+    static const char *const keys[] = {"name",    "segment_id",      "template_id", "channel_id",
+                                       "send_at", "rate_per_second", NULL};
+    int64_t id;
+    json_t *body;
+    if (path_id(req, rep, "campaign", &id) != 0 || sb_request_json(req, rep, &body) != SB_OK)
+        return;
+    const char *name = NULL;
+    char err[256] = "", send_at[32] = "";
+    int64_t ref[3] = {0};
+    json_t *rate = json_object_get(body, "rate_per_second"), *sa = json_object_get(body, "send_at");
+    if (only_keys(body, keys, rep) != 0 ||
+        (json_object_get(body, "name") && need_name(body, rep, &name) != 0) ||
+        read_rate(rate, rep) != 0 || read_send_at(sa, send_at, rep) != 0)
+        goto out;
+    for (int i = 0; i < 3; i++)
+        if (json_object_get(body, keys[1 + i]) && get_id(body, keys[1 + i], &ref[i]) != 0) {
+            sb_reply_error(rep, SB_ERR_INVALID, "%s: an id", keys[1 + i]);
+            goto out;
+        }
+    struct sb_db_val ia = SB_INT(id);
+    struct sb_db_rows r = {0};
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_campaign_lock, &ia, 1, &r, err, sizeof err);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such campaign");
+    char status[16] = "";
+    if (rc == SB_OK) {
+        snprintf(status, sizeof status, "%s", sb_db_cell(&r, 0, 0));
+        if (strcmp(status, "draft") && strcmp(status, "scheduled"))
+            rc =
+                sb_fail(err, sizeof err, SB_ERR_EXISTS,
+                        "only a draft or scheduled campaign can be edited; this one is %s", status);
+        for (int i = 0; i < 3; i++)
+            if (!ref[i])
+                ref[i] = sb_db_cell_int(&r, 0, 1 + (size_t)i);
+    }
+    /* A scheduled campaign waits for send_at: without one it would wait
+     * for ever. */
+    if (rc == SB_OK && !strcmp(status, "scheduled") && sa && json_is_null(sa))
+        rc = sb_fail(err, sizeof err, SB_ERR_INVALID,
+                     "send_at: a scheduled campaign needs one (pause or cancel it instead)");
+    sb_db_rows_free(&r);
+    if (rc == SB_OK)
+        rc = campaign_refs(db, ref[0], ref[1], ref[2], err, sizeof err);
+    struct sb_db_val a[] = {name ? SB_TEXT(name) : SB_NULL,
+                            SB_INT(ref[0]),
+                            SB_INT(ref[1]),
+                            SB_INT(ref[2]),
+                            SB_INT(sa != NULL),
+                            send_at[0] ? SB_TEXT(send_at) : SB_NULL,
+                            json_is_integer(rate) ? SB_INT(json_integer_value(rate)) : SB_NULL,
+                            ia};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_campaign_update, a, 8, NULL, err, sizeof err);
+    if (rc == SB_OK && !strcmp(status, "scheduled") &&
+        (json_object_get(body, "segment_id") || json_object_get(body, "template_id")))
+        rc = sb_campaign_refresh(db, id, err, sizeof err);
+    if (rc == SB_OK)
+        rc = campaign_event(db, id, status, req->user.id, err, sizeof err);
+    if (finish_txn(db, rc, rep, "update campaign", err, sizeof err) != SB_OK)
+        goto out;
+    sb_audit(db, req->user.id, "campaign.update", "campaign", id, req->peer);
+    campaign_reply(db, req, rep);
+out:
+    json_decref(body);
+}
+
+/* A draft only: once started a campaign has recipients and history, and
+ * cancel is the way to stop it. */
+void sb_api_campaigns_delete(struct sb_app *app, struct sb_db *db,
+                             const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    (void)app;
+    int64_t id;
+    if (path_id(req, rep, "campaign", &id) != 0)
+        return;
+    static const char q_del[] = "DELETE FROM campaigns WHERE id = ?";
+    char err[256] = "";
+    struct sb_db_val ia = SB_INT(id);
+    struct sb_db_rows r = {0};
+    int rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_campaign_lock, &ia, 1, &r, err, sizeof err);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, sizeof err, SB_ERR_NOT_FOUND, "no such campaign");
+    if (rc == SB_OK && strcmp(sb_db_cell(&r, 0, 0), "draft"))
+        rc = sb_fail(err, sizeof err, SB_ERR_EXISTS,
+                     "only a draft campaign can be deleted; this one is %s (cancel it instead)",
+                     sb_db_cell(&r, 0, 0));
+    sb_db_rows_free(&r);
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_del, &ia, 1, NULL, err, sizeof err);
+    if (rc == SB_OK)
+        rc = campaign_event(db, id, "deleted", req->user.id, err, sizeof err);
+    if (finish_txn(db, rc, rep, "delete campaign", err, sizeof err) != SB_OK)
+        return;
+    sb_audit(db, req->user.id, "campaign.delete", "campaign", id, req->peer);
+    rep->status = 204;
 }
 
 void sb_api_campaigns_action(struct sb_app *app, struct sb_db *db,

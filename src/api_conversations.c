@@ -8,12 +8,14 @@
 #include "switchboard/api.h"
 #include "switchboard/apiutil.h"
 #include "switchboard/app.h"
+#include "switchboard/attachments.h"
 #include "switchboard/auth.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/events.h"
 #include "switchboard/identity.h"
+#include "switchboard/log.h"
 #include "switchboard/channel.h"
 #include "switchboard/mailcompose.h"
 #include "switchboard/mime.h"
@@ -29,67 +31,254 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX     200
 
-#define VISIBLE                                                                                    \
-    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
-    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+#define VISIBLE SB_SQL_CONV_VISIBLE /* apiutil.h */
 
 #define CONV_COLUMNS                                                                               \
     "c.id, c.client_id, cl.name, c.channel_id, ch.kind, ch.name, c.status, c.assignee_id, "        \
     "c.team_id, c.subject, c.last_activity_at, c.unread, c.created_at, c.snoozed_until "
 
-/* -- name: conversations-list
- * One statement per combination of the filters present, built once: with
+/* -- name: conversations-list, conversations-counts
+ * One statement per combination of the filters present, built on first use
+ * and kept (each is still prepared once and cached per connection): with
  * "? IS NULL OR ..." for absent filters MariaDB cannot walk an index in
  * inbox order and sorts every visible conversation (560 ms for 100,000 in
  * bench/inbox; docs/benchmarks.md). The page's ids are picked first in a
  * narrow derived table: with the wide column list the optimiser prefers a
- * filesort to the index walk. STRAIGHT_JOIN keeps conversations the driving
- * table, so the LIMIT stops the walk. Paged by (last_activity_at, id). `q`
- * matches subjects and texts (full-text), client names, and identities
- * normalised the way ingest stores them. */
+ * filesort to the index walk. Paged by (last_activity_at, id).
+ *
+ * `q` finds the matching conversations first and filters and orders only
+ * those (SEARCH_SQL): walking the inbox and testing each conversation took
+ * 330-660 ms when matches are rare, which is what a search usually is.
+ * STRAIGHT_JOIN keeps that candidate set the driving table. */
 enum {
     LF_AGENT = 1,      /* visibility clause (not for admins) */
     LF_STATUS = 2,     /* c.status = ? */
     LF_UNASSIGNED = 4, /* c.assignee_id IS NULL */
     LF_ASSIGNEE = 8,   /* c.assignee_id = ? */
     LF_CHANNEL = 16,   /* c.channel_id = ? */
-    LF_CURSOR = 32,    /* after the previous page */
-    LF_Q = 64,         /* search */
-    LF_COUNT = 128
+    LF_TEAM = 32,      /* c.team_id = ? */
+    LF_CURSOR = 64,    /* after the previous page */
+    LF_Q = 128,        /* search */
+    LF_COUNTS = 256,   /* the counts per status instead of a page */
+    LF_COUNT = 512
 };
-static char list_sql[LF_COUNT][2048]; /* the longest is about 1,300 bytes */
-static pthread_once_t list_sql_once = PTHREAD_ONCE_INIT;
+#define LF_BITS 8
 
-static void list_sql_build(void)
+/* What `q` matches, as conversation ids: identities equal to q normalised as
+ * ingest stores them (phone in E.164, e-mail) or as typed (a messenger id);
+ * clients whose name has a word starting with each of q's first three words
+ * (client_name_words, schema/006_inbox.sql: a B-tree, so the optimiser
+ * starts from the rarest word); interactions whose subject or text match
+ * the full-text index (conversations' subjects are their first message's).
+ * Parameters: phone, e-mail, q, word 2, word 3, word 1, q. */
+#define SEARCH_SQL                                                                                 \
+    "(SELECT cv.id FROM client_identities ci JOIN conversations cv ON cv.client_id = ci.client_id" \
+    " WHERE ci.kind IN ('email','phone','telegram','whatsapp','viber','other')"                    \
+    " AND ci.value IN (?, ?, ?)"                                                                   \
+    " UNION SELECT cv.id FROM client_name_words w1"                                                \
+    " JOIN client_name_words w2 ON w2.client_id = w1.client_id AND w2.word LIKE ?"                 \
+    " JOIN client_name_words w3 ON w3.client_id = w1.client_id AND w3.word LIKE ?"                 \
+    " JOIN conversations cv ON cv.client_id = w1.client_id WHERE w1.word LIKE ?"                   \
+    " UNION SELECT conversation_id FROM interactions"                                              \
+    " WHERE MATCH(subject, text) AGAINST (? IN NATURAL LANGUAGE MODE)"                             \
+    " AND conversation_id IS NOT NULL) m STRAIGHT_JOIN conversations c ON c.id = m.id"
+#define SEARCH_WORDS 3
+
+static int valid_status(const char *s);
+
+static char *list_sql[LF_COUNT];
+static pthread_mutex_t list_sql_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *list_sql_get(int f)
 {
-    static const char *const clause[] = {
+    static const char *const clause[LF_BITS] = {
         " AND (c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "
         "(SELECT team_id FROM team_members WHERE user_id = ?))",
         " AND c.status = ?",
         " AND c.assignee_id IS NULL",
         " AND c.assignee_id = ?",
         " AND c.channel_id = ?",
+        " AND c.team_id = ?",
         " AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))",
-        " AND (cl.name LIKE ? OR c.subject LIKE ?"
-        " OR c.client_id IN (SELECT client_id FROM client_identities WHERE value IN (?, ?))"
-        " OR c.id IN (SELECT conversation_id FROM interactions"
-        " WHERE MATCH(subject, text) AGAINST (? IN NATURAL LANGUAGE MODE)))",
+        "", /* LF_Q: the FROM part */
     };
-    for (int f = 0; f < LF_COUNT; f++) {
+    pthread_mutex_lock(&list_sql_lock);
+    if (!list_sql[f] && (list_sql[f] = malloc(4096))) {
         char *b = list_sql[f];
-        size_t n = (size_t)snprintf(b, sizeof list_sql[f],
-                                    "SELECT " CONV_COLUMNS
-                                    "FROM (SELECT c.id FROM conversations c STRAIGHT_JOIN "
-                                    "clients cl ON cl.id = c.client_id WHERE 1 = 1");
-        for (int bit = 0; bit < 7; bit++)
+        const size_t cap = 4096;
+        const char *from = f & LF_Q ? SEARCH_SQL : "conversations c";
+        size_t n;
+        if (f & LF_COUNTS)
+            n = (size_t)snprintf(
+                b, cap,
+                "SELECT c.status, COUNT(*), SUM(c.assignee_id = ?), SUM(c.assignee_id IS NULL), "
+                "SUM(c.unread > 0), SUM(c.unread > 0 AND c.assignee_id = ?), "
+                "SUM(c.unread > 0 AND c.assignee_id IS NULL) FROM %s WHERE 1 = 1",
+                from);
+        else
+            n = (size_t)snprintf(
+                b, cap, "SELECT " CONV_COLUMNS "FROM (SELECT c.id FROM %s WHERE 1 = 1", from);
+        for (int bit = 0; bit < LF_BITS; bit++)
             if (f & (1 << bit))
-                n += (size_t)snprintf(b + n, sizeof list_sql[f] - n, "%s", clause[bit]);
-        snprintf(b + n, sizeof list_sql[f] - n,
-                 " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?) page"
-                 " JOIN conversations c ON c.id = page.id JOIN clients cl ON cl.id = c.client_id"
-                 " JOIN channels ch ON ch.id = c.channel_id"
-                 " ORDER BY c.last_activity_at DESC, c.id DESC");
+                n += (size_t)snprintf(b + n, cap - n, "%s", clause[bit]);
+        if (f & LF_COUNTS)
+            snprintf(b + n, cap - n, " GROUP BY c.status");
+        else
+            snprintf(
+                b + n, cap - n,
+                " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?) page"
+                " JOIN conversations c ON c.id = page.id JOIN clients cl ON cl.id = c.client_id"
+                " JOIN channels ch ON ch.id = c.channel_id"
+                " ORDER BY c.last_activity_at DESC, c.id DESC");
     }
+    pthread_mutex_unlock(&list_sql_lock);
+    return list_sql[f];
+}
+
+/* The words of q as name-word prefixes ("петр%"), split as the migration
+ * splits names. Unused slots repeat the first word (the same condition
+ * again); no word at all gives "" patterns, which match nothing (no word
+ * is stored empty) and, unlike NULL, are still an index range: LIKE NULL
+ * read all 200,000 words in bench/inbox. */
+static void search_words(const char *q, char words[SEARCH_WORDS][200])
+{
+    static const char sep[] = " \t,.;:-()\"'/";
+    int n = 0;
+    const char *p = q;
+    while (*p && n < SEARCH_WORDS) {
+        p += strspn(p, sep);
+        size_t len = strcspn(p, sep);
+        if (!len)
+            break;
+        size_t o = 0;
+        for (size_t i = 0; i < len && o + 3 < sizeof words[n]; i++) {
+            if (p[i] == '%' || p[i] == '_' || p[i] == '\\')
+                words[n][o++] = '\\';
+            words[n][o++] = p[i];
+        }
+        words[n][o++] = '%';
+        words[n][o] = '\0';
+        n++;
+        p += len;
+    }
+    for (int i = n; i < SEARCH_WORDS; i++)
+        if (n)
+            memcpy(words[i], words[0], sizeof words[0]);
+        else
+            words[i][0] = '\0';
+}
+
+/* Filters shared by the list and the counts, parsed from the query string. */
+struct conv_filter {
+    char status[16], q[256];
+    int64_t assignee_id; /* -1 all, 0 unassigned, else the user */
+    int64_t channel_id, team_id;
+    struct sb_search_terms t;
+    char words[SEARCH_WORDS][200];
+};
+
+static int query_id(const struct sb_http_request *req, const char *name, const char *alias,
+                    int64_t *id_r)
+{
+    char v[24] = "";
+    *id_r = 0;
+    if (sb_request_query(req, name, v, sizeof v) != 0 || !*v)
+        sb_request_query(req, alias, v, sizeof v);
+    if (!*v)
+        return 0;
+    char *end;
+    long long id = strtoll(v, &end, 10);
+    if (*end || id <= 0)
+        return -1;
+    *id_r = id;
+    return 0;
+}
+
+static int filter_parse(struct sb_app *app, const struct sb_http_request *req,
+                        struct sb_http_reply *rep, struct conv_filter *cf)
+{
+    char assignee[24] = "";
+    memset(cf, 0, sizeof *cf);
+    sb_request_query(req, "status", cf->status, sizeof cf->status);
+    sb_request_query(req, "assignee", assignee, sizeof assignee);
+    sb_request_query(req, "q", cf->q, sizeof cf->q);
+    if (*cf->status && !valid_status(cf->status)) {
+        sb_reply_error(rep, SB_ERR_INVALID, "status must be open, pending, resolved or snoozed");
+        return -1;
+    }
+    /* assignee: "me", "unassigned" or a user id; absent or "all" = no filter */
+    cf->assignee_id = -1;
+    if (!strcmp(assignee, "me"))
+        cf->assignee_id = req->user.id;
+    else if (!strcmp(assignee, "unassigned"))
+        cf->assignee_id = 0;
+    else if (*assignee && strcmp(assignee, "all")) {
+        char *end;
+        cf->assignee_id = strtoll(assignee, &end, 10);
+        if (*end || cf->assignee_id <= 0) {
+            sb_reply_error(rep, SB_ERR_INVALID,
+                           "assignee must be me, unassigned, all or a user id");
+            return -1;
+        }
+    }
+    if (query_id(req, "channel", "channel_id", &cf->channel_id) != 0) {
+        sb_reply_error(rep, SB_ERR_INVALID, "channel_id must be a channel id");
+        return -1;
+    }
+    if (query_id(req, "team_id", "team", &cf->team_id) != 0) {
+        sb_reply_error(rep, SB_ERR_INVALID, "team_id must be a team id");
+        return -1;
+    }
+    if (*cf->q) {
+        sb_api_search_terms(cf->q, app->cfg->default_region, &cf->t);
+        /* A phone number means its owner: its digit groups as name words
+         * or text ("900", "001") would only add noise. */
+        if (!*cf->t.phone)
+            search_words(cf->q, cf->words);
+    }
+    return 0;
+}
+
+/* The parameters of the filters present, in the statement's order: the
+ * search (the FROM part), visibility, then status and assignee (not for the
+ * counts, which are per status and per assignee view), channel, team. */
+static size_t filter_args(const struct conv_filter *cf, const struct sb_http_request *req,
+                          int counts, struct sb_db_val *a, size_t na, int *f)
+{
+    if (*cf->q) {
+        *f |= LF_Q;
+        a[na++] = SB_TEXT(*cf->t.phone ? cf->t.phone : NULL);
+        a[na++] = SB_TEXT(*cf->t.email ? cf->t.email : NULL);
+        a[na++] = SB_TEXT(cf->q);
+        a[na++] = SB_TEXT(cf->words[1]);
+        a[na++] = SB_TEXT(cf->words[2]);
+        a[na++] = SB_TEXT(cf->words[0]);
+        a[na++] = SB_TEXT(*cf->t.phone ? NULL : cf->q);
+    }
+    if (req->user.role != SB_ROLE_ADMIN) {
+        *f |= LF_AGENT;
+        a[na++] = SB_INT(req->user.id);
+        a[na++] = SB_INT(req->user.id);
+    }
+    if (!counts && *cf->status) {
+        *f |= LF_STATUS;
+        a[na++] = SB_TEXT(cf->status);
+    }
+    if (!counts && cf->assignee_id == 0) {
+        *f |= LF_UNASSIGNED;
+    } else if (!counts && cf->assignee_id > 0) {
+        *f |= LF_ASSIGNEE;
+        a[na++] = SB_INT(cf->assignee_id);
+    }
+    if (cf->channel_id) {
+        *f |= LF_CHANNEL;
+        a[na++] = SB_INT(cf->channel_id);
+    }
+    if (cf->team_id) {
+        *f |= LF_TEAM;
+        a[na++] = SB_INT(cf->team_id);
+    }
+    return na;
 }
 
 /* -- name: conversation-get */
@@ -110,6 +299,8 @@ static const char q_set_assignee[] = "UPDATE conversations SET assignee_id = ? W
 static const char q_set_read[] = "UPDATE conversations SET unread = 0 WHERE id = ?";
 static const char q_user_exists[] = "SELECT 1 FROM users WHERE id = ? AND disabled = 0";
 static const char q_assignee_of[] = "SELECT assignee_id FROM conversations WHERE id = ? FOR UPDATE";
+static const char q_set_team[] = "UPDATE conversations SET team_id = ? WHERE id = ?";
+static const char q_team_exists[] = "SELECT 1 FROM teams WHERE id = ?";
 /* meta is {"mentions": [user ids]} when the note names colleagues (notify.h). */
 static const char q_note_insert[] =
     "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, text, "
@@ -170,6 +361,16 @@ static const char q_reply_touch[] =
 
 /* A reply's text: more than any messenger takes, less than a wall. */
 #define REPLY_TEXT_MAX 65536
+/* A Telegram caption (the text sent with files), in characters. */
+#define TELEGRAM_CAPTION_MAX 1024
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
 
 static json_t *conv_json(const struct sb_db_rows *r, size_t i)
 {
@@ -193,41 +394,11 @@ static int valid_status(const char *s)
 void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
                                const struct sb_http_request *req, struct sb_http_reply *rep)
 {
-    char status[16] = "", assignee[24] = "", channel[24] = "", cursor[80] = "", q[256] = "";
-    char err[256] = "";
-    sb_request_query(req, "status", status, sizeof status);
-    sb_request_query(req, "assignee", assignee, sizeof assignee);
-    sb_request_query(req, "channel", channel, sizeof channel);
-    sb_request_query(req, "cursor", cursor, sizeof cursor);
-    sb_request_query(req, "q", q, sizeof q);
-    if (*status && !valid_status(status)) {
-        sb_reply_error(rep, SB_ERR_INVALID, "status must be open, pending, resolved or snoozed");
+    char cursor[80] = "", err[256] = "";
+    struct conv_filter cf;
+    if (filter_parse(app, req, rep, &cf) != 0)
         return;
-    }
-    /* assignee: "me", "unassigned" or a user id; absent or "all" = no filter */
-    int64_t assignee_id = -1;
-    if (!strcmp(assignee, "me"))
-        assignee_id = req->user.id;
-    else if (!strcmp(assignee, "unassigned"))
-        assignee_id = 0;
-    else if (*assignee && strcmp(assignee, "all")) {
-        char *end;
-        assignee_id = strtoll(assignee, &end, 10);
-        if (*end || assignee_id <= 0) {
-            sb_reply_error(rep, SB_ERR_INVALID,
-                           "assignee must be me, unassigned, all or a user id");
-            return;
-        }
-    }
-    int64_t channel_id = 0;
-    if (*channel) {
-        char *end;
-        channel_id = strtoll(channel, &end, 10);
-        if (*end || channel_id <= 0) {
-            sb_reply_error(rep, SB_ERR_INVALID, "channel must be a channel id");
-            return;
-        }
-    }
+    sb_request_query(req, "cursor", cursor, sizeof cursor);
     /* cursor: "<last_activity_at>_<id>" of the last item of the previous page */
     char cur_time[40] = "";
     long long cur_id = 0;
@@ -247,50 +418,24 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
         if (t)
             *t = ' ';
     }
-    struct sb_search_terms t;
-    sb_api_search_terms(q, app->cfg->default_region, &t);
     int limit = sb_api_limit(req);
-    int admin = req->user.role == SB_ROLE_ADMIN;
-    struct sb_db_val a[16];
-    size_t na = 0;
+    struct sb_db_val a[24];
     int f = 0;
-    if (!admin) {
-        f |= LF_AGENT;
-        a[na++] = SB_INT(req->user.id);
-        a[na++] = SB_INT(req->user.id);
-    }
-    if (*status) {
-        f |= LF_STATUS;
-        a[na++] = SB_TEXT(status);
-    }
-    if (assignee_id == 0) {
-        f |= LF_UNASSIGNED;
-    } else if (assignee_id > 0) {
-        f |= LF_ASSIGNEE;
-        a[na++] = SB_INT(assignee_id);
-    }
-    if (channel_id) {
-        f |= LF_CHANNEL;
-        a[na++] = SB_INT(channel_id);
-    }
+    size_t na = filter_args(&cf, req, 0, a, 0, &f);
     if (*cur_time) {
         f |= LF_CURSOR;
         a[na++] = SB_TEXT(cur_time);
         a[na++] = SB_TEXT(cur_time);
         a[na++] = SB_INT(cur_id);
     }
-    if (*q) {
-        f |= LF_Q;
-        a[na++] = SB_TEXT(t.like);
-        a[na++] = SB_TEXT(t.like);
-        a[na++] = SB_TEXT(*t.phone ? t.phone : NULL);
-        a[na++] = SB_TEXT(*t.email ? t.email : NULL);
-        a[na++] = SB_TEXT(q);
-    }
     a[na++] = SB_INT(limit);
-    pthread_once(&list_sql_once, list_sql_build);
+    const char *sql = list_sql_get(f);
+    if (!sql) {
+        sb_reply_failure(rep, SB_ERR_NOMEM, "list conversations", "out of memory");
+        return;
+    }
     struct sb_db_rows r;
-    int rc = sb_db_exec(db, list_sql[f], a, na, &r, err, sizeof err);
+    int rc = sb_db_exec(db, sql, a, na, &r, err, sizeof err);
     if (rc != SB_OK) {
         sb_reply_failure(rep, rc, "list conversations", err);
         return;
@@ -310,6 +455,188 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
     }
     sb_db_rows_free(&r);
     sb_reply_json(rep, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
+}
+
+/* -- Counts per filter ---------------------------------------------------------
+ * Each number is the length of the list the same button would show: status
+ * tabs are counted within the chosen assignee view, assignee buttons within
+ * the chosen status (all statuses without one), unread within both.
+ *
+ * Without q: eight bounded counts in one statement, each
+ * COUNT(*) FROM (SELECT 1 … LIMIT COUNTS_CAP), so each stops after the cap
+ * along the same indexes the lists walk. Counting every row instead took
+ * 550-700 ms at 100,000 conversations (an index walk plus a row read each;
+ * 110-160 ms even from a covering index), and past a thousand the exact
+ * number tells an agent nothing the web view's "1000+" does not. With q:
+ * one grouped count over the search's matches (exact; a search's matches
+ * are few, and that set is bounded by the search itself). */
+#define COUNTS_CAP 1000
+#define STR_(x)    #x
+#define STR(x)     STR_(x)
+
+enum { CF_AGENT = 1, CF_CHANNEL = 2, CF_TEAM = 4, CF_STATUS = 8, CF_VIEW_SHIFT = 4, CF_COUNT = 48 };
+/* Two statements of four counts each: eight would pass the 32 parameters
+ * sb_db_exec takes with every filter present. */
+static char *counts_sql[CF_COUNT][2];
+static pthread_mutex_t counts_sql_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const count_statuses[] = {"open", "pending", "resolved", "snoozed"};
+
+/* view: 0 all, 1 mine, 2 unassigned; part 0: the four statuses, part 1:
+ * mine, unassigned, all and unread. */
+static const char *counts_sql_get(int f, int part)
+{
+    static const char *const view_clause[] = {"", " AND c.assignee_id = ?",
+                                              " AND c.assignee_id IS NULL"};
+    const char *scope_agent = f & CF_AGENT ? " AND (c.assignee_id = ? OR c.assignee_id IS NULL OR "
+                                             "c.team_id IN (SELECT team_id FROM team_members "
+                                             "WHERE user_id = ?))"
+                                           : "";
+    const char *scope_channel = f & CF_CHANNEL ? " AND c.channel_id = ?" : "";
+    const char *scope_team = f & CF_TEAM ? " AND c.team_id = ?" : "";
+    const char *st = f & CF_STATUS ? " AND c.status = ?" : "";
+    const char *view = view_clause[f >> CF_VIEW_SHIFT];
+    pthread_mutex_lock(&counts_sql_lock);
+    if (!counts_sql[f][part] && (counts_sql[f][part] = malloc(4096))) {
+        char *b = counts_sql[f][part];
+        const size_t cap = 4096;
+        size_t n = (size_t)snprintf(b, cap, "SELECT ");
+        char specific[4][160];
+        if (part == 0) {
+            for (int i = 0; i < 4; i++)
+                snprintf(specific[i], sizeof specific[i], " AND c.status = '%s'%s",
+                         count_statuses[i], view);
+        } else {
+            snprintf(specific[0], sizeof specific[0], "%s AND c.assignee_id = ?", st);
+            snprintf(specific[1], sizeof specific[1], "%s AND c.assignee_id IS NULL", st);
+            snprintf(specific[2], sizeof specific[2], "%s", st);
+            snprintf(specific[3], sizeof specific[3], "%s%s AND c.unread > 0", st, view);
+        }
+        for (int i = 0; i < 4; i++)
+            n += (size_t)snprintf(b + n, cap - n,
+                                  "%s(SELECT COUNT(*) FROM (SELECT 1 FROM conversations c "
+                                  "WHERE 1 = 1%s%s%s%s LIMIT " STR(COUNTS_CAP) ") x)",
+                                  i ? ", " : "", scope_agent, scope_channel, scope_team,
+                                  specific[i]);
+    }
+    pthread_mutex_unlock(&counts_sql_lock);
+    return counts_sql[f][part];
+}
+
+static size_t counts_scope_args(const struct conv_filter *cf, const struct sb_http_request *req,
+                                struct sb_db_val *a, size_t na)
+{
+    if (req->user.role != SB_ROLE_ADMIN) {
+        a[na++] = SB_INT(req->user.id);
+        a[na++] = SB_INT(req->user.id);
+    }
+    if (cf->channel_id)
+        a[na++] = SB_INT(cf->channel_id);
+    if (cf->team_id)
+        a[na++] = SB_INT(cf->team_id);
+    return na;
+}
+
+/* The bounded counts: fills n[0..3] per status, n[4..6] mine, unassigned,
+ * all, n[7] unread. */
+static int counts_bounded(struct sb_db *db, const struct sb_http_request *req,
+                          const struct conv_filter *cf, int view, long long n[8], char *err,
+                          size_t errlen)
+{
+    int f = (view << CF_VIEW_SHIFT) | (req->user.role != SB_ROLE_ADMIN ? CF_AGENT : 0) |
+            (cf->channel_id ? CF_CHANNEL : 0) | (cf->team_id ? CF_TEAM : 0) |
+            (*cf->status ? CF_STATUS : 0);
+    int rc = SB_OK;
+    for (int part = 0; part < 2 && rc == SB_OK; part++) {
+        const char *sql = counts_sql_get(f, part);
+        if (!sql)
+            return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+        struct sb_db_val a[32];
+        size_t na = 0;
+        for (int i = 4 * part; i < 4 * part + 4; i++) {
+            na = counts_scope_args(cf, req, a, na);
+            if (*cf->status && i >= 4)
+                a[na++] = SB_TEXT(cf->status);
+            if ((i < 4 || i == 7) && view == 1)
+                a[na++] = SB_INT(req->user.id);
+            if (i == 4)
+                a[na++] = SB_INT(req->user.id);
+        }
+        struct sb_db_rows r;
+        rc = sb_db_exec(db, sql, a, na, &r, err, errlen);
+        for (int i = 0; i < 4; i++)
+            n[4 * part + i] = rc == SB_OK && r.nrows ? sb_db_cell_int(&r, 0, (size_t)i) : 0;
+        sb_db_rows_free(&r);
+    }
+    return rc;
+}
+
+/* The grouped count over the search's matches; same layout as above. */
+static int counts_search(struct sb_db *db, const struct sb_http_request *req,
+                         const struct conv_filter *cf, int view, long long n[8], char *err,
+                         size_t errlen)
+{
+    struct sb_db_val a[24];
+    int f = LF_COUNTS;
+    size_t na = 0;
+    a[na++] = SB_INT(req->user.id);
+    a[na++] = SB_INT(req->user.id);
+    na = filter_args(cf, req, 1, a, na, &f);
+    const char *sql = list_sql_get(f);
+    if (!sql)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, sql, a, na, &r, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    /* per status: all, mine, unassigned, unread all, unread mine, unread unassigned */
+    long long g[4][6] = {{0}};
+    for (size_t i = 0; i < r.nrows; i++)
+        for (int s = 0; s < 4; s++)
+            if (sb_db_cell(&r, i, 0) && !strcmp(sb_db_cell(&r, i, 0), count_statuses[s]))
+                for (int k = 0; k < 6; k++)
+                    g[s][k] =
+                        sb_db_cell(&r, i, 1 + (size_t)k) ? sb_db_cell_int(&r, i, 1 + (size_t)k) : 0;
+    sb_db_rows_free(&r);
+    memset(n, 0, 8 * sizeof *n);
+    for (int s = 0; s < 4; s++) {
+        n[s] = g[s][view];
+        if (*cf->status && strcmp(cf->status, count_statuses[s]))
+            continue;
+        n[4] += g[s][1];
+        n[5] += g[s][2];
+        n[6] += g[s][0];
+        n[7] += g[s][3 + view];
+    }
+    return SB_OK;
+}
+
+void sb_api_conversations_counts(struct sb_app *app, struct sb_db *db,
+                                 const struct sb_http_request *req, struct sb_http_reply *rep)
+{
+    char err[256] = "";
+    struct conv_filter cf;
+    if (filter_parse(app, req, rep, &cf) != 0)
+        return;
+    if (cf.assignee_id > 0 && cf.assignee_id != req->user.id) {
+        sb_reply_error(rep, SB_ERR_INVALID, "assignee must be me, unassigned or all here");
+        return;
+    }
+    int view = cf.assignee_id < 0 ? 0 : cf.assignee_id == 0 ? 2 : 1;
+    long long n[8];
+    int rc = *cf.q ? counts_search(db, req, &cf, view, n, err, sizeof err)
+                   : counts_bounded(db, req, &cf, view, n, err, sizeof err);
+    if (rc != SB_OK) {
+        sb_reply_failure(rep, rc, "count conversations", err);
+        return;
+    }
+    json_t *cap = *cf.q ? json_null() : json_integer(COUNTS_CAP);
+    sb_reply_json(rep, 200,
+                  json_pack("{s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:I,s:o}", "status", "open",
+                            (json_int_t)n[0], "pending", (json_int_t)n[1], "resolved",
+                            (json_int_t)n[2], "snoozed", (json_int_t)n[3], "assignee", "mine",
+                            (json_int_t)n[4], "unassigned", (json_int_t)n[5], "all",
+                            (json_int_t)n[6], "unread", (json_int_t)n[7], "cap", cap));
 }
 
 /* Load one visible conversation; replies 404 itself when there is none. */
@@ -412,6 +739,24 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
             if (rc == SB_OK && json_is_integer(v) && json_integer_value(v) != before)
                 rc = sb_notify_assigned(db, id, json_integer_value(v), user_id, user_name, dberr,
                                         sizeof dberr);
+        } else if (!strcmp(key, "team_id")) {
+            if (!json_is_null(v) && !json_is_integer(v))
+                return sb_fail(err, errlen, SB_ERR_INVALID,
+                               "\"team_id\" must be a team id or null");
+            if (json_is_integer(v)) {
+                struct sb_db_val u[] = {SB_INT(json_integer_value(v))};
+                struct sb_db_rows r;
+                rc = sb_db_exec(db, q_team_exists, u, 1, &r, dberr, sizeof dberr);
+                size_t n = r.nrows;
+                sb_db_rows_free(&r);
+                if (rc == SB_OK && !n)
+                    return sb_fail(err, errlen, SB_ERR_INVALID, "no team %lld",
+                                   (long long)json_integer_value(v));
+            }
+            struct sb_db_val a[] = {json_is_integer(v) ? SB_INT(json_integer_value(v)) : SB_NULL,
+                                    SB_INT(id)};
+            if (rc == SB_OK)
+                rc = sb_db_exec(db, q_set_team, a, 2, NULL, dberr, sizeof dberr);
         } else if (!strcmp(key, "unread")) {
             if (!json_is_integer(v) || json_integer_value(v) != 0)
                 return sb_fail(err, errlen, SB_ERR_INVALID, "\"unread\" can only be set to 0");
@@ -420,9 +765,9 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
             if (rc == SB_OK) /* read it: its "new message" notification is read too */
                 rc = sb_notify_conversation_read(db, id, user_id, dberr, sizeof dberr);
         } else if (strcmp(key, "snoozed_until")) {
-            return sb_fail(err, errlen, SB_ERR_INVALID,
-                           "unknown field \"%s\" (status, assignee_id, snoozed_until, unread)",
-                           key);
+            return sb_fail(
+                err, errlen, SB_ERR_INVALID,
+                "unknown field \"%s\" (status, assignee_id, team_id, snoozed_until, unread)", key);
         }
         if (rc == SB_ERR_INVALID || rc == SB_ERR_DB) /* e.g. a snoozed_until MariaDB cannot read */
             return sb_fail(err, errlen, SB_ERR_INVALID, "invalid value for \"%s\"", key);
@@ -513,8 +858,16 @@ void sb_api_conversations_interactions(struct sb_app *app, struct sb_db *db,
         json_array_append_new(items, interaction_json(&r, i));
     }
     int64_t last = r.nrows ? sb_db_cell_int(&r, r.nrows - 1, 0) : 0;
+    int64_t first = r.nrows ? sb_db_cell_int(&r, 0, 0) : 0;
     json_t *next = (int)r.nrows == limit ? json_sprintf("%lld", (long long)last) : json_null();
     sb_db_rows_free(&r);
+    rc = sb_att_annotate(db, id, last, first, items, err, sizeof err);
+    if (rc != SB_OK) {
+        json_decref(items);
+        json_decref(next);
+        sb_reply_failure(rep, rc, "list attachments", err);
+        return;
+    }
     sb_reply_json(rep, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
 }
 
@@ -604,18 +957,23 @@ static void reply_interaction(struct sb_db *db, int64_t id, struct sb_http_reply
         return;
     }
     json_t *o = interaction_json(&r, 0);
+    int64_t conv_id = sb_db_cell_int(&r, 0, 12);
     json_object_set_new(o, "conversation_id", sb_json_cell_int(&r, 0, 12));
     sb_db_rows_free(&r);
+    json_t *one = json_pack("[O]", o);
+    if (one && sb_att_annotate(db, conv_id, id, id, one, err, sizeof err) != SB_OK)
+        sb_warn("api", "reply %lld: attachments not listed: %s", (long long)id, err);
+    json_decref(one);
     sb_reply_json(rep, 202, o);
 }
 
 /* The reply's interaction, its outbox job, the conversation's activity and
  * the event, in the caller's transaction. *dup_r is set (and nothing
  * written) when the idempotency key was already used. */
-static int reply_store(struct sb_db *db, const struct sb_http_request *req, int64_t conv_id,
-                       int64_t client_id, int64_t channel_id, const char *kind,
-                       const json_t *payload, const char *key, int64_t *id_r, int64_t *dup_r,
-                       char *err, size_t errlen)
+static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
+                       int64_t conv_id, int64_t client_id, int64_t channel_id, const char *kind,
+                       json_t *payload, const char *key, const int64_t *files, size_t nfiles,
+                       int64_t *id_r, int64_t *dup_r, char *err, size_t errlen)
 {
     const char *ikind = !strcmp(kind, "email") ? "email" : "message";
     const char *text = json_string_value(json_object_get(payload, "text"));
@@ -634,8 +992,21 @@ static int reply_store(struct sb_db *db, const struct sb_http_request *req, int6
     sb_db_rows_free(&r);
     if (rc != SB_OK)
         return rc;
+    if (nfiles)
+        rc = sb_att_link_uploads(db, req->user.id, *id_r, files, nfiles, err, errlen);
+    const struct sb_channel_kind *k = sb_channel_kind_find(kind);
+    if (rc == SB_OK && nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* The provider downloads the file from us: signed, expiring links,
+         * written into the job so the adapter needs no key. */
+        json_t *links = NULL;
+        rc = sb_att_links(db, app->secret_key, app->cfg->public_url, *id_r, &links, err, errlen);
+        if (rc == SB_OK && json_object_set_new(payload, "files", links))
+            rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
     int64_t job;
-    rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err, errlen);
+    if (rc == SB_OK)
+        rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
+                               errlen);
     struct sb_db_val c[] = {SB_INT(conv_id)};
     if (rc == SB_OK)
         rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
@@ -789,8 +1160,59 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     }
     if (client_key)
         snprintf(key, sizeof key, "reply:%lld:%s", (long long)id, client_key);
-    if (!text || !*text) {
+    json_t *ids = json_object_get(body, "attachment_ids");
+    int64_t files[SB_REPLY_FILES_MAX];
+    size_t nfiles = 0;
+    if (ids && !json_is_null(ids)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(ids) || json_array_size(ids) > SB_REPLY_FILES_MAX) {
+            sb_reply_error(rep, SB_ERR_INVALID,
+                           "\"attachment_ids\" must be an array of at most %d upload ids",
+                           SB_REPLY_FILES_MAX);
+            goto out;
+        }
+        json_array_foreach(ids, i, v)
+        {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+                sb_reply_error(rep, SB_ERR_INVALID, "\"attachment_ids\" must hold upload ids");
+                goto out;
+            }
+            files[nfiles++] = json_integer_value(v);
+        }
+    }
+    if (nfiles && text && !*text)
+        text = NULL;
+    if ((!text || !*text) && !nfiles) {
         sb_reply_error(rep, SB_ERR_INVALID, "\"text\" is required");
+        goto out;
+    }
+    if (!text)
+        text = "";
+    if (nfiles && k && !(k->flags & (SB_CH_SEND_FILES | SB_CH_SEND_FILE_LINKS))) {
+        sb_reply_error_status(rep, 422, "attachments_unsupported",
+                              "files cannot be sent through this channel");
+        goto out;
+    }
+    if (nfiles && k && (k->flags & SB_CH_SEND_FILE_LINKS)) {
+        /* WhatsApp and Viber take one file per message, by a link to us. */
+        if (nfiles > 1) {
+            sb_reply_error_status(rep, 422, "one_file_only",
+                                  "this channel sends one file per message");
+            goto out;
+        }
+        if (!app->has_secret_key || !app->cfg->public_url ||
+            strncmp(app->cfg->public_url, "http", 4)) {
+            sb_reply_error_status(rep, 422, "no_public_url",
+                                  "files go out through this channel as links: "
+                                  "server.public_url and security.secret_key must be set");
+            goto out;
+        }
+    }
+
+    if (nfiles && !strcmp(kind, "telegram") && utf8_chars(text) > TELEGRAM_CAPTION_MAX) {
+        sb_reply_error_status(rep, 422, "caption_too_long",
+                              "with files, Telegram takes at most 1024 characters of text");
         goto out;
     }
     if (strlen(text) > REPLY_TEXT_MAX) {
@@ -840,8 +1262,8 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
     if (rc == SB_OK)
         rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = reply_store(db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL, &iid,
-                         &dup, err, sizeof err);
+        rc = reply_store(app, db, req, id, client_id, channel_id, kind, payload, *key ? key : NULL,
+                         files, nfiles, &iid, &dup, err, sizeof err);
     json_decref(payload);
     sb_db_rows_free(&r);
     if (rc == SB_OK) {
@@ -852,6 +1274,10 @@ void sb_api_conversations_reply(struct sb_app *app, struct sb_db *db,
             reply_interaction(db, dup, rep);
             goto out;
         }
+    }
+    if (rc == SB_ERR_FORBIDDEN) {
+        sb_reply_error_status(rep, 422, "bad_attachment", err);
+        goto out;
     }
     if (rc != SB_OK) {
         sb_reply_failure(rep, rc, "store reply", err);

@@ -273,11 +273,15 @@ int sb_segment_count(struct sb_db *db, const struct sb_segment_filter *f, int64_
 
 static const char q_lock[] =
     "SELECT c.status, c.send_at IS NOT NULL AND c.send_at > NOW(6), s.filter, t.subject, t.html, "
-    "t.text FROM campaigns c JOIN segments s ON s.id = c.segment_id JOIN templates t ON t.id = "
-    "c.template_id WHERE c.id = ? FOR UPDATE";
+    "t.text FROM campaigns c LEFT JOIN segments s ON s.id = c.segment_id LEFT JOIN templates t ON "
+    "t.id = c.template_id WHERE c.id = ? FOR UPDATE";
 static const char q_start[] =
     "UPDATE campaigns SET status = ?, subject = ?, html = ?, text = ?, recipients = ?, "
     "started_at = NOW(6) WHERE id = ?";
+/* A scheduled campaign made again: same columns as a start, status kept. */
+static const char q_refresh[] =
+    "UPDATE campaigns SET subject = ?, html = ?, text = ?, recipients = ? WHERE id = ?";
+static const char q_drop_recipients[] = "DELETE FROM campaign_recipients WHERE campaign_id = ?";
 static const char q_set_status[] = "UPDATE campaigns SET status = ? WHERE id = ?";
 static const char q_cancel[] =
     "UPDATE campaigns SET status = 'cancelled', finished_at = NOW(6) WHERE id = ?";
@@ -348,6 +352,11 @@ int sb_campaign_transition(struct sb_db *db, int64_t campaign_id, enum sb_camp_a
             rc = sb_fail(err, errlen, SB_ERR_EXISTS, "cannot %s a campaign that is %s",
                          names[action], cur);
     }
+    /* Only a finished or cancelled campaign can have lost its segment or
+     * template (api_campaigns.c refuses the delete otherwise); a start
+     * without a segment must never mean "everyone". */
+    if (rc == SB_OK && action == SB_CAMP_START && (!sb_db_cell(&r, 0, 2) || !sb_db_cell(&r, 0, 3)))
+        rc = sb_fail(err, errlen, SB_ERR_EXISTS, "the campaign's segment or template was deleted");
     if (rc == SB_OK && action == SB_CAMP_START) {
         int64_t n = 0;
         rc = materialise(db, campaign_id, sb_db_cell(&r, 0, 2), &n, err, errlen);
@@ -379,6 +388,39 @@ int sb_campaign_transition(struct sb_db *db, int64_t campaign_id, enum sb_camp_a
         sb_db_rollback(db);
     if (rc == SB_OK)
         snprintf(status_r, statuslen, "%s", next);
+    return rc;
+}
+
+int sb_campaign_refresh(struct sb_db *db, int64_t campaign_id, char *err, size_t errlen)
+{
+    struct sb_db_rows r = {0};
+    struct sb_db_val id = SB_INT(campaign_id);
+    int rc = sb_db_exec(db, q_lock, &id, 1, &r, err, errlen);
+    if (rc == SB_OK && !r.nrows)
+        rc = sb_fail(err, errlen, SB_ERR_NOT_FOUND, "no such campaign");
+    if (rc != SB_OK || strcmp(sb_db_cell(&r, 0, 0), "scheduled")) {
+        sb_db_rows_free(&r);
+        return rc;
+    }
+    if (!sb_db_cell(&r, 0, 2) || !sb_db_cell(&r, 0, 3))
+        rc = sb_fail(err, errlen, SB_ERR_EXISTS, "the campaign's segment or template was deleted");
+    /* Scheduled means nothing was sent: every row is still queued, and no
+     * tracking points at one. */
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_drop_recipients, &id, 1, NULL, err, errlen);
+    int64_t n = 0;
+    if (rc == SB_OK)
+        rc = materialise(db, campaign_id, sb_db_cell(&r, 0, 2), &n, err, errlen);
+    struct sb_db_val a[] = {SB_TEXT(sb_db_cell(&r, 0, 3)), SB_TEXT(sb_db_cell(&r, 0, 4)),
+                            SB_TEXT(sb_db_cell(&r, 0, 5)), SB_INT(n), id};
+    if (rc == SB_OK)
+        rc = sb_db_exec(db, q_refresh, a, 5, NULL, err, errlen);
+    sb_db_rows_free(&r);
+    if (rc == SB_OK)
+        rc = sb_event_append(
+            db, "campaign.updated", 0, 0, 0,
+            json_pack("{s:I, s:s}", "campaign_id", (json_int_t)campaign_id, "status", "scheduled"),
+            err, errlen);
     return rc;
 }
 

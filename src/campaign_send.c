@@ -20,9 +20,11 @@
 #include "switchboard/err.h"
 #include "switchboard/log.h"
 #include "switchboard/mailcompose.h"
+#include "switchboard/send_journal.h"
 #include "switchboard/template.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -56,6 +58,7 @@ struct item {
     char *email, *name, *custom;
     int suppressed;
     unsigned char token[16];
+    unsigned jfile; /* the send journal's file with its H line; 0: none */
     /* result */
     enum outcome outcome;
     char message_id[320];
@@ -83,6 +86,11 @@ struct sb_campaign_sender {
     /* counters for the log line at stop (__atomic) */
     unsigned long long n_sent, n_connects, n_batches;
     double write_s, stmt_s[4]; /* writer: conversations, read-back, interactions, rows */
+    /* the send journal (send_journal.h): NULL when it could not be opened */
+    struct sb_journal *journal;
+    char journal_dir[PATH_MAX];
+    char journal_tag[SB_JOURNAL_TAG_MAX];
+    unsigned long long n_journal_errors; /* __atomic */
     /* driver only */
     struct sb_db *db;
     struct camp *camps;
@@ -248,12 +256,34 @@ void sb_camp_render_free(struct sb_camp_render_out *out)
 struct upload {
     const char *p;
     size_t len, off;
+    struct sb_campaign_sender *cs;
+    struct item *it;
 };
 
+/* Returning 0 ends the body: curl sends the end-of-data "<CRLF>.<CRLF>" at
+ * once, in the same call chain (7.88: Curl_done_sending, then smtp_done
+ * writes it; 8.x: the EOB client reader appends it to the same read). So
+ * the journal line written here precedes the hand-over by microseconds.
+ * Before, not after: a kill -9 between the two loses that one message
+ * (journalled, never completed), where after it would duplicate it — but
+ * curl has no hook between sending the EOB and reading the 250, and the
+ * next one (the 250) leaves a window of a round trip plus the server's
+ * queue-file fsync, a thousand times longer. CURLOPT_INFILESIZE is not set
+ * so that the callback is always asked once more at the end: with a known
+ * size, curl 7.88 ends the upload after the last byte without asking. */
 static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 {
     struct upload *u = arg;
     size_t room = size * n, left = u->len - u->off, take = left < room ? left : room;
+    if (!take && u->it && !u->it->jfile && u->cs->journal) {
+        char err[256] = "";
+        if (sb_journal_handed(u->cs->journal, u->it->c->id, u->it->rid, u->it->token, &u->it->jfile,
+                              err, sizeof err) != SB_OK &&
+            !__atomic_fetch_add(&u->cs->n_journal_errors, 1, __ATOMIC_RELAXED))
+            /* Sent anyway: without its line the message is at-least-once
+             * (re-sent after a crash), as without a journal. Logged once. */
+            sb_warn("campaigns", "send journal: %s (sending continues without it)", err);
+    }
     memcpy(buf, u->p + u->off, take);
     u->off += take;
     return take;
@@ -265,8 +295,11 @@ static size_t on_discard(char *d, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* Render, compose and submit one message; fills it->outcome. */
-static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
+/* The recipient's message exactly as it is sent: it->message_id and the
+ * rendered parts in *r (the caller frees them). Also used by recovery to
+ * record a journalled message the way the writer records a sent one. */
+static int render_item(struct sb_campaign_sender *cs, struct item *it, struct sb_camp_render_out *r,
+                       char *err, size_t errlen)
 {
     struct camp *c = it->c;
     snprintf(it->message_id, sizeof it->message_id, "c%lldr%lld.%s@%s", (long long)c->id,
@@ -282,9 +315,16 @@ static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
                                    .email = it->email,
                                    .custom_json = it->custom,
                                    .track = 1};
+    return sb_camp_render(&in, r, err, errlen);
+}
+
+/* Render, compose and submit one message; fills it->outcome. */
+static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
+{
+    struct camp *c = it->c;
     struct sb_camp_render_out r;
     char err[512] = "";
-    if (sb_camp_render(&in, &r, err, sizeof err) != SB_OK) {
+    if (render_item(cs, it, &r, err, sizeof err) != SB_OK) {
         it->outcome = OUT_FAILED;
         snprintf(it->error, sizeof it->error, "render: %s", err);
         return;
@@ -318,7 +358,7 @@ static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
     r.subject = r.text = NULL;
     sb_camp_render_free(&r);
 
-    struct upload up = {msg, len, 0};
+    struct upload up = {msg, len, 0, cs, it};
     struct curl_slist *rcpt = curl_slist_append(NULL, it->email);
     char errbuf[CURL_ERROR_SIZE] = "";
     /* curl_easy_reset keeps the connection cache: the next message goes
@@ -336,7 +376,6 @@ static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, &up);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_discard);
-    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
     if (c->username)
         curl_easy_setopt(e, CURLOPT_USERNAME, c->username);
     if (c->password)
@@ -359,6 +398,14 @@ static void deliver(struct sb_campaign_sender *cs, CURL *e, struct item *it)
         it->outcome = OUT_SENT;
         __atomic_fetch_add(&cs->n_sent, 1, __ATOMIC_RELAXED);
         return;
+    }
+    if (it->jfile) {
+        /* Handed over but not taken (a refusal at end of data, or no
+         * answer): a restart must not count it as sent. */
+        char jerr[256] = "";
+        if (sb_journal_refused(cs->journal, it->jfile, c->id, it->rid, it->token, jerr,
+                               sizeof jerr) != SB_OK)
+            sb_warn("campaigns", "send journal: %s", jerr);
     }
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
     /* A 5xx reply is the server's final word on this recipient; no reply
@@ -505,7 +552,7 @@ static const char q_release[] =
     "IF(c.status = 'cancelled', 'cancelled', 'queued'), r.attempts = GREATEST(r.attempts, 1) - 1, "
     "r.claim_token = NULL, r.claimed_until = NULL WHERE r.id = ? AND r.claim_token = ?";
 
-static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, size_t errlen)
+static int write_one(struct sb_db *db, struct item *it, char *err, size_t errlen)
 {
     struct sb_db_val tok = SB_BLOB(it->token, sizeof it->token);
     struct sb_db_rows r;
@@ -515,14 +562,14 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
         /* The one-by-one path (the batch path below failed or does not
          * apply): ownership first, then the records. */
         struct sb_db_val sa[] = {SB_TEXT(it->message_id), SB_NULL, SB_INT(it->rid), tok};
-        rc = sb_db_exec(cs->wdb, q_sent, sa, 4, &r, err, errlen);
+        rc = sb_db_exec(db, q_sent, sa, 4, &r, err, errlen);
         uint64_t owned = r.affected;
         sb_db_rows_free(&r);
         if (rc != SB_OK || !owned)
             return rc;
         struct sb_db_val ca[] = {SB_INT(it->client_id), SB_INT(it->c->channel_id),
                                  SB_TEXT(it->subject)};
-        rc = sb_db_exec(cs->wdb, q_conv, ca, 3, &r, err, errlen);
+        rc = sb_db_exec(db, q_conv, ca, 3, &r, err, errlen);
         int64_t conv = (int64_t)r.insert_id;
         sb_db_rows_free(&r);
         if (rc != SB_OK)
@@ -537,12 +584,12 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
                                  SB_TEXT(it->text),
                                  SB_INT(it->c->id),
                                  SB_INT(it->rid)};
-        rc = sb_db_exec(cs->wdb, q_interaction, ia, 10, &r, err, errlen);
+        rc = sb_db_exec(db, q_interaction, ia, 10, &r, err, errlen);
         int64_t iid = (int64_t)r.insert_id;
         sb_db_rows_free(&r);
         if (rc == SB_OK) {
             struct sb_db_val la[] = {SB_INT(iid), SB_INT(it->rid)};
-            rc = sb_db_exec(cs->wdb, q_link, la, 2, NULL, err, errlen);
+            rc = sb_db_exec(db, q_link, la, 2, NULL, err, errlen);
         }
         return rc;
     }
@@ -552,17 +599,17 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
             delay *= 2;
         struct sb_db_val a[] = {SB_INT(SB_CAMP_ATTEMPTS_MAX), SB_INT(delay), SB_TEXT(it->error),
                                 SB_INT(it->rid), tok};
-        return sb_db_exec(cs->wdb, q_retry, a, 5, NULL, err, errlen);
+        return sb_db_exec(db, q_retry, a, 5, NULL, err, errlen);
     }
     case OUT_FAILED:
     case OUT_SKIPPED: {
         struct sb_db_val a[] = {SB_TEXT(it->outcome == OUT_FAILED ? "failed" : "skipped"),
                                 SB_TEXT(it->error), SB_INT(it->rid), tok};
-        return sb_db_exec(cs->wdb, q_final, a, 4, NULL, err, errlen);
+        return sb_db_exec(db, q_final, a, 4, NULL, err, errlen);
     }
     case OUT_RELEASED: {
         struct sb_db_val a[] = {SB_INT(it->rid), tok};
-        return sb_db_exec(cs->wdb, q_release, a, 2, NULL, err, errlen);
+        return sb_db_exec(db, q_release, a, 2, NULL, err, errlen);
     }
     }
     return SB_OK;
@@ -573,8 +620,8 @@ static int write_one(struct sb_campaign_sender *cs, struct item *it, char *err, 
  * written; *done_r = 0 (nothing to keep: the caller rolls back) when the
  * claim of some row was lost or the conversation ids did not come back in
  * order. */
-static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, size_t n, int *done_r,
-                            char *err, size_t errlen)
+static int write_sent_batch(double *stmt_s, struct sb_db *db, struct item *list, size_t n,
+                            int *done_r, char *err, size_t errlen)
 {
     *done_r = 0;
     json_t *convs = json_array(), *ints = json_array(), *rows = json_array();
@@ -592,8 +639,8 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
         goto out;
     struct sb_db_val a = SB_TEXT(text);
     double t = mono();
-    rc = sb_db_exec(cs->wdb, q_conv_batch, &a, 1, &r, err, errlen);
-    cs->stmt_s[0] += mono() - t;
+    rc = sb_db_exec(db, q_conv_batch, &a, 1, &r, err, errlen);
+    stmt_s[0] += mono() - t;
     t = mono();
     int64_t first = (int64_t)r.insert_id;
     sb_db_rows_free(&r);
@@ -602,8 +649,8 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     if (rc != SB_OK || first <= 0)
         goto out;
     struct sb_db_val ra[] = {SB_INT(first), SB_INT((int64_t)n)};
-    rc = sb_db_exec(cs->wdb, q_conv_readback, ra, 2, &r, err, errlen);
-    cs->stmt_s[1] += mono() - t;
+    rc = sb_db_exec(db, q_conv_readback, ra, 2, &r, err, errlen);
+    stmt_s[1] += mono() - t;
     if (rc != SB_OK)
         goto out;
     if (r.nrows != n)
@@ -628,8 +675,8 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     }
     a = SB_TEXT(text);
     t = mono();
-    rc = sb_db_exec(cs->wdb, q_interaction_batch, &a, 1, &r, err, errlen);
-    cs->stmt_s[2] += mono() - t;
+    rc = sb_db_exec(db, q_interaction_batch, &a, 1, &r, err, errlen);
+    stmt_s[2] += mono() - t;
     int64_t ifirst = (int64_t)r.insert_id;
     sb_db_rows_free(&r);
     free(text);
@@ -637,7 +684,7 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     if (rc != SB_OK)
         goto out;
     ra[0] = SB_INT(ifirst);
-    rc = sb_db_exec(cs->wdb, q_interaction_readback, ra, 2, &r, err, errlen);
+    rc = sb_db_exec(db, q_interaction_readback, ra, 2, &r, err, errlen);
     if (rc != SB_OK || r.nrows != n)
         goto out;
     k = 0;
@@ -660,8 +707,8 @@ static int write_sent_batch(struct sb_campaign_sender *cs, struct item *list, si
     }
     a = SB_TEXT(text);
     t = mono();
-    rc = sb_db_exec(cs->wdb, q_sent_batch, &a, 1, &r, err, errlen);
-    cs->stmt_s[3] += mono() - t;
+    rc = sb_db_exec(db, q_sent_batch, &a, 1, &r, err, errlen);
+    stmt_s[3] += mono() - t;
     if (rc == SB_OK && r.affected == n)
         *done_r = 1;
 out:
@@ -673,11 +720,15 @@ out:
     return rc;
 }
 
-/* All results at hand in one transaction. On a database failure they stay
- * unwritten: their rows keep the lease and are claimed again after it (the
- * exactly-once window, see campaign_send.h). */
-static void write_results(struct sb_campaign_sender *cs, struct item *list)
+/* All results at hand in one transaction; frees the list. On a database
+ * failure they stay unwritten: their rows keep the lease and are claimed
+ * again after it, and their journal lines stay unsettled (campaign_send.h).
+ * Once committed, the journal lines of the round are settled. */
+static int write_results(struct sb_campaign_sender *cs, struct sb_db *db, struct item *list)
 {
+    /* The writer's timings are the writer's alone (recovery writes too). */
+    int mine = db == cs->wdb;
+    double other_s[4] = {0}, *stmt_s = mine ? cs->stmt_s : other_s;
     char err[512] = "";
     int rc = SB_OK;
     double t0 = mono();
@@ -687,14 +738,14 @@ static void write_results(struct sb_campaign_sender *cs, struct item *list)
     int batch = nsent > 1;
     for (int attempt = 0; attempt < 3; attempt++) {
         err[0] = '\0';
-        rc = sb_db_begin(cs->wdb, err, sizeof err);
+        rc = sb_db_begin(db, err, sizeof err);
         int done = 0;
         if (rc == SB_OK && batch) {
-            rc = write_sent_batch(cs, list, nsent, &done, err, sizeof err);
+            rc = write_sent_batch(stmt_s, db, list, nsent, &done, err, sizeof err);
             if (rc != SB_OK || !done) {
                 /* Not ours to write together (a lost claim, ids not in
                  * order, a refused row): again, one by one. */
-                sb_db_rollback(cs->wdb);
+                sb_db_rollback(db);
                 batch = 0;
                 attempt--;
                 continue;
@@ -702,29 +753,34 @@ static void write_results(struct sb_campaign_sender *cs, struct item *list)
         }
         for (struct item *it = list; rc == SB_OK && it; it = it->next)
             if (!done || it->outcome != OUT_SENT)
-                rc = write_one(cs, it, err, sizeof err);
+                rc = write_one(db, it, err, sizeof err);
         if (rc == SB_OK)
-            rc = sb_db_commit(cs->wdb, err, sizeof err);
+            rc = sb_db_commit(db, err, sizeof err);
         else
-            sb_db_rollback(cs->wdb);
+            sb_db_rollback(db);
         if (rc == SB_OK || rc == SB_ERR_UNKNOWN_COMMIT ||
             (rc != SB_ERR_UNAVAILABLE && rc != SB_ERR_RETRY))
             break;
         batch = 0; /* a deadlock or a lost connection: the plain path next */
     }
-    cs->n_batches++;
-    cs->write_s += mono() - t0;
+    if (mine) {
+        cs->n_batches++;
+        cs->write_s += mono() - t0;
+    }
     if (rc != SB_OK)
         sb_error("campaigns", "cannot record results (%s); their rows are retried after the lease",
                  err);
     pthread_mutex_lock(&cs->lock);
     while (list) {
         struct item *n = list->next;
+        if (rc == SB_OK)
+            sb_journal_settled(cs->journal, list->jfile);
         camp_unref_locked(list->c);
         item_free(list);
         list = n;
     }
     pthread_mutex_unlock(&cs->lock);
+    return rc;
 }
 
 /* -- Driver: campaigns ------------------------------------------------------ */
@@ -989,18 +1045,171 @@ static void *writer(void *arg)
         if (!done && cs->writer_stop)
             break;
         pthread_mutex_unlock(&cs->lock);
-        write_results(cs, done);
+        write_results(cs, cs->wdb, done);
         pthread_mutex_lock(&cs->lock);
     }
     pthread_mutex_unlock(&cs->lock);
     return NULL;
 }
 
+/* -- Driver: the send journal of dead processes ------------------------------ */
+
+/* -- name: campaign-journal-row
+ * A journalled recipient still leased under the dead process's claim: its
+ * message was handed over, only the result is missing. Any other state
+ * means the result was recorded, or the row was claimed again. */
+static const char q_journal_row[] =
+    "SELECT r.client_id, r.email, r.attempts, c.name, c.custom_fields FROM campaign_recipients r "
+    "JOIN clients c ON c.id = r.client_id WHERE r.id = ? AND r.campaign_id = ? AND r.status = "
+    "'sending' AND r.claim_token = ?";
+static const char q_campaign_any[] =
+    "SELECT id, channel_id, rate_per_second, subject, html, text, mid_salt FROM campaigns WHERE "
+    "id = ?";
+
+static void items_free(struct sb_campaign_sender *cs, struct item *list)
+{
+    pthread_mutex_lock(&cs->lock);
+    while (list) {
+        struct item *n = list->next;
+        camp_unref_locked(list->c);
+        item_free(list);
+        list = n;
+    }
+    pthread_mutex_unlock(&cs->lock);
+}
+
+/* The journal lines of dead processes (send_journal.h) whose rows are still
+ * leased under their claim are recorded as sent — the same write_results a
+ * sent result of our own takes: the row, the recipient's conversation and
+ * interaction, the stats. Then the files go. SB_OK when done or nothing
+ * was there; otherwise the files stay and the caller tries again.
+ *
+ * Driver thread, on its own connection: the rows are leased by a dead
+ * claim, so our own claims and writer never touch them — except through
+ * the lease, which is why the first recovery runs before the first claim. */
+static int recover(struct sb_campaign_sender *cs, int first)
+{
+    struct sb_journal_recovered jr;
+    char err[512] = "";
+    int rc = sb_journal_recover(cs->journal_dir, cs->journal_tag, &jr, err, sizeof err);
+    if (rc != SB_OK) {
+        /* Once, not every second. */
+        if (first)
+            sb_warn("campaigns", "send journal: %s", err);
+        return rc;
+    }
+    if (!jr.files) {
+        sb_journal_recover_finish(&jr, 1);
+        return SB_OK;
+    }
+    struct camp *camps = NULL; /* this recovery's own references */
+    struct item *list = NULL;
+    size_t nlist = 0, recorded = 0, stale = 0, lost = 0;
+    for (size_t i = 0; rc == SB_OK && i < jr.nentries; i++) {
+        const struct sb_journal_entry *e = &jr.entries[i];
+        struct sb_db_val a[] = {SB_INT(e->recipient_id), SB_INT(e->campaign_id),
+                                SB_BLOB(e->token, sizeof e->token)};
+        struct sb_db_rows r = {0};
+        rc = sb_db_exec(cs->db, q_journal_row, a, 3, &r, err, sizeof err);
+        if (rc != SB_OK || !r.nrows) {
+            stale += rc == SB_OK;
+            sb_db_rows_free(&r);
+            continue;
+        }
+        struct camp *c = camps;
+        while (c && c->id != e->campaign_id)
+            c = c->next;
+        if (!c) {
+            struct sb_db_val ca = SB_INT(e->campaign_id);
+            struct sb_db_rows cr = {0};
+            rc = sb_db_exec(cs->db, q_campaign_any, &ca, 1, &cr, err, sizeof err);
+            int lrc = rc == SB_OK && cr.nrows ? camp_load(cs, &cr, 0, &c) : SB_ERR_NOT_FOUND;
+            if (lrc == SB_OK) {
+                c->next = camps;
+                camps = c;
+            } else if (rc == SB_OK && (lrc == SB_ERR_UNAVAILABLE || lrc == SB_ERR_RETRY)) {
+                /* The database, not the campaign: try the whole file later. */
+                rc = sb_fail(err, sizeof err, lrc, "loading campaign %lld",
+                             (long long)e->campaign_id);
+            }
+            sb_db_rows_free(&cr);
+        }
+        struct item *it = c ? calloc(1, sizeof *it) : NULL;
+        struct sb_camp_render_out out;
+        char rerr[256] = "";
+        if (it) {
+            it->c = c;
+            pthread_mutex_lock(&cs->lock);
+            c->refs++;
+            pthread_mutex_unlock(&cs->lock);
+            it->rid = e->recipient_id;
+            it->client_id = sb_db_cell_int(&r, 0, 0);
+            it->email = strdup(sb_db_cell(&r, 0, 1));
+            it->attempts = (int)sb_db_cell_int(&r, 0, 2);
+            it->name = sb_db_cell(&r, 0, 3) ? strdup(sb_db_cell(&r, 0, 3)) : NULL;
+            it->custom = sb_db_cell(&r, 0, 4) ? strdup(sb_db_cell(&r, 0, 4)) : NULL;
+            memcpy(it->token, e->token, sizeof it->token);
+            it->outcome = OUT_SENT;
+        }
+        sb_db_rows_free(&r);
+        if (it && it->email && render_item(cs, it, &out, rerr, sizeof rerr) == SB_OK) {
+            it->subject = out.subject;
+            it->text = out.text;
+            out.subject = out.text = NULL;
+            sb_camp_render_free(&out);
+            it->next = list;
+            list = it;
+            nlist++;
+        } else {
+            /* Nothing to record it with: left to the lease, re-sent with
+             * its Message-ID (at-least-once, as without a journal). */
+            if (rc == SB_OK)
+                sb_warn("campaigns",
+                        "send journal: campaign %lld recipient %lld cannot be recorded (%s); "
+                        "it is sent again after its lease",
+                        (long long)e->campaign_id, (long long)e->recipient_id,
+                        rerr[0] ? rerr : "campaign or channel unusable");
+            lost++;
+            if (it)
+                items_free(cs, it);
+        }
+        if (nlist >= SB_CAMP_BATCH) {
+            rc = write_results(cs, cs->db, list);
+            recorded += rc == SB_OK ? nlist : 0;
+            list = NULL;
+            nlist = 0;
+        }
+    }
+    if (list && rc == SB_OK) {
+        rc = write_results(cs, cs->db, list);
+        recorded += rc == SB_OK ? nlist : 0;
+    } else if (list) {
+        items_free(cs, list);
+    }
+    pthread_mutex_lock(&cs->lock);
+    while (camps) {
+        struct camp *c = camps;
+        camps = c->next;
+        camp_unref_locked(c);
+    }
+    pthread_mutex_unlock(&cs->lock);
+    if (rc == SB_OK || first)
+        sb_info("campaigns",
+                "send journal: %zu file(s) of dead processes, %zu handed-over messages recorded "
+                "as sent, %zu already recorded or claimed again, %zu not recordable, %zu "
+                "malformed lines; %zu file(s) of live processes, %zu of other databases%s%s",
+                jr.files, recorded, stale, lost, jr.damaged, jr.busy, jr.other,
+                rc == SB_OK ? "" : "; not finished: ", rc == SB_OK ? "" : err);
+    sb_journal_recover_finish(&jr, rc == SB_OK);
+    return rc;
+}
+
 static void *driver(void *arg)
 {
     struct sb_campaign_sender *cs = arg;
-    double next_refresh = 0;
+    double next_refresh = 0, next_recover = 0;
     size_t low = (size_t)cs->nworkers * 4;
+    int recovered = !cs->journal_dir[0], first_recovery = 1;
     for (;;) {
         pthread_mutex_lock(&cs->lock);
         int stop = cs->stop;
@@ -1009,6 +1218,28 @@ static void *driver(void *arg)
         if (stop)
             break;
         double now = mono();
+        /* Dead processes' journals before any claim (a restart), and then
+         * every second: another process on this host that died is noticed
+         * (its lock goes with it) long before its leases run out. A
+         * directory that cannot be read is not worth waiting for. */
+        if (cs->journal_dir[0] && now >= next_recover) {
+            int rc = recover(cs, first_recovery);
+            first_recovery = 0;
+            if (rc == SB_OK || rc == SB_ERR_IO)
+                recovered = 1;
+            next_recover = now + 1.0;
+        }
+        if (!recovered) {
+            pthread_mutex_lock(&cs->lock);
+            if (!cs->stop) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&cs->done_cv, &cs->lock, &ts);
+            }
+            pthread_mutex_unlock(&cs->lock);
+            continue;
+        }
         int refreshed = 0;
         if (now >= next_refresh) {
             refresh(cs);
@@ -1071,6 +1302,20 @@ int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,
     cs->nworkers = opt->connections < 1                 ? 1
                    : opt->connections > CONNECTIONS_MAX ? CONNECTIONS_MAX
                                                         : opt->connections;
+    /* Our own journal file first (so recovery skips it: it is locked). A
+     * journal that cannot be opened leaves sending at-least-once across a
+     * crash, as it was before journals: said loudly, not fatal. */
+    if (opt->journal_dir && *opt->journal_dir) {
+        char jerr[512] = "";
+        snprintf(cs->journal_dir, sizeof cs->journal_dir, "%s", opt->journal_dir);
+        sb_journal_tag(opt->db, cs->journal_tag, sizeof cs->journal_tag);
+        if (sb_journal_open(cs->journal_dir, cs->journal_tag, opt->journal_rotate_bytes,
+                            &cs->journal, jerr, sizeof jerr) != SB_OK)
+            sb_warn("campaigns",
+                    "send journal: %s; without it a message sent just before a crash is sent "
+                    "again after the restart",
+                    jerr);
+    }
     int rc = sb_db_open(opt->db, 0, &cs->db, err, errlen);
     if (rc != SB_OK && cs->db) {
         sb_warn("campaigns", "%s (will retry)", err);
@@ -1102,6 +1347,7 @@ int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,
         }
         sb_db_close(&cs->db);
         sb_db_close(&cs->wdb);
+        sb_journal_close(&cs->journal);
         free(cs);
         return rc;
     }
@@ -1144,7 +1390,7 @@ void sb_campaign_sender_stop(struct sb_campaign_sender **csp)
     }
     cs->pending = cs->pending_tail = NULL;
     if (rest)
-        write_results(cs, rest);
+        write_results(cs, cs->wdb, rest);
     while (cs->camps) {
         struct camp *c = cs->camps;
         cs->camps = c->next;
@@ -1158,6 +1404,9 @@ void sb_campaign_sender_stop(struct sb_campaign_sender **csp)
             cs->stmt_s[2], cs->stmt_s[3]);
     sb_db_close(&cs->db);
     sb_db_close(&cs->wdb);
+    /* Every result is written: the files go (those with results the
+     * database refused stay for the next start). */
+    sb_journal_close(&cs->journal);
     pthread_cond_destroy(&cs->result_cv);
     pthread_cond_destroy(&cs->work_cv);
     pthread_cond_destroy(&cs->done_cv);

@@ -75,6 +75,8 @@ static const struct config_key {
      NULL},
     {"campaigns", "lease_seconds", KEY_INT, offsetof(struct sb_config, campaign_lease_seconds), 3,
      3600, NULL},
+    {"campaigns", "journal_dir", KEY_STR, offsetof(struct sb_config, campaign_journal_dir), 0, 0,
+     NULL},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -207,7 +209,8 @@ static int defaults(struct sb_config *cfg)
     if (set_str(&cfg->listen, "127.0.0.1:8080") || set_str(&cfg->web_root, "web") ||
         set_str(&cfg->schema_dir, "schema") || set_str(&cfg->log_level, "info") ||
         set_str(&cfg->log_format, "text") || set_str(&cfg->default_region, "RU") ||
-        set_str(&cfg->public_url, "http://localhost:8080"))
+        set_str(&cfg->public_url, "http://localhost:8080") ||
+        set_str(&cfg->campaign_journal_dir, "var/campaign-journal"))
         return SB_ERR_NOMEM;
     return SB_OK;
 }

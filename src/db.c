@@ -364,6 +364,17 @@ static int get_stmt(struct sb_db *db, const char *sql, MYSQL_STMT **stmt_r, char
             return rc;
         }
         char *text = strdup(sql);
+        if (db->nstmts == STMT_CACHE_MAX && text) {
+            /* Full: the inbox builds one statement per combination of
+             * filters (api_conversations.c), a few hundred in all, so
+             * a long-lived connection can meet more than fit. Drop one
+             * (the first slot; results are copied out, so nothing of
+             * it is in use) rather than fail the request. */
+            sb_warn("db", "statement cache full; dropping one");
+            mysql_stmt_close(db->stmts[0].stmt);
+            free(db->stmts[0].text);
+            db->stmts[0] = db->stmts[--db->nstmts];
+        }
         if (db->nstmts < STMT_CACHE_MAX && text) {
             db->stmts[db->nstmts].sql = sql;
             db->stmts[db->nstmts].text = text;

@@ -505,6 +505,68 @@ static int part(struct obuf *b, const char *subtype, const char *content)
     return SB_OK;
 }
 
+/* ---- attachments ------------------------------------------------------ */
+
+/* "type/subtype" made of RFC 2045 token characters, else octet-stream. */
+static const char *file_type(const char *t)
+{
+    static const char tspecials[] = "()<>@,;:\\\"/[]?= ";
+    const char *slash = t ? strchr(t, '/') : NULL;
+    if (!slash || slash == t || !slash[1] || strlen(t) > 200)
+        return "application/octet-stream";
+    for (const char *c = t; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f ||
+            (c != slash && strchr(tspecials, *c)))
+            return "application/octet-stream";
+    return t;
+}
+
+/* A name parameter: the ASCII fallback `name="…"` (RFC 2045, for old
+ * readers) and the RFC 2231 form, `name*0*=UTF-8''…; name*1*=…`, split so
+ * that no header line passes 78 characters. */
+static void name_params(struct obuf *b, const char *attr, const char *name)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    ob_printf(b, ";\r\n %s=\"", attr);
+    size_t shown = 0; /* the fallback is cut at 50 characters: it is only a hint */
+    for (const unsigned char *c = (const unsigned char *)name; *c && shown < 50; c++) {
+        char ch = *c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\' ? '_' : (char)*c;
+        if ((*c & 0xc0) != 0x80) { /* one '_' per non-ASCII character */
+            ob_put(b, &ch, 1);
+            shown++;
+        }
+    }
+    ob_str(b, "\"");
+    const unsigned char *c = (const unsigned char *)name;
+    for (int k = 0; *c; k++) {
+        ob_printf(b, ";\r\n %s*%d*=%s", attr, k, k ? "" : "UTF-8''");
+        /* Never split a %XX triple; each line stays under 78 characters. */
+        for (size_t w = 0; *c && w < (k ? 55u : 40u); c++) {
+            int plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                        (*c >= '0' && *c <= '9') || strchr("!#$&+-.^_`|~", *c);
+            if (plain) {
+                ob_put(b, (const char *)c, 1);
+                w++;
+            } else {
+                char pct[3] = {'%', hex[*c >> 4], hex[*c & 15]};
+                ob_put(b, pct, 3);
+                w += 3;
+            }
+        }
+    }
+}
+
+static void file_part(struct obuf *b, const struct sb_mail_file *f)
+{
+    const char *name = f->filename && *f->filename ? f->filename : "file";
+    ob_printf(b, "Content-Type: %s", file_type(f->content_type));
+    name_params(b, "name", name);
+    ob_str(b, "\r\nContent-Disposition: attachment");
+    name_params(b, "filename", name);
+    ob_str(b, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    b64_body(b, (const char *)f->data, f->len);
+}
+
 /* ---- headers --------------------------------------------------------- */
 
 static const char *const own_headers[] = {
@@ -640,6 +702,13 @@ int sb_mail_compose(const struct sb_mail_out *m, char **out, size_t *outlen, cha
         if ((rc = extra_header(&b, m->extra_headers[i], err, errlen)) != SB_OK)
             goto fail;
     ob_str(&b, "MIME-Version: 1.0\r\n");
+    char mixed[64] = "";
+    if (m->nfiles) {
+        boundary(mixed, sizeof mixed);
+        ob_printf(&b, "Content-Type: multipart/mixed;\r\n boundary=\"%s\"\r\n\r\n", mixed);
+        ob_str(&b, "This is a multi-part message in MIME format.\r\n");
+        ob_printf(&b, "\r\n--%s\r\n", mixed);
+    }
     if (m->text && m->html) {
         char bd[64];
         boundary(bd, sizeof bd);
@@ -653,6 +722,12 @@ int sb_mail_compose(const struct sb_mail_out *m, char **out, size_t *outlen, cha
     } else {
         part(&b, m->text ? "plain" : "html", m->text ? m->text : m->html);
     }
+    for (size_t i = 0; i < m->nfiles; i++) {
+        ob_printf(&b, "\r\n--%s\r\n", mixed);
+        file_part(&b, &m->files[i]);
+    }
+    if (m->nfiles)
+        ob_printf(&b, "\r\n--%s--\r\n", mixed);
     if (b.failed) {
         rc = SB_ERR_NOMEM;
         goto fail;

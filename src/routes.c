@@ -34,6 +34,8 @@ struct sb_route sb_routes[] = {
           AGENTS),
 
     ROUTE(SB_GET, "/api/v1/conversations", sb_api_conversations_list, 0, AGENTS),
+    /* before /conversations/{id}: the first match wins */
+    ROUTE(SB_GET, "/api/v1/conversations/counts", sb_api_conversations_counts, 0, AGENTS),
     ROUTE(SB_GET, "/api/v1/conversations/{id}", sb_api_conversations_get, 0, AGENTS),
     ROUTE(SB_PATCH, "/api/v1/conversations/{id}", sb_api_conversations_patch, 0, AGENTS),
     ROUTE(SB_GET, "/api/v1/conversations/{id}/interactions", sb_api_conversations_interactions, 0,
@@ -42,6 +44,12 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_POST, "/api/v1/conversations/{id}/replies", sb_api_conversations_reply, 0, AGENTS),
     ROUTE(SB_POST, "/api/v1/conversations/{id}/interactions/{interaction_id}/retry",
           sb_api_conversations_retry, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/reports", sb_api_reports, 0, AGENTS),
+
+    /* Attachments (api_attachments.c). */
+    ROUTE(SB_POST, "/api/v1/uploads", sb_api_upload_create, 0, AGENTS),
+    ROUTE(SB_GET, "/api/v1/attachments/{id}", sb_api_attachment_get, 0, AGENTS),
+    ROUTE(SB_GET, "/f/{token}", sb_api_file_link, SB_ROUTE_PUBLIC, 0),
 
     {.methods = SB_POST,
      .pattern = "/hooks/{kind}/{id}",
@@ -60,20 +68,36 @@ struct sb_route sb_routes[] = {
 
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
 
+    /* Teams (api_teams.c): agents read them, admins change them. */
+    ROUTE(SB_GET, "/api/v1/teams", sb_api_teams_list, 0, AGENTS),
+    ROUTE(SB_POST, "/api/v1/teams", sb_api_teams_create, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PATCH, "/api/v1/teams/{id}", sb_api_teams_patch, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_DELETE, "/api/v1/teams/{id}", sb_api_teams_delete, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PUT, "/api/v1/teams/{id}/members/{user_id}", sb_api_teams_member_put, 0,
+          SB_ROLE_ADMIN),
+    ROUTE(SB_DELETE, "/api/v1/teams/{id}/members/{user_id}", sb_api_teams_member_delete, 0,
+          SB_ROLE_ADMIN),
+
     /* Campaigns (api_campaigns.c). */
     ROUTE(SB_GET, "/api/v1/segments", sb_api_segments_list, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/segments", sb_api_segments_create, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/segments/count", sb_api_segments_count, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/segments/{id}", sb_api_segments_get, 0, MARKETERS),
+    ROUTE(SB_PATCH, "/api/v1/segments/{id}", sb_api_segments_patch, 0, MARKETERS),
+    ROUTE(SB_DELETE, "/api/v1/segments/{id}", sb_api_segments_delete, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/channel-names", sb_api_channel_names, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/templates", sb_api_templates_list, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/templates", sb_api_templates_create, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/templates/{id}", sb_api_templates_get, 0, MARKETERS),
+    ROUTE(SB_PATCH, "/api/v1/templates/{id}", sb_api_templates_patch, 0, MARKETERS),
+    ROUTE(SB_DELETE, "/api/v1/templates/{id}", sb_api_templates_delete, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/templates/{id}/preview", sb_api_templates_preview, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/templates/{id}/test", sb_api_templates_test, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/campaigns", sb_api_campaigns_list, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/campaigns", sb_api_campaigns_create, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/campaigns/{id}", sb_api_campaigns_get, 0, MARKETERS),
+    ROUTE(SB_PATCH, "/api/v1/campaigns/{id}", sb_api_campaigns_patch, 0, MARKETERS),
+    ROUTE(SB_DELETE, "/api/v1/campaigns/{id}", sb_api_campaigns_delete, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/campaigns/{id}/stats", sb_api_campaigns_stats, 0, MARKETERS),
     ROUTE(SB_GET, "/api/v1/campaigns/{id}/recipients.csv", sb_api_campaigns_csv, 0, MARKETERS),
     ROUTE(SB_POST, "/api/v1/campaigns/{id}/{action}", sb_api_campaigns_action, 0, MARKETERS),

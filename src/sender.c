@@ -2,6 +2,7 @@
  * one curl multi handle, record each outcome. */
 #include "switchboard/sender.h"
 #include "switchboard/ws.h"
+#include "switchboard/attachments.h"
 #include "switchboard/channel.h"
 #include "switchboard/channel_store.h"
 #include "switchboard/db.h"
@@ -26,6 +27,8 @@
 /* Sweeps for new attachments to fetch start over from the first id now and
  * then, for rows whose transactions committed out of id order. */
 #define SWEEP_RESTART_S 60
+/* Unsent uploads are pruned at start and then this often. */
+#define UPLOAD_PRUNE_S 600
 
 /* One job in flight. Owned by the sender thread. */
 struct job {
@@ -43,8 +46,10 @@ struct job {
     char retry_after[128];
     size_t upload_off;
     char errbuf[CURL_ERROR_SIZE];
-    char refusal[256]; /* SMTP: the server's last 4xx/5xx reply line, its own words */
-    int followup;      /* running the kind's after_send transfer; the job is recorded */
+    char refusal[256];           /* SMTP: the server's last 4xx/5xx reply line, its own words */
+    int followup;                /* running the kind's after_send transfer; the job is recorded */
+    struct sb_db_rows file_rows; /* replies: the files' names, types and bytes */
+    struct sb_out_file *files;
     struct job *next;
 };
 
@@ -66,6 +71,7 @@ struct sb_sender {
     struct sb_sender_stats stats;
     int64_t fetch_watermark;
     time_t sweep_restart_at;
+    time_t prune_at;
     char fetch_kinds[256]; /* channel kinds with a fetch_step, comma-separated */
 };
 
@@ -166,6 +172,8 @@ static void job_free(struct job *j)
     transfer_reset(j);
     sb_send_req_free(&j->req);
     sb_channel_free(&j->ch);
+    sb_db_rows_free(&j->file_rows);
+    free(j->files);
     json_decref(j->row.payload);
     free(j);
 }
@@ -428,6 +436,26 @@ static int job_begin(struct sb_sender *s, struct job *j)
             fail_now(s, j, SB_SEND_FAILED, "this channel kind cannot send");
             return -1;
         }
+        if (j->row.interaction_id && (k->flags & SB_CH_SEND_FILES)) {
+            rc = sb_att_out_files(s->db, j->row.interaction_id, &j->file_rows, err, sizeof err);
+            if (rc == SB_OK && j->file_rows.nrows &&
+                !(j->files = calloc(j->file_rows.nrows, sizeof *j->files)))
+                rc = sb_fail(err, sizeof err, SB_ERR_NOMEM, "out of memory");
+            if (rc != SB_OK) {
+                fail_now(s, j, SB_SEND_RETRY, err);
+                return -1;
+            }
+            for (size_t i = 0; i < j->file_rows.nrows; i++) {
+                const struct sb_db_rows *f = &j->file_rows;
+                j->files[i] = (struct sb_out_file){
+                    .filename = sb_db_cell(f, i, 0) ? sb_db_cell(f, i, 0) : "file",
+                    .content_type = sb_att_served_type(sb_db_cell(f, i, 1)),
+                    .data = (const unsigned char *)sb_db_cell(f, i, 2),
+                    .len = f->lens[i * f->ncols + 2]};
+            }
+            j->msg.files = j->files;
+            j->msg.nfiles = j->file_rows.nrows;
+        }
         rc = k->send_prepare(j->ch, &j->msg, &j->req, err, sizeof err);
         if (rc != SB_OK) {
             fail_now(s, j, rc == SB_ERR_NOMEM ? SB_SEND_RETRY : SB_SEND_FAILED,
@@ -459,6 +487,15 @@ static void claim(struct sb_sender *s, int sweep)
             sb_warn("sender", "attachment sweep: %s", err);
         else if (added)
             sb_debug("sender", "%zu attachment(s) to fetch", added);
+    }
+    if (sweep && time(NULL) >= s->prune_at) {
+        size_t pruned = 0;
+        s->prune_at = time(NULL) + UPLOAD_PRUNE_S;
+        err[0] = '\0';
+        if (sb_att_prune(s->db, &pruned, err, sizeof err) != SB_OK)
+            sb_warn("sender", "pruning unsent uploads: %s", err);
+        else if (pruned)
+            sb_info("sender", "pruned %zu unsent upload(s) older than a day", pruned);
     }
     size_t room = SB_SEND_INFLIGHT_MAX - s->inflight;
     if (!room) {

@@ -910,9 +910,13 @@ int sb_server_run(const struct sb_config *cfg, char *err, size_t errlen)
 
     /* Campaign sending: its own threads and connections (campaign_send.h). */
     struct sb_campaign_sender *campaigns = NULL;
-    struct sb_campaign_sender_options camp_opt = {
-        &params, app.has_secret_key ? app.secret_key : NULL, cfg->public_url,
-        cfg->campaign_connections, cfg->campaign_lease_seconds};
+    struct sb_campaign_sender_options camp_opt = {&params,
+                                                  app.has_secret_key ? app.secret_key : NULL,
+                                                  cfg->public_url,
+                                                  cfg->campaign_connections,
+                                                  cfg->campaign_lease_seconds,
+                                                  cfg->campaign_journal_dir,
+                                                  0};
     if (sb_campaign_sender_start(&camp_opt, &campaigns, derr, sizeof derr) != SB_OK)
         sb_warn("campaigns", "campaign sender not started: %s", derr);
 

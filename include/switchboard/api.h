@@ -69,12 +69,36 @@ SB_HANDLER(sb_api_conversations_note);
 /* 202 with the outbound interaction; the sender delivers it */
 SB_HANDLER(sb_api_conversations_reply);
 SB_HANDLER(sb_api_conversations_retry);
+/* counts per status and assignee view, with the list's filters */
+SB_HANDLER(sb_api_conversations_counts);
+
+/* api_teams.c: teams (admins change them; agents read them) */
+SB_HANDLER(sb_api_teams_list);
+SB_HANDLER(sb_api_teams_create);
+SB_HANDLER(sb_api_teams_patch); /* rename */
+SB_HANDLER(sb_api_teams_delete);
+SB_HANDLER(sb_api_teams_member_put);    /* add (idempotent) */
+SB_HANDLER(sb_api_teams_member_delete); /* remove */
+
+/* api_reports.c: conversations per channel and day, response and
+ * resolution times per agent, who is waiting for an answer */
+SB_HANDLER(sb_api_reports);
+
+/* api_attachments.c: agents' uploads (201 {"id"…}) and attachment downloads
+ * under the inbox's visibility rule */
+SB_HANDLER(sb_api_upload_create);
+SB_HANDLER(sb_api_attachment_get);
+/* GET /f/{token}: public, signed and expiring link to one file (for
+ * providers that download what we send) */
+SB_HANDLER(sb_api_file_link);
 
 /* api_campaigns.c: segments, templates, campaigns (marketers, admins) and
  * the public links in campaign mail */
 SB_HANDLER(sb_api_segments_create);
 SB_HANDLER(sb_api_segments_list);
 SB_HANDLER(sb_api_segments_get);
+SB_HANDLER(sb_api_segments_patch);
+SB_HANDLER(sb_api_segments_delete);
 /* POST {"filter"}: the count only, nothing saved (the segment editor) */
 SB_HANDLER(sb_api_segments_count);
 /* id, kind, name, enabled of every channel: marketers pick channels by name */
@@ -82,11 +106,15 @@ SB_HANDLER(sb_api_channel_names);
 SB_HANDLER(sb_api_templates_create);
 SB_HANDLER(sb_api_templates_list);
 SB_HANDLER(sb_api_templates_get);
+SB_HANDLER(sb_api_templates_patch);
+SB_HANDLER(sb_api_templates_delete);
 SB_HANDLER(sb_api_templates_preview);
 SB_HANDLER(sb_api_templates_test);
 SB_HANDLER(sb_api_campaigns_create);
 SB_HANDLER(sb_api_campaigns_list);
 SB_HANDLER(sb_api_campaigns_get);
+SB_HANDLER(sb_api_campaigns_patch);
+SB_HANDLER(sb_api_campaigns_delete);
 SB_HANDLER(sb_api_campaigns_action);
 SB_HANDLER(sb_api_campaigns_stats);
 SB_HANDLER(sb_api_campaigns_csv);

@@ -31,6 +31,16 @@ struct sb_search_terms {
 };
 void sb_api_search_terms(const char *q, const char *region, struct sb_search_terms *t);
 
+/* Who may see a conversation: admins all of them; an agent what is assigned
+ * to them, what is unassigned, and what belongs to one of their teams. The
+ * inbox, its counts, attachments, canned-response rendering and reports all
+ * use this one fragment (ws.c applies the same rule in C to each event), so a
+ * change to the rule is made here. SQL over a conversations row aliased `c`;
+ * three parameters: is-admin (1/0), the user's id, the user's id again. */
+#define SB_SQL_CONV_VISIBLE                                                                        \
+    "(? = 1 OR c.assignee_id = ? OR c.assignee_id IS NULL OR c.team_id IN "                        \
+    "(SELECT team_id FROM team_members WHERE user_id = ?))"
+
 /* A cell as a JSON string / integer, or null for SQL NULL. */
 json_t *sb_json_cell(const struct sb_db_rows *r, size_t row, size_t col);
 json_t *sb_json_cell_int(const struct sb_db_rows *r, size_t row, size_t col);

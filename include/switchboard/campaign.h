@@ -13,6 +13,7 @@
  * Starting materialises the recipients in the same transaction
  * (INSERT … SELECT from the segment, UNIQUE(campaign, client), suppressed
  * addresses left out) and snapshots the template into the campaign row.
+ * A scheduled campaign is made again on every edit (sb_campaign_refresh).
  * An illegal move is SB_ERR_EXISTS (HTTP 409, "conflict") with the reason.
  *
  * Tokens are compact base64url strings (44 characters): kind, campaign id,
@@ -33,7 +34,10 @@ enum sb_camp_token_kind {
     SB_TOK_UNSUB = 'u',
     SB_TOK_OPEN = 'o',
     SB_TOK_CLICK = 'c',
-    SB_TOK_VIEW = 'v'
+    SB_TOK_VIEW = 'v',
+    /* A file's public link (/f/TOKEN, attachments.h): the "campaign id" is
+     * the attachment id, the "recipient id" the link's expiry (Unix time). */
+    SB_TOK_FILE = 'f'
 };
 
 #define SB_CAMP_TOKEN_MAX 48 /* 33 bytes in base64url */
@@ -81,6 +85,13 @@ enum sb_camp_action { SB_CAMP_START, SB_CAMP_PAUSE, SB_CAMP_RESUME, SB_CAMP_CANC
  * the current status. Runs its own transaction. */
 int sb_campaign_transition(struct sb_db *db, int64_t campaign_id, enum sb_camp_action action,
                            char *status_r, size_t statuslen, char *err, size_t errlen);
+/* After an edit of a scheduled campaign, of its segment or of its template:
+ * a scheduled campaign has sent nothing, so its recipients and its copy of
+ * the template are made again from what the segment and template are now
+ * (and a campaign.updated event written). Any other status is left alone:
+ * from running on, what the campaign sends never changes. Locks the
+ * campaign row; runs inside the caller's transaction. */
+int sb_campaign_refresh(struct sb_db *db, int64_t campaign_id, char *err, size_t errlen);
 
 /* {"recipients", "queued", "sending", "sent", "failed", "skipped", "cancelled",
  *  "bounced_hard", "bounced_soft", "complaints", "opened", "clicked",

@@ -12,13 +12,18 @@
  * message's Message-ID, so a reply threads to that recipient alone.
  *
  * Exactly once: a row is sent only by the claim that owns it and is marked
- * sent in the transaction that records the result. The one window is a
- * crash (kill -9, power loss) after the SMTP server accepted a message and
- * before that transaction commits: the lease runs out, the row is claimed
- * again and the message is sent a second time — with the same Message-ID,
- * which is derived from the campaign and recipient, so receivers that
- * deduplicate on it (and our stats) still see one message. The window is one
- * commit long (the driver commits as soon as a result is there).
+ * sent in the transaction that records the result. Between the SMTP
+ * server's acceptance and that commit (a writer round), a crash would leave
+ * the row leased and unrecorded; the send journal (send_journal.h) covers
+ * it: a line per message, written just before the end of data is handed to
+ * the connection. At start, and every second after, the journals of dead
+ * processes on this host are read and their still-leased rows recorded as
+ * sent (through the writer's own code) before anything is claimed. What
+ * stays: a kill -9 in the microseconds between the line and the end of data
+ * (that message is lost), a power loss (the page cache goes: at-least-once),
+ * and another host taking over a dead node's rows (it cannot see the
+ * journal: at-least-once). A message sent twice carries the same
+ * Message-ID, derived from the campaign and recipient.
  *
  * Pacing: a campaign's rate_per_second spaces its messages evenly over all
  * connections. Pause, resume and cancel are read from the campaigns table
@@ -48,6 +53,8 @@ struct sb_campaign_sender_options {
     const char *public_url;          /* base of unsubscribe, view and tracking links */
     int connections;                 /* parallel SMTP connections */
     int lease_s;                     /* 0: SB_CAMP_LEASE_S */
+    const char *journal_dir;         /* the send journal (send_journal.h); NULL: none */
+    size_t journal_rotate_bytes;     /* 0: SB_JOURNAL_ROTATE_BYTES */
 };
 
 int sb_campaign_sender_start(const struct sb_campaign_sender_options *opt,

@@ -52,6 +52,15 @@ void sb_inbound_batch_free(struct sb_inbound_batch *b);
  * sb_send_result. Network failures never reach send_result: the sender
  * treats them as retryable itself. */
 
+/* A file sent with a message (an agent's upload, see attachments.h): the
+ * sender reads the bytes before send_prepare. Borrowed. */
+struct sb_out_file {
+    const char *filename;     /* cleaned, UTF-8 */
+    const char *content_type; /* from attachments.h's list */
+    const unsigned char *data;
+    size_t len;
+};
+
 /* One queued message, as the sender hands it to an adapter. Borrowed for the
  * duration of the call. */
 struct sb_outbound {
@@ -62,6 +71,9 @@ struct sb_outbound {
     /* The outbox row's whole payload, for what only some kinds use (e-mail:
      * "subject", "html", "in_reply_to", "references", "message_id"). */
     const json_t *payload;
+    /* Files to send with the text (kinds flagged SB_CH_SEND_FILES). */
+    const struct sb_out_file *files;
+    size_t nfiles;
 };
 
 #define SB_SEND_HEADERS_MAX 16
@@ -129,9 +141,13 @@ struct sb_fetch_step {
 };
 
 enum sb_channel_flags {
-    SB_CH_POLLS = 1 << 0,   /* runs a poller thread (IMAP) */
-    SB_CH_WEBHOOK = 1 << 1, /* takes POST /hooks/{kind}/{id} */
-    SB_CH_SENDS = 1 << 2,   /* can deliver replies */
+    SB_CH_POLLS = 1 << 0,      /* runs a poller thread (IMAP) */
+    SB_CH_WEBHOOK = 1 << 1,    /* takes POST /hooks/{kind}/{id} */
+    SB_CH_SENDS = 1 << 2,      /* can deliver replies */
+    SB_CH_SEND_FILES = 1 << 3, /* send_prepare sends sb_outbound.files */
+    /* Sends one file per message by a public link the provider downloads:
+     * payload "files": [{"url", "filename", "content_type", "size"}]. */
+    SB_CH_SEND_FILE_LINKS = 1 << 4,
 };
 
 struct sb_channel_kind {

@@ -54,6 +54,7 @@ struct sb_config {
 
     int campaign_connections;   /* parallel SMTP connections of the campaign sender */
     int campaign_lease_seconds; /* a claimed recipient is retried by any node after this */
+    char *campaign_journal_dir; /* the send journal's files (send_journal.h) */
 };
 
 /* Load defaults, then `path` (NULL: $SWITCHBOARD_CONFIG, else ./switchboard.conf

@@ -17,6 +17,15 @@
 #include <stddef.h>
 #include <time.h>
 
+/* A file attached to a message: a base64 part of a multipart/mixed, its
+ * name as RFC 2231 parameters (UTF-8, split into continuations). */
+struct sb_mail_file {
+    const char *filename;     /* UTF-8; NULL → "file" */
+    const char *content_type; /* "type/subtype"; anything else → application/octet-stream */
+    const unsigned char *data;
+    size_t len;
+};
+
 struct sb_mail_out {
     const char *from; /* "Name <addr>" or "addr" (UTF-8 name → RFC 2047) */
     const char *const *to;
@@ -31,6 +40,8 @@ struct sb_mail_out {
     size_t nextra; /* "Name: value" (List-Unsubscribe, …);
                       refused if they hold CR/LF */
     time_t date;   /* 0 → now */
+    const struct sb_mail_file *files;
+    size_t nfiles; /* with files the body becomes the first part of a multipart/mixed */
 };
 
 /* The RFC 5322 message with CRLF line ends: Date, From, To, Subject,

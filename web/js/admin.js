@@ -5,6 +5,7 @@ import { h, fmtTime, channelIcon } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { api } from './api.js';
 import { cannedSection } from './admin_canned.js';
+import { teamsSection } from './inbox_extras.js';
 
 // The settings each kind needs when it is created (docs/channels.md, docs/forms.md).
 const KIND_FIELDS = {
@@ -125,6 +126,6 @@ async function quarantineSection() {
 
 export async function renderAdmin(root) {
   root.replaceChildren(h('div', { class: 'muted pad' }, t('loading')));
-  const parts = await Promise.all([channelsSection(), usersSection(), cannedSection(), quarantineSection()]);
+  const parts = await Promise.all([channelsSection(), usersSection(), teamsSection(), cannedSection(), quarantineSection()]);
   root.replaceChildren(h('div', { class: 'admin' }, h('a', { href: '#', class: 'small' }, `← ${t('inbox')}`), ...parts));
 }

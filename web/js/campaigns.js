@@ -1,7 +1,9 @@
 // Campaign pages for marketers (and admins), under #/campaigns: the list of campaigns,
 // segments and templates; the segment editor with its live count; the template editor with
 // merge-field help, a sandboxed preview for a chosen client and a test send; the campaign
-// editor; and a campaign's page with its counters, an hourly chart and the CSV export.
+// editor; and a campaign's page with its counters, an hourly chart and the CSV export. Opening a
+// saved segment, template or a draft (or scheduled) campaign edits it in place (Save = PATCH), with
+// Delete behind a question; the server refuses (409) what a live campaign still needs.
 // Everything goes through the API of docs/campaigns.md.
 import { h, fmtTime, parseTime, channelIcon } from './dom.js';
 import { t, addStrings, getLanguage } from './i18n.js';
@@ -39,6 +41,9 @@ addStrings({
     perHour: 'Per hour (UTC hours, local time shown)', noStatsYet: 'Nothing sent yet.', updated: 'Updated {time}',
     notFound: 'Not found.', chooseSegment: 'Choose a segment', chooseTemplate: 'Choose a template',
     chooseChannel: 'Choose an e-mail channel', noEmailChannel: 'No e-mail channel: an admin adds one.',
+    del: 'Delete', saved: 'Saved.', editCampaign: 'Edit before it sends', saveChanges: 'Save changes',
+    confirmDeleteSegment: 'Delete segment "{name}"?', confirmDeleteTemplate: 'Delete template "{name}"?',
+    confirmDeleteCampaign: 'Delete draft campaign "{name}"?', deleted: 'deleted',
   },
   ru: {
     campaigns: 'Рассылки', campaign: 'Рассылка', segments: 'Сегменты', segment: 'Сегмент', templates: 'Шаблоны',
@@ -70,6 +75,9 @@ addStrings({
     perHour: 'По часам (часы UTC, показано местное время)', noStatsYet: 'Ещё ничего не отправлено.', updated: 'Обновлено {time}',
     notFound: 'Не найдено.', chooseSegment: 'Выберите сегмент', chooseTemplate: 'Выберите шаблон',
     chooseChannel: 'Выберите канал e-mail', noEmailChannel: 'Нет канала e-mail: его добавляет администратор.',
+    del: 'Удалить', saved: 'Сохранено.', editCampaign: 'Изменить до отправки', saveChanges: 'Сохранить изменения',
+    confirmDeleteSegment: 'Удалить сегмент «{name}»?', confirmDeleteTemplate: 'Удалить шаблон «{name}»?',
+    confirmDeleteCampaign: 'Удалить черновик рассылки «{name}»?', deleted: 'удалён',
   },
 });
 
@@ -120,6 +128,23 @@ const statusBadge = (s) => h('span', { class: `cstatus cs-${s}`, dataset: { stat
 const field = (label, input, hint) => h('label', {}, label, input, hint ? h('span', { class: 'muted small' }, hint) : null);
 const errorBox = (id) => h('p', { class: 'error small', role: 'alert', id });
 
+const savedNote = (id) => h('span', { class: 'small muted', id, role: 'status' });
+
+// A Delete button that asks first; the server's refusal (409: a live campaign uses it) is shown in err.
+const deleteButton = (id, question, path, err) => h('button', {
+  type: 'button', id, class: 'secondary danger',
+  onclick: async () => {
+    if (!window.confirm(question())) return;
+    err.textContent = '';
+    try {
+      await api('DELETE', path);
+      go('#/campaigns');
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  },
+}, t('del'));
+
 let channelCache = null;
 async function channelNames() {
   if (!channelCache) channelCache = api('GET', '/api/v1/channel-names').then((d) => d.items).catch((e) => { channelCache = null; throw e; });
@@ -162,21 +187,30 @@ async function listPage(wrap, gen) {
     tbody.append(tr);
     return { c, tr };
   });
-  // The list has recipients but not progress: fetch each started campaign's counters.
-  const fill = () => Promise.all(rows.filter(({ c }) => c.status !== 'draft').map(async (row) => {
+  // The list has recipients but not progress: each started campaign's counters once, then
+  // only the running and scheduled ones while they move (an event refreshes its own row).
+  const fillRow = async (row) => {
     const d = await api('GET', `/api/v1/campaigns/${row.c.id}`).catch(() => null);
     if (!d || !current(gen)) return;
     row.c = d;
     row.tr.dataset.status = d.status;
     row.tr.children[1].replaceChildren(statusBadge(d.status));
     row.tr.children[2].replaceWith(progressCell(d, d.stats));
-  }));
+  };
+  let first = true;
   const tick = async () => {
-    await fill();
+    await Promise.all(rows.filter(({ c }) => c.status !== 'draft' && (first || ACTIVE.has(c.status))).map(fillRow));
+    first = false;
     if (current(gen) && rows.some(({ c }) => ACTIVE.has(c.status))) page.timer = setTimeout(tick, REFRESH_MS);
   };
   tick();
-  page.onEvent = (ev) => { if (ev.event === 'campaign.updated') fill(); };
+  page.onEvent = (ev) => {
+    if (ev.event !== 'campaign.updated') return;
+    const row = rows.find(({ c }) => c.id === Number(ev.data?.campaign_id));
+    if (!row) return;
+    if (ev.data.status === 'deleted') row.tr.remove();
+    else fillRow(row).then(() => { if (ACTIVE.has(row.c.status) && !page.timer && current(gen)) tick(); });
+  };
 
   wrap.append(
     h('section', { class: 'admin-section', id: 'campaign-list' },
@@ -246,7 +280,9 @@ async function segmentEditor(wrap, id) {
       field(t('activeBefore'), h('input', { name: 'active_before', type: 'date', value: (f.active_before || '').slice(0, 10) }))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', checked: true, disabled: true }), ' ', t('hasEmail')),
     h('div', { class: 'count-row' }, count),
-    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save-segment' }, seg ? t('saveAsNew') : t('saveSegment')), backLink()),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save-segment' }, seg ? t('save') : t('saveSegment')),
+      seg ? deleteButton('delete-segment', () => t('confirmDeleteSegment', { name: seg.name }), `/api/v1/segments/${id}`, err) : null,
+      backLink()),
     err);
   // The live count: each change asks the server (debounced); an older answer never
   // overwrites a newer one.
@@ -276,7 +312,9 @@ async function segmentEditor(wrap, id) {
     e.preventDefault();
     const fd = new FormData(form);
     try {
-      await api('POST', '/api/v1/segments', { name: fd.get('name'), filter: filterFromForm(fd) });
+      const body = { name: fd.get('name'), filter: filterFromForm(fd) };
+      // Editing saves in place; scheduled campaigns using the segment take the new filter.
+      await (seg ? api('PATCH', `/api/v1/segments/${id}`, body) : api('POST', '/api/v1/segments', body));
       go('#/campaigns');
     } catch (ex) {
       err.textContent = ex.message;
@@ -314,30 +352,50 @@ function mergeHelp() {
 async function templateEditor(wrap, id) {
   const tpl = id ? await api('GET', `/api/v1/templates/${id}`) : null;
   const err = errorBox('tpl-error');
+  const title = h('h2', {}, tpl ? tpl.name : t('newTemplate'));
+  const note = savedNote('tpl-saved');
+  const bodyOf = (fd) => ({ name: fd.get('name'), subject: fd.get('subject'), html: fd.get('html') || null, text: fd.get('text') || null });
+  const saveAsNew = async () => {
+    if (!form.reportValidity()) return;
+    try {
+      const d = await api('POST', '/api/v1/templates', bodyOf(new FormData(form)));
+      go(`#/campaigns/templates/${d.id}`);
+    } catch (ex) {
+      err.textContent = ex.message;
+    }
+  };
   const form = h('form', { class: 'admin-form wide', id: 'template-form' },
-    h('h2', {}, tpl ? tpl.name : t('newTemplate')),
+    title,
     field(t('name'), h('input', { name: 'name', required: true, maxlength: 255, value: tpl?.name || '' })),
     field(t('tplSubject'), h('input', { name: 'subject', required: true, maxlength: 998, value: tpl?.subject || '' })),
     field(t('tplHtml'), h('textarea', { name: 'html', rows: 8, class: 'code', spellcheck: 'false' }, tpl?.html || '')),
     field(t('tplText'), h('textarea', { name: 'text', rows: 5 }, tpl?.text || '')),
     mergeHelp(),
-    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save-template' }, tpl ? t('saveAsNew') : t('saveTemplate')), backLink()),
+    h('div', { class: 'row wrap' }, h('button', { type: 'submit', id: 'save-template' }, tpl ? t('save') : t('saveTemplate')),
+      tpl ? h('button', { type: 'button', class: 'secondary', id: 'save-template-new', onclick: saveAsNew }, t('saveAsNew')) : null,
+      tpl ? deleteButton('delete-template', () => t('confirmDeleteTemplate', { name: tpl.name }), `/api/v1/templates/${id}`, err) : null,
+      backLink(), note),
     err);
+  const preview = tpl ? await previewTools(tpl) : null;
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const fd = new FormData(form);
-    const body = { name: fd.get('name'), subject: fd.get('subject') };
-    if (fd.get('html')) body.html = fd.get('html');
-    if (fd.get('text')) body.text = fd.get('text');
+    err.textContent = '';
+    note.textContent = '';
+    if (!tpl) return saveAsNew();
+    // Save in place: campaigns already sending keep the copy they started with (docs/campaigns.md);
+    // the preview shows the saved version at once.
     try {
-      const d = await api('POST', '/api/v1/templates', body);
-      go(`#/campaigns/templates/${d.id}`);
+      const d = await api('PATCH', `/api/v1/templates/${id}`, bodyOf(new FormData(form)));
+      Object.assign(tpl, d);
+      title.textContent = d.name;
+      note.textContent = t('saved');
+      await preview.refresh();
     } catch (ex) {
       err.textContent = ex.message;
     }
   });
   wrap.append(h('section', { class: 'admin-section' }, form),
-    h('section', { class: 'admin-section', id: 'template-tools' }, tpl ? [await previewTools(tpl), await testTools(tpl)] : h('p', { class: 'muted' }, t('saveFirst'))));
+    h('section', { class: 'admin-section', id: 'template-tools' }, tpl ? [preview, await testTools(tpl)] : h('p', { class: 'muted' }, t('saveFirst'))));
 }
 
 async function previewTools(tpl) {
@@ -371,8 +429,10 @@ async function previewTools(tpl) {
         d.text ? h('pre', { class: 'preview-text', id: 'preview-text' }, d.text) : null));
     } catch (e) { err.textContent = e.message; }
   };
-  return h('div', { class: 'tool' }, h('h3', {}, t('previewFor')),
+  const tool = h('div', { class: 'tool' }, h('h3', {}, t('previewFor')),
     h('div', { class: 'row wrap' }, q, pick, h('button', { type: 'button', id: 'preview-btn', onclick: show }, t('preview'))), err, out);
+  tool.refresh = show;
+  return tool;
 }
 
 async function testTools(tpl) {
@@ -399,25 +459,44 @@ async function testTools(tpl) {
 
 // ---------- campaign editor ----------
 
-async function campaignEditor(wrap) {
+// A server time (UTC) as the value of a datetime-local input (the browser's local time).
+function localInput(s) {
+  const d = parseTime(s);
+  if (!d) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// The campaign form: a new campaign (c = null, Create = POST) or an existing draft or scheduled
+// one (Save = PATCH; onSaved runs after).
+async function campaignForm(c, onSaved) {
   const [segs, tpls, channels] = await Promise.all([listAll('/api/v1/segments'), listAll('/api/v1/templates'), channelNames()]);
-  const email = channels.filter((c) => c.kind === 'email');
-  const err = errorBox('campaign-error');
+  const email = channels.filter((x) => x.kind === 'email');
+  const err = errorBox('campaign-form-error');
+  const note = savedNote('campaign-saved');
   const select = (name, label, items, text) => field(label, h('select', { name, required: true },
     h('option', { value: '' }, label), items.map((x) => h('option', { value: x.id }, text(x)))));
-  const form = h('form', { class: 'admin-form wide', id: 'campaign-form' },
-    h('h2', {}, t('newCampaign')),
-    field(t('name'), h('input', { name: 'name', required: true, maxlength: 255 })),
-    select('segment_id', t('chooseSegment'), segs, (s) => s.name),
+  const form = h('form', { class: 'admin-form wide', id: c ? 'campaign-edit-form' : 'campaign-form' },
+    h(c ? 'h3' : 'h2', {}, c ? t('editCampaign') : t('newCampaign')),
+    field(t('name'), h('input', { name: 'name', required: true, maxlength: 255, value: c?.name || '' })),
+    select('segment_id', t('chooseSegment'), segs, (x) => x.name),
     select('template_id', t('chooseTemplate'), tpls, (x) => `${x.name} — ${x.subject}`),
-    email.length ? select('channel_id', t('chooseChannel'), email, (c) => c.name) : h('p', { class: 'error' }, t('noEmailChannel')),
-    field(t('sendAt'), h('input', { name: 'send_at', type: 'datetime-local' })),
-    field(t('rate'), h('input', { name: 'rate_per_second', type: 'number', min: 0, max: 100000, value: 0 })),
-    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'create-campaign' }, t('createCampaign')), backLink()),
+    email.length ? select('channel_id', t('chooseChannel'), email, (x) => x.name) : h('p', { class: 'error' }, t('noEmailChannel')),
+    field(t('sendAt'), h('input', { name: 'send_at', type: 'datetime-local', value: localInput(c?.send_at) })),
+    field(t('rate'), h('input', { name: 'rate_per_second', type: 'number', min: 0, max: 100000, value: c?.rate_per_second ?? 0 })),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: c ? 'save-campaign' : 'create-campaign' }, c ? t('saveChanges') : t('createCampaign')),
+      c ? note : backLink()),
     err);
-  if (email.length === 1) form.elements.channel_id.value = String(email[0].id);
+  const els = form.elements;
+  if (c) {
+    els.segment_id.value = String(c.segment_id ?? '');
+    els.template_id.value = String(c.template_id ?? '');
+    if (els.channel_id) els.channel_id.value = String(c.channel_id ?? '');
+  } else if (email.length === 1) els.channel_id.value = String(email[0].id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    err.textContent = '';
+    note.textContent = '';
     const fd = new FormData(form);
     const body = {
       name: fd.get('name'), segment_id: Number(fd.get('segment_id')), template_id: Number(fd.get('template_id')),
@@ -425,20 +504,34 @@ async function campaignEditor(wrap) {
     };
     // datetime-local is the browser's local time; the API takes UTC.
     if (fd.get('send_at')) body.send_at = new Date(fd.get('send_at')).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    else if (c) body.send_at = null;
     try {
-      const d = await api('POST', '/api/v1/campaigns', body);
-      go(`#/campaigns/${d.id}`);
+      if (!c) {
+        const d = await api('POST', '/api/v1/campaigns', body);
+        go(`#/campaigns/${d.id}`);
+        return;
+      }
+      // Unchanged segment and template are left out: on a scheduled campaign either one makes
+      // its recipients again (docs/campaigns.md, "Editing and deleting").
+      for (const k of ['segment_id', 'template_id']) if (body[k] === c[k]) delete body[k];
+      Object.assign(c, await api('PATCH', `/api/v1/campaigns/${c.id}`, body));
+      note.textContent = t('saved');
+      onSaved?.();
     } catch (ex) {
       err.textContent = ex.message;
     }
   });
-  wrap.append(h('section', { class: 'admin-section' }, form));
+  return form;
+}
+
+async function campaignEditor(wrap) {
+  wrap.append(h('section', { class: 'admin-section' }, await campaignForm(null)));
 }
 
 // ---------- a campaign ----------
 
 const ACTIONS = {
-  draft: ['start', 'cancel'], scheduled: ['pause', 'cancel'], running: ['pause', 'cancel'], paused: ['resume', 'cancel'],
+  draft: ['start', 'delete', 'cancel'], scheduled: ['pause', 'cancel'], running: ['pause', 'cancel'], paused: ['resume', 'cancel'],
 };
 
 async function campaignPage(wrap, id, gen) {
@@ -454,26 +547,57 @@ async function campaignPage(wrap, id, gen) {
   const updated = h('p', { class: 'muted small', id: 'campaign-updated' });
   const progress = h('progress', { id: 'campaign-progress', max: 1, value: 0 });
   const progressText = h('span', { class: 'small', id: 'campaign-progress-text' });
+  const editBox = h('section', { class: 'admin-section', id: 'campaign-edit', hidden: true });
   const csv = h('a', { href: `/api/v1/campaigns/${id}/recipients.csv`, id: 'campaign-csv', class: 'button secondary', download: `campaign-${id}-recipients.csv` }, t('exportCsv'));
   wrap.append(h('section', { class: 'admin-section', id: 'campaign' },
     h('a', { href: '#/campaigns', class: 'small back-link' }, `← ${t('campaigns')}`),
     head, meta, actions, err, h('div', { class: 'progress-row' }, progress, ' ', progressText), counters,
-    h('h3', {}, t('perHour')), chartBox, chartNote, h('div', { class: 'row' }, csv, updated)));
+    h('h3', {}, t('perHour')), chartBox, chartNote, h('div', { class: 'row' }, csv, updated)), editBox);
+
+  // A draft or scheduled campaign is edited here, in a form built once (a poll never rebuilds
+  // what is being typed) and taken away once the campaign sends.
+  let editFor = null;
+  const syncEditor = async (c) => {
+    const editable = c.status === 'draft' || c.status === 'scheduled';
+    if (!editable) {
+      editFor = null;
+      editBox.hidden = true;
+      editBox.replaceChildren();
+      return;
+    }
+    if (editFor) return;
+    editFor = c.status;
+    const form = await campaignForm(c, () => { names = null; refresh(); });
+    if (!current(gen) || !editFor) return;
+    editBox.replaceChildren(form);
+    editBox.hidden = false;
+  };
 
   let names = null;
+  // A finished or cancelled campaign may have outlived its segment and template (null ids).
   const loadNames = async (c) => {
     const [seg, tpl, channels] = await Promise.all([
-      api('GET', `/api/v1/segments/${c.segment_id}`).catch(() => null),
-      api('GET', `/api/v1/templates/${c.template_id}`).catch(() => null),
+      c.segment_id ? api('GET', `/api/v1/segments/${c.segment_id}`).catch(() => null) : null,
+      c.template_id ? api('GET', `/api/v1/templates/${c.template_id}`).catch(() => null) : null,
       channelNames().catch(() => []),
     ]);
-    return { seg: seg?.name ?? `#${c.segment_id}`, tpl: tpl?.name ?? `#${c.template_id}`, ch: channels.find((x) => x.id === c.channel_id)?.name ?? `#${c.channel_id}` };
+    const gone = `(${t('deleted')})`;
+    return {
+      seg: seg?.name ?? (c.segment_id ? `#${c.segment_id}` : gone), tpl: tpl?.name ?? (c.template_id ? `#${c.template_id}` : gone),
+      ch: channels.find((x) => x.id === c.channel_id)?.name ?? `#${c.channel_id}`,
+    };
   };
 
   const act = async (action, c) => {
     if (action === 'cancel' && !window.confirm(t('confirmCancel', { name: c.name }))) return;
+    if (action === 'delete' && !window.confirm(t('confirmDeleteCampaign', { name: c.name }))) return;
     err.textContent = '';
     try {
+      if (action === 'delete') {
+        await api('DELETE', `/api/v1/campaigns/${id}`);
+        go('#/campaigns');
+        return;
+      }
       await api('POST', `/api/v1/campaigns/${id}/${action}`);
     } catch (e) {
       err.textContent = e.message;
@@ -490,7 +614,9 @@ async function campaignPage(wrap, id, gen) {
     busy = true;
     clearTimeout(page.timer);
     try {
-      const [c, stats] = await Promise.all([api('GET', `/api/v1/campaigns/${id}`), api('GET', `/api/v1/campaigns/${id}/stats`)]);
+      // One request per poll: the campaign with its counters and the chart's series.
+      const c = await api('GET', `/api/v1/campaigns/${id}?hourly=1`);
+      const stats = c.stats || {};
       if (!current(gen)) return;
       names ||= await loadNames(c);
       head.replaceChildren(h('h2', { id: 'campaign-name' }, c.name), statusBadge(c.status));
@@ -500,12 +626,13 @@ async function campaignPage(wrap, id, gen) {
         c.send_at ? ` · ${t('scheduled')}: ${fmtTime(c.send_at, lang, true)}` : '',
         ` · ${t('created')}: ${fmtTime(c.created_at, lang, true)}`);
       actions.replaceChildren(...(ACTIONS[c.status] || []).map((a) => h('button', {
-        type: 'button', id: `campaign-${a}`, class: a === 'cancel' ? 'secondary danger' : '', onclick: () => act(a, c),
-      }, t(a))));
+        type: 'button', id: `campaign-${a}`, class: a === 'start' ? '' : a === 'cancel' ? 'secondary danger' : 'secondary', onclick: () => act(a, c),
+      }, t(a === 'delete' ? 'del' : a))));
+      syncEditor(c);
       const total = stats.recipients || 0;
       progress.max = total || 1;
-      progress.value = stats.sent;
-      progressText.textContent = `${stats.sent} / ${total}`;
+      progress.value = stats.sent ?? 0;
+      progressText.textContent = `${stats.sent ?? 0} / ${total}`;
       counters.replaceChildren(...COUNTERS.map((k) => h('div', { class: 'counter', id: `stat-${k}`, dataset: { value: stats[k] ?? 0 } },
         h('b', {}, String(stats[k] ?? 0)), h('span', { class: 'small muted' }, t(`st_${k}`)))));
       await drawHourly(canvas, stats.hourly || [], chartNote);

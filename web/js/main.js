@@ -11,13 +11,16 @@ import { attachComposerTools, bellButton, onNotificationEvent, refreshNotificati
 import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
 import { topMenu } from './topmenu.js';
+import { scheduleCounts, refreshCounts, renderCounts, loadTeams, teamFilter, teamSelect } from './inbox_extras.js';
+import { renderReports } from './reports.js';
+import { composerFiles } from './attach.js';
 
 const app = document.getElementById('app');
 const S = {
   user: null,
   channels: new Map(),
   users: [],
-  filters: { status: 'open', assignee: 'all', channel: '', q: '' },
+  filters: { status: 'open', assignee: 'all', channel: '', team: '', q: '' },
   convs: [],
   cursor: null,
   listGen: 0,
@@ -93,7 +96,11 @@ function start(user) {
     S.live.start();
   }
   loadChannels();
-  if (user.role !== 'marketer') reloadList(); // marketers have no inbox (403)
+  if (user.role !== 'marketer') {
+    // marketers have no inbox (its APIs answer 403)
+    loadTeams(S);
+    reloadList();
+  }
   route();
 }
 
@@ -130,13 +137,15 @@ function buildShell() {
       topMenu( // behind a menu button on a phone (topmenu.js)
         S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
         ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
+        S.user.role !== 'marketer' ? h('a', { href: '#/reports', class: 'top-link', id: 'reports-link' }, t('reports')) : null,
         h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
-        h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: () => el.help.showModal() }, '?'),
+        h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: showHelp }, '?'),
         h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut')))),
     h('section', { class: 'list-pane' },
       h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); S.filters.q = el.q.value.trim(); reloadList(); } }, el.q),
       statusTabs,
-      h('div', { class: 'filters' }, el.assignee, el.channel),
+      h('div', { class: 'filters' }, el.assignee, el.channel, teamFilter(S, () => reloadList())),
+      h('div', { class: 'muted small unread-count', id: 'unread-count' }),
       h('div', { class: 'list-scroll', id: 'list-scroll' }, el.list, el.sentinel)),
     el.thread, el.card, el.help, el.admin = h('section', { class: 'admin-pane', id: 'admin' }));
   app.replaceChildren(el.shell);
@@ -146,6 +155,7 @@ function buildShell() {
     if (entries.some((e) => e.isIntersecting)) loadMore();
   }, { root: $('#list-scroll') }).observe(el.sentinel);
   renderThread();
+  renderCounts(S);
 }
 
 function syncFilters() {
@@ -153,12 +163,23 @@ function syncFilters() {
 }
 
 function buildHelp() {
-  const keys = [['j', 'kNext'], ['k', 'kPrev'], ['r', 'kReply'], ['n', 'kNote'], ['e', 'kResolve'], ['/', 'kSearch'], ['?', 'kHelp'], ['Esc', 'kEsc']];
+  el.helpKeys = h('tbody', {});
   const d = h('dialog', { id: 'help', class: 'help' },
     h('h2', {}, t('shortcuts')),
-    h('table', {}, h('tbody', {}, keys.map(([k, s]) => h('tr', {}, h('td', {}, h('kbd', {}, k)), h('td', {}, t(s)))))),
+    h('table', {}, el.helpKeys),
     h('form', { method: 'dialog' }, h('button', {}, t('close'))));
   return d;
+}
+
+// The inbox keys act on the list and the thread; the campaign and admin pages have neither, so
+// there the help lists (and the keyboard handler knows) only ? and Esc.
+const inboxView = () => el.shell?.dataset.view !== 'admin';
+function showHelp() {
+  const keys = inboxView()
+    ? [['j', 'kNext'], ['k', 'kPrev'], ['r', 'kReply'], ['n', 'kNote'], ['e', 'kResolve'], ['/', 'kSearch'], ['?', 'kHelp'], ['Esc', 'kEsc']]
+    : [['?', 'kHelp'], ['Esc', 'kEsc']];
+  el.helpKeys.replaceChildren(...keys.map(([k, s]) => h('tr', {}, h('td', {}, h('kbd', {}, k)), h('td', {}, t(s)))));
+  el.help.showModal();
 }
 
 function liveState(up) {
@@ -190,11 +211,12 @@ function fillChannelFilter() {
 
 function listParams(cursor) {
   const f = S.filters;
-  return qs({ status: f.status, assignee: f.assignee === 'all' ? '' : f.assignee, channel: f.channel, q: f.q, cursor, limit: 40 });
+  return qs({ status: f.status, assignee: f.assignee === 'all' ? '' : f.assignee, channel: f.channel, team_id: f.team, q: f.q, cursor, limit: 40 });
 }
 
 async function reloadList() {
   const gen = ++S.listGen;
+  refreshCounts(S);
   S.convs = [];
   S.cursor = null;
   S.listLoading = true;
@@ -276,6 +298,7 @@ function matchesFilters(c) {
   if (f.assignee === 'unassigned' && c.assignee_id !== null) return false;
   if (/^\d+$/.test(f.assignee) && c.assignee_id !== Number(f.assignee)) return false;
   if (f.channel && c.channel?.id !== Number(f.channel)) return false;
+  if (f.team && c.team_id !== Number(f.team)) return false;
   return true;
 }
 
@@ -331,6 +354,7 @@ function onEvent(ev) {
   if (cid && /^(interaction|conversation)\./.test(ev.event)) {
     if (ev.event === 'interaction.created' && ev.data?.preview) S.previews.set(cid, ev.data.preview);
     queueConvRefresh(cid);
+    scheduleCounts(S);
     if (cid === S.openId) {
       if (ev.event === 'interaction.updated' && ev.data?.id && S.items.has(ev.data.id) && ev.data.delivery_status && !ev.data.text) {
         const it = { ...S.items.get(ev.data.id), delivery_status: ev.data.delivery_status };
@@ -369,13 +393,18 @@ function route() {
   const camp = location.hash.startsWith('#/campaigns') && ['admin', 'marketer'].includes(S.user.role);
   if (!camp) leaveCampaigns();
   const admin = camp || (location.hash.startsWith('#/admin') && S.user.role === 'admin');
-  el.shell.dataset.view = admin ? 'admin' : 'inbox';
+  const reports = location.hash.startsWith('#/reports') && S.user.role !== 'marketer';
+  el.shell.dataset.view = admin ? 'admin' : reports ? 'reports' : 'inbox';
   if (camp) {
     renderCampaigns(el.admin);
     return;
   }
   if (admin) {
     renderAdmin(el.admin);
+    return;
+  }
+  if (reports) {
+    renderReports(el.admin);
     return;
   }
   el.admin.replaceChildren();
@@ -422,6 +451,16 @@ function markRead() {
 }
 document.addEventListener('visibilitychange', markRead);
 
+// A reply's status only moves forward (queued → sent → delivered → read): an answer read
+// before the sender's commit (the 202 of the reply, a refresh already in flight) must not
+// undo the "sent" a live event has just shown. A retry (failed → queued) is not a step back.
+const STATUS_RANK = { queued: 1, sent: 2, delivered: 3, read: 4 };
+function mergeItem(it) {
+  const prev = S.items.get(it.id);
+  const keep = prev && (STATUS_RANK[prev.delivery_status] || 0) > (STATUS_RANK[it.delivery_status] || 0) && it.delivery_status !== 'failed';
+  S.items.set(it.id, keep ? { ...prev, ...it, delivery_status: prev.delivery_status } : { ...(prev || {}), ...it });
+}
+
 async function refreshThread(scrollDown) {
   const id = S.openId;
   if (!id) return;
@@ -435,7 +474,7 @@ async function refreshThread(scrollDown) {
   }
   if (S.openId !== id) return;
   const fresh = d.items.some((it) => !S.items.has(it.id));
-  for (const it of d.items) S.items.set(it.id, it);
+  for (const it of d.items) mergeItem(it);
   if (S.threadCursor === null && scrollDown) S.threadCursor = d.next_cursor;
   renderItems(scrollDown || fresh);
   if (fresh) markRead();
@@ -489,6 +528,7 @@ function renderThreadHead() {
         c.status === 'snoozed' && c.snoozed_until ? ` ${t('snoozedUntil', { time: fmtTime(c.snoozed_until, getLanguage(), true) })}` : null)),
     h('div', { class: 'actions' },
       assign,
+      teamSelect(S, c, patchConv),
       c.status === 'open' ? h('button', { type: 'button', class: 'secondary', onclick: () => patchConv({ status: 'pending' }) }, t('markPending')) : null,
       snoozeMenu(),
       c.status !== 'open' ? h('button', { type: 'button', id: 'reopen', class: resolved ? '' : 'secondary', onclick: () => patchConv({ status: 'open' }) }, t('reopen')) : null,
@@ -564,7 +604,9 @@ function buildComposer() {
   const tabs = h('div', { class: 'tabs small' },
     ['reply', 'note'].map((m) => h('button', { type: 'button', dataset: { mode: m }, onclick: () => setMode(m) }, t(m))));
   const quote = el.quote = new QuoteBox();
-  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el, h('div', { class: 'row' }, err, send));
+  const form = h('form', { class: 'composer', id: 'composer' }, tabs, ta, quote.el);
+  const files = composerFiles(form, ta, err);
+  form.append(files.list, h('div', { class: 'row' }, files.button, files.input, err, send));
   const tools = attachComposerTools(ta, form, { mode: () => S.mode, convId: () => S.openId }); // "/" and "@" pickers
   function setMode(m) {
     S.mode = m;
@@ -589,7 +631,8 @@ function buildComposer() {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = ta.value.trim();
-    if (!text || !S.openId) return;
+    if ((!text && !files.count()) || !S.openId) return;
+    if (S.mode === 'note' && files.count()) { err.textContent = t('filesWithRepliesOnly'); return; }
     send.disabled = true;
     err.textContent = '';
     const id = S.openId;
@@ -601,14 +644,18 @@ function buildComposer() {
       } else {
         // One key per composed message: a retry after a lost answer cannot send twice.
         S.draftKey ||= newKey();
-        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body() }, { 'Idempotency-Key': S.draftKey });
+        await files.ready();
+        const ids = files.ids();
+        if (!text && !ids.length) return;
+        it = await api('POST', `/api/v1/conversations/${id}/replies`, { text, ...quote.body(), ...(ids.length ? { attachment_ids: ids } : {}) }, { 'Idempotency-Key': S.draftKey });
+        files.clear();
       }
       S.draftKey = null;
       ta.value = '';
       tools.reset();
       quote.reset();
       if (S.openId === id) {
-        S.items.set(it.id, { ...(S.items.get(it.id) || {}), ...it });
+        mergeItem(it);
         renderItems(true);
         refreshThread(false).catch(() => {});
       }
@@ -648,6 +695,7 @@ document.addEventListener('keydown', (e) => {
     return;
   }
   if (el.help?.open) return;
+  if (!inboxView() && e.key !== '?') return;
   const move = (d) => {
     if (!S.convs.length) return;
     const i = S.convs.findIndex((c) => c.id === S.openId);
@@ -662,7 +710,7 @@ document.addEventListener('keydown', (e) => {
     case 'n': if (S.openId) { e.preventDefault(); el.setMode('note'); } break;
     case 'e': toggleResolved(); break;
     case '/': e.preventDefault(); el.q.focus(); el.q.select(); break;
-    case '?': el.help.showModal(); break;
+    case '?': showHelp(); break;
     case 'Escape':
       if (el.shell.classList.contains('card-open')) toggleCard();
       else if (S.openId && el.shell.dataset.pane === 'thread' && !window.matchMedia('(min-width: 760px)').matches) location.hash = '';

@@ -3,6 +3,7 @@ import { h, fmtTime, fmtDuration } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { emailBody } from './email.js';
 import { noteText } from './mentions.js';
+import { attachmentList } from './attach.js';
 
 const TICKS = { queued: '○', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
 
@@ -88,5 +89,7 @@ export function renderInteraction(it, { onRetry } = {}) {
       h('div', { class: 'plain' }, it.text || ''),
       meta(it, onRetry));
   }
+  const files = attachmentList(it);
+  if (files) body.insertBefore(files, body.querySelector(':scope > .meta'));
   return h('div', { class: `item dir-${it.direction} kind-${it.kind}`, dataset: { id: it.id } }, body);
 }

@@ -1,7 +1,9 @@
 // The marketer's campaign pages: sign in and land on campaigns, build a segment with its live
 // count, a template with a sandboxed preview (its script never runs) and a test send, a
 // campaign started, paused, resumed and sent to a real SMTP sink (Postfix's smtp-sink), the
-// hourly chart, the CSV export, cancel with confirmation, and the phone layout.
+// hourly chart, the CSV export, cancel with confirmation, the help listing only the keys of these
+// pages, editing in place (a template's subject and its preview, a segment's filter, a draft),
+// deleting an unused template and a draft, and the phone layout.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -216,6 +218,7 @@ export default [
     const page = ctx.mkt;
     await page.goto(`/#/campaigns/${ctx.campId}`);
     await page.waitForSelector('#campaign[data-status="finished"]');
+    assert(await page.$('#campaign-edit-form') === null && await page.$('#campaign-delete') === null, 'a finished campaign is not editable');
     const href = await page.getAttribute('#campaign-csv', 'href');
     assert(href === `/api/v1/campaigns/${ctx.campId}/recipients.csv`, `CSV link ${href}`);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#campaign-csv')]);
@@ -239,6 +242,8 @@ export default [
     await page.waitForSelector('#campaign[data-status="draft"]');
     await page.click('#campaign-start');
     await page.waitForSelector('#campaign[data-status="scheduled"]');
+    // Scheduled: nothing sent yet, so still editable in place.
+    await page.waitForSelector('#campaign-edit-form');
     page.once('dialog', (d) => d.dismiss());
     await page.click('#campaign-cancel');
     await sleep(500);
@@ -249,7 +254,125 @@ export default [
     await page.waitForSelector('#campaign[data-status="cancelled"]');
     assert(asked.includes('"Later"'), `the question names the campaign: ${asked}`);
     assert(await page.$('#campaign-actions button') === null, 'no actions on a cancelled campaign');
+    assert(await page.$('#campaign-edit-form') === null, 'no edit form once cancelled');
     assert((await api(ctx, page, 'GET', `/api/v1/campaigns/${r.json.id}`)).json.status === 'cancelled', 'cancelled on the server');
+  }],
+
+  ['campaigns_help_lists_only_page_keys', async (ctx) => {
+    const page = ctx.mkt;
+    await page.goto('/#/campaigns');
+    await page.waitForSelector('#campaign-list');
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press('?');
+    await page.waitForSelector('#help[open]');
+    const keys = await page.$$eval('#help kbd', (ks) => ks.map((k) => k.textContent));
+    assert(JSON.stringify(keys) === JSON.stringify(['?', 'Esc']), `the help on a marketer's page lists ${JSON.stringify(keys)}`);
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('#help').open);
+    // The inbox keys do nothing here: j would have opened a conversation.
+    await page.keyboard.press('j');
+    await sleep(300);
+    assert(await page.evaluate(() => location.hash) === '#/campaigns', 'j leaves the campaign pages alone');
+    // An agent's inbox still lists its keys.
+    if (ctx.page) {
+      await ctx.page.click('button[title]:text-is("?")');
+      await ctx.page.waitForSelector('#help[open]');
+      assert((await ctx.page.$$('#help kbd')).length === 8, 'the inbox help keeps its eight keys');
+      await ctx.page.keyboard.press('Escape');
+    }
+  }],
+
+  ['campaigns_edit_template_preview_changes', async (ctx) => {
+    const page = ctx.mkt;
+    await page.goto(`/#/campaigns/templates/${ctx.tplId}`);
+    await page.waitForSelector('#preview-btn');
+    assert(await page.inputValue('#template-form input[name=subject]') === SUBJECT, 'the form holds the saved template');
+    await page.click('#preview-btn');
+    await page.waitForFunction(() => document.querySelector('#preview-subject')?.textContent === 'Spring sale for friend');
+    // A bad merge field is refused as on create, and nothing changes.
+    await page.fill('#template-form input[name=subject]', 'Sale for {{client.nmae}}');
+    await page.click('#save-template');
+    await page.waitForFunction(() => /unknown merge field 'client\.nmae'/.test(document.querySelector('#tpl-error')?.textContent || ''));
+    await page.fill('#template-form input[name=subject]', 'Summer sale for {{client.name|friend}}');
+    await page.click('#save-template');
+    await page.waitForFunction(() => document.querySelector('#tpl-saved')?.textContent.length > 0);
+    await page.waitForFunction(() => document.querySelector('#preview-subject')?.textContent === 'Summer sale for friend', null, { timeout: 5000 });
+    assert(await page.evaluate(() => location.hash) === `#/campaigns/templates/${ctx.tplId}`, 'saved in place, not as a new template');
+    const r = await api(ctx, page, 'GET', `/api/v1/templates/${ctx.tplId}`);
+    assert(r.json.subject === 'Summer sale for {{client.name|friend}}', `saved: ${r.json.subject}`);
+    assert(await page.textContent('#tpl-error') === '', 'the earlier error is gone');
+    await shot(page, 'campaign-template-edited');
+  }],
+
+  ['campaigns_edit_segment_filter', async (ctx) => {
+    const page = ctx.mkt;
+    const seg = (await api(ctx, page, 'GET', '/api/v1/segments')).json.items.find((x) => x.name === 'Spring buyers');
+    await page.goto('/#/campaigns');
+    await page.click(`#segment-list a[href="#/campaigns/segments/${seg.id}"]`);
+    await page.waitForSelector('#segment-form');
+    assert(await page.inputValue('#segment-form input[name=tag]') === 'spring', 'the saved filter is in the form');
+    await page.waitForFunction((n) => document.querySelector('#seg-count')?.dataset.count === String(n), SPRING.length);
+    await page.fill('#segment-form textarea[name=custom]', 'plan=gold');
+    await page.waitForFunction(() => document.querySelector('#seg-count')?.dataset.count === '3');
+    await page.click('#save-segment');
+    await page.waitForSelector('#segment-list');
+    await page.waitForFunction(() => document.querySelector('#segment-list')?.textContent.includes('"plan":"gold"'));
+    const r = await api(ctx, page, 'GET', `/api/v1/segments/${seg.id}`);
+    assert(r.json.count === 3 && r.json.filter.custom?.plan === 'gold' && r.json.name === 'Spring buyers', `saved in place: ${r.text}`);
+    const all = (await api(ctx, page, 'GET', '/api/v1/segments')).json.items.filter((x) => x.name === 'Spring buyers');
+    assert(all.length === 1, 'no second segment');
+  }],
+
+  ['campaigns_delete_template_and_draft', async (ctx) => {
+    const page = ctx.mkt;
+    await page.goto('/#/campaigns/templates/new');
+    await page.waitForSelector('#template-form');
+    await page.fill('#template-form input[name=name]', 'Throwaway');
+    await page.fill('#template-form input[name=subject]', 'Nothing much');
+    await page.fill('#template-form textarea[name=text]', 'Hello {{client.name|there}}');
+    await page.click('#save-template');
+    await page.waitForSelector('#delete-template');
+    const tplId = Number(await page.evaluate(() => location.hash.split('/').pop()));
+    const seg = (await api(ctx, page, 'GET', '/api/v1/segments')).json.items.find((x) => x.name === 'Spring buyers');
+    const draft = await api(ctx, page, 'POST', '/api/v1/campaigns', { name: 'Draft one', segment_id: seg.id, template_id: tplId, channel_id: ctx.emailId });
+    assert(draft.status === 201, `draft: ${draft.text}`);
+
+    // Used by a draft: the server refuses and says why.
+    page.once('dialog', (d) => d.accept());
+    await page.click('#delete-template');
+    await page.waitForFunction(() => /used by/.test(document.querySelector('#tpl-error')?.textContent || ''));
+
+    // The draft is edited in place on its page, then deleted (after a question).
+    await page.goto(`/#/campaigns/${draft.json.id}`);
+    await page.waitForSelector('#campaign[data-status="draft"] ~ #campaign-edit #campaign-edit-form');
+    assert(await page.inputValue('#campaign-edit-form input[name=name]') === 'Draft one', 'the form holds the draft');
+    await page.fill('#campaign-edit-form input[name=name]', 'Draft renamed');
+    await page.fill('#campaign-edit-form input[name=rate_per_second]', '3');
+    await page.click('#save-campaign');
+    await page.waitForFunction(() => document.querySelector('#campaign-name')?.textContent === 'Draft renamed');
+    await page.waitForFunction(() => document.querySelector('#campaign-meta')?.textContent.includes('3/s'));
+    const got = await api(ctx, page, 'GET', `/api/v1/campaigns/${draft.json.id}`);
+    assert(got.json.name === 'Draft renamed' && got.json.rate_per_second === 3 && got.json.status === 'draft', `saved: ${got.text}`);
+    await shot(page, 'campaign-draft-edit');
+    page.once('dialog', (d) => d.dismiss());
+    await page.click('#campaign-delete');
+    await sleep(300);
+    assert((await api(ctx, page, 'GET', `/api/v1/campaigns/${draft.json.id}`)).status === 200, 'dismissed: still there');
+    let asked = '';
+    page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+    await page.click('#campaign-delete');
+    await page.waitForSelector('#campaign-list');
+    assert(asked.includes('"Draft renamed"'), `the question names the draft: ${asked}`);
+    assert((await api(ctx, page, 'GET', `/api/v1/campaigns/${draft.json.id}`)).status === 404, 'the draft is gone');
+
+    // Now unused: the template goes.
+    await page.click(`#template-list a[href="#/campaigns/templates/${tplId}"]`);
+    await page.waitForSelector('#delete-template');
+    page.once('dialog', (d) => d.accept());
+    await page.click('#delete-template');
+    await page.waitForSelector('#template-list');
+    assert(!(await page.textContent('#template-list')).includes('Throwaway'), 'not listed any more');
+    assert((await api(ctx, page, 'GET', `/api/v1/templates/${tplId}`)).status === 404, 'deleted on the server');
   }],
 
   ['campaigns_phone_layout', async (ctx) => {

@@ -1,0 +1,452 @@
+/* GET /api/v1/reports on data built through the real doors: Telegram
+ * webhooks (messages dated in the past, so response times have a known
+ * size), replies and notes through the API by known agents, assignment and
+ * resolution by PATCH. Checks exact counts, that times are of the right
+ * size and order, bad parameters, and what an agent outside a team sees. */
+#include "harness.h"
+#include "switchboard/db.h"
+#include "switchboard/err.h"
+#include "switchboard/tzinfo.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TG_TOKEN  "123456:ABCDEF"
+#define TG_SECRET "reports-secret-0123456789"
+
+static struct th_server srv;
+static struct th_mock mock;
+static struct sb_db *db;
+static long long bot_a, bot_b;
+static char admin[512], alice[512], bob[512], carol[512], marketer[512];
+static long long alice_id, bob_id;
+/* conv1: answered by Alice after an hour, resolved by her.
+ * conv2: answered by Bob after 10 minutes; the client wrote again since.
+ * conv3: nobody answered for two hours (a note does not count).
+ * conv4: answered by Alice after a minute; team Carol's.
+ * Carol (agent) sees unassigned conv3 and her team's conv4 only. */
+static long long conv1, conv2, conv3, conv4;
+static time_t t0;
+static char today[16]; /* in Moscow */
+
+static int64_t q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q_int(const char *fmt, ...)
+{
+    char sql[1024], err[256] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, sql, NULL, 0, &r, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "%s: %s\n", sql, err);
+    assert_int_equal(rc, SB_OK);
+    int64_t v = r.nrows && sb_db_cell(&r, 0, 0) ? sb_db_cell_int(&r, 0, 0) : -1;
+    sb_db_rows_free(&r);
+    return v;
+}
+
+static json_t *call(const char *cookie, const char *method, const char *path, const char *body,
+                    long want)
+{
+    const char *h[] = {cookie, "Content-Type: application/json", NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, method, path, body, h, &r), 0);
+    if (r.status != want)
+        fprintf(stderr, "%s %s -> %ld %s\n", method, path, r.status, r.body);
+    assert_int_equal(r.status, want);
+    json_t *o = r.body && *r.body ? json_loads(r.body, 0, NULL) : NULL;
+    th_resp_free(&r);
+    return o;
+}
+
+/* A Telegram text message from user `from`, dated `date`. */
+static void tg_message(long long channel, long long from, const char *name, time_t date,
+                       const char *text)
+{
+    static long long update = 900000, message = 7000;
+    json_t *u = json_pack("{s:I,s:{s:I,s:{s:I,s:b,s:s},s:{s:I,s:s,s:s},s:I,s:s}}", "update_id",
+                          (json_int_t)++update, "message", "message_id", (json_int_t)++message,
+                          "from", "id", (json_int_t)from, "is_bot", 0, "first_name", name, "chat",
+                          "id", (json_int_t)from, "first_name", name, "type", "private", "date",
+                          (json_int_t)date, "text", text);
+    char *body = json_dumps(u, JSON_COMPACT);
+    json_decref(u);
+    char path[64], h[128];
+    snprintf(path, sizeof path, "/hooks/telegram/%lld", channel);
+    snprintf(h, sizeof h, "X-Telegram-Bot-Api-Secret-Token: %s", TG_SECRET);
+    const char *headers[] = {"Content-Type: application/json", h, NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "POST", path, body, headers, &r), 0);
+    if (r.status != 200)
+        fprintf(stderr, "hook: %ld %s\n", r.status, r.body);
+    assert_int_equal(r.status, 200);
+    th_resp_free(&r);
+    free(body);
+}
+
+static long long conversation_of(long long from)
+{
+    return q_int("SELECT c.id FROM conversations c JOIN client_identities ci ON ci.client_id = "
+                 "c.client_id WHERE ci.kind = 'telegram' AND ci.value = '%lld' "
+                 "ORDER BY c.id DESC LIMIT 1",
+                 from);
+}
+
+static void post_text(const char *cookie, long long conv, const char *what, const char *text,
+                      long want)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld/%s", conv, what);
+    json_t *b = json_pack("{s:s}", "text", text);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    json_decref(call(cookie, "POST", path, body, want));
+    free(body);
+}
+
+static void patch(long long conv, const char *body)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld", conv);
+    json_decref(call(admin, "PATCH", path, body, 200));
+}
+
+static long long add_channel(const char *name)
+{
+    char base[96], out[2048];
+    snprintf(base, sizeof base, "api_base=http://127.0.0.1:%d", mock.port);
+    const char *args[] = {"channel",
+                          "add",
+                          "telegram",
+                          "--name",
+                          name,
+                          "--set",
+                          base,
+                          "--set",
+                          "token=" TG_TOKEN,
+                          "--set",
+                          "secret_token=" TG_SECRET,
+                          NULL};
+    if (th_run(args, NULL, out, sizeof out) != 0) {
+        fprintf(stderr, "channel add: %s\n", out);
+        return 0;
+    }
+    json_t *o = json_loads(out, 0, NULL);
+    long long id = json_integer_value(json_object_get(o, "id"));
+    json_decref(o);
+    return id;
+}
+
+static void moscow_day(time_t t, int delta, char *out, size_t outlen)
+{
+    struct sb_tz tz;
+    char err[128];
+    assert_int_equal(sb_tz_load("Europe/Moscow", &tz, err, sizeof err), SB_OK);
+    int y, m, d;
+    sb_civil_from_days(((int64_t)t + sb_tz_offset(&tz, t)) / 86400 + delta, &y, &m, &d);
+    snprintf(out, outlen, "%04d-%02d-%02d", y, m, d);
+    sb_tz_free(&tz);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    th_db_setup();
+    th_mock_start(&mock, 200, "{\"ok\":true,\"result\":{\"message_id\":1,\"chat\":{\"id\":1}}}");
+    bot_a = add_channel("Bot A");
+    bot_b = add_channel("Bot B");
+    if (!bot_a || !bot_b)
+        return -1;
+    db = th_db_connect();
+    th_user("admin@example.com", "admin", "admin-password-1");
+    th_user("alice@example.com", "agent", "alice-password-1");
+    th_user("bob@example.com", "agent", "bob-password-1");
+    th_user("carol@example.com", "agent", "carol-password-1");
+    th_user("marketer@example.com", "marketer", "marketer-password-1");
+    alice_id = q_int("SELECT id FROM users WHERE email = 'alice@example.com'");
+    bob_id = q_int("SELECT id FROM users WHERE email = 'bob@example.com'");
+    th_server_start(&srv, NULL);
+    th_login(&srv, "admin@example.com", "admin-password-1", admin, sizeof admin);
+    th_login(&srv, "alice@example.com", "alice-password-1", alice, sizeof alice);
+    th_login(&srv, "bob@example.com", "bob-password-1", bob, sizeof bob);
+    th_login(&srv, "carol@example.com", "carol-password-1", carol, sizeof carol);
+    th_login(&srv, "marketer@example.com", "marketer-password-1", marketer, sizeof marketer);
+
+    t0 = time(NULL);
+    moscow_day(t0, 0, today, sizeof today);
+    tg_message(bot_a, 5001, "Анна", t0 - 3600, "Хочу кухню");
+    tg_message(bot_a, 5002, "Борис", t0 - 600, "Где мой заказ?");
+    tg_message(bot_b, 5003, "Вера", t0 - 7200, "Перезвоните");
+    tg_message(bot_b, 5004, "Глеб", t0 - 60, "Сколько стоит?");
+    conv1 = conversation_of(5001);
+    conv2 = conversation_of(5002);
+    conv3 = conversation_of(5003);
+    conv4 = conversation_of(5004);
+
+    char body[96];
+    snprintf(body, sizeof body, "{\"assignee_id\":%lld}", alice_id);
+    patch(conv1, body);
+    patch(conv4, body);
+    snprintf(body, sizeof body, "{\"assignee_id\":%lld}", bob_id);
+    patch(conv2, body);
+    post_text(alice, conv1, "replies", "Здравствуйте! Пришлём замерщика.", 202);
+    post_text(bob, conv2, "replies", "Заказ в пути.", 202);
+    post_text(alice, conv4, "replies", "Цены на сайте.", 202);
+    post_text(alice, conv3, "notes", "Перезвонить завтра", 201);
+    patch(conv1, "{\"status\":\"resolved\"}");
+    /* Boris writes again a second after Bob's answer (Telegram dates are
+     * whole seconds), so he is waiting again. */
+    sleep(2);
+    tg_message(bot_a, 5002, "Борис", time(NULL), "Уже неделю жду");
+
+    /* Carol's team has conv4. There is no team API yet: set-up by SQL. */
+    q_int("INSERT INTO teams (name) VALUES ('Кухни')");
+    long long team = q_int("SELECT id FROM teams WHERE name = 'Кухни'");
+    q_int("INSERT INTO team_members (team_id, user_id) SELECT %lld, id FROM users WHERE email = "
+          "'carol@example.com'",
+          team);
+    q_int("UPDATE conversations SET team_id = %lld WHERE id = %lld", team, conv4);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int status = th_server_stop(&srv);
+    th_mock_stop(&mock);
+    sb_db_close(&db);
+    th_db_teardown();
+    return status == 0 ? 0 : -1;
+}
+
+static json_t *report(const char *cookie, const char *from, const char *to, const char *tz)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/reports?from=%s&to=%s&tz=%s", from, to, tz);
+    return call(cookie, "GET", path, NULL, 200);
+}
+
+static json_t *find_agent(json_t *doc, long long id)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(doc, "agents"), i,
+                       a) if (json_integer_value(json_object_get(a, "id")) == id) return a;
+    return NULL;
+}
+
+/* `v` is a number within [lo, hi]. */
+static void assert_between(json_t *v, double lo, double hi)
+{
+    assert_true(json_is_number(v));
+    double x = json_number_value(v);
+    if (x < lo || x > hi)
+        fprintf(stderr, "%g not in [%g, %g]\n", x, lo, hi);
+    assert_true(x >= lo && x <= hi);
+}
+
+static void counts_per_channel_and_day(void **state)
+{
+    (void)state;
+    char from[16], to[16];
+    moscow_day(t0, -2, from, sizeof from);
+    moscow_day(t0, 1, to, sizeof to);
+    json_t *doc = report(admin, from, to, "Europe/Moscow");
+    assert_string_equal(json_string_value(json_object_get(doc, "tz")), "Europe/Moscow");
+    json_t *bcd = json_object_get(doc, "by_channel_day");
+    json_t *days = json_object_get(bcd, "days");
+    assert_int_equal(json_array_size(days), 4);
+    assert_string_equal(json_string_value(json_array_get(days, 0)), from);
+    assert_string_equal(json_string_value(json_array_get(days, 2)), today);
+    json_t *chs = json_object_get(bcd, "channels");
+    assert_int_equal(json_array_size(chs), 2);
+    long long ids[2] = {bot_a, bot_b};
+    const char *names[2] = {"Bot A", "Bot B"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *c = json_array_get(chs, i);
+        assert_int_equal(json_integer_value(json_object_get(c, "id")), ids[i]);
+        assert_string_equal(json_string_value(json_object_get(c, "name")), names[i]);
+        assert_string_equal(json_string_value(json_object_get(c, "kind")), "telegram");
+        json_t *counts = json_object_get(c, "counts");
+        assert_int_equal(json_array_size(counts), 4);
+        for (size_t k = 0; k < 4; k++)
+            assert_int_equal(json_integer_value(json_array_get(counts, k)), k == 2 ? 2 : 0);
+        assert_int_equal(json_integer_value(json_object_get(c, "total")), 2);
+    }
+    json_t *tot = json_object_get(doc, "totals");
+    assert_int_equal(json_integer_value(json_object_get(tot, "conversations")), 4);
+    assert_int_equal(json_integer_value(json_object_get(tot, "first_replied")), 3);
+    assert_int_equal(json_integer_value(json_object_get(tot, "resolved")), 1);
+    assert_int_equal(json_integer_value(json_object_get(tot, "unanswered")), 2);
+    json_decref(doc);
+
+    /* The same with a numeric offset; and a range before today is empty. */
+    doc = report(admin, today, today, "%2B03:00");
+    assert_string_equal(json_string_value(json_object_get(doc, "tz")), "+03:00");
+    chs = json_object_get(json_object_get(doc, "by_channel_day"), "channels");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(chs, 0), "total")), 2);
+    json_decref(doc);
+    /* A '+' typed unencoded arrives as a space; it is still the offset. */
+    doc = report(admin, today, today, "+03:00");
+    assert_string_equal(json_string_value(json_object_get(doc, "tz")), "+03:00");
+    json_decref(doc);
+    doc = report(admin, from, from, "Europe/Moscow");
+    chs = json_object_get(json_object_get(doc, "by_channel_day"), "channels");
+    assert_int_equal(json_array_size(chs), 0);
+    tot = json_object_get(doc, "totals");
+    assert_int_equal(json_integer_value(json_object_get(tot, "conversations")), 0);
+    assert_int_equal(json_integer_value(json_object_get(tot, "first_replied")), 0);
+    assert_true(json_is_null(json_object_get(tot, "first_response_median_s")));
+    /* Unanswered is the state now, whatever the range. */
+    assert_int_equal(json_integer_value(json_object_get(tot, "unanswered")), 2);
+    json_decref(doc);
+}
+
+static void response_and_resolution_times_per_agent(void **state)
+{
+    (void)state;
+    json_t *doc = report(admin, today, today, "Europe/Moscow");
+    /* The replies went out within ~15 s of t0 (the test's own pace). */
+    json_t *a = find_agent(doc, alice_id), *b = find_agent(doc, bob_id);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(json_string_value(json_object_get(a, "name")), "Test User");
+    assert_int_equal(json_integer_value(json_object_get(a, "first_replied")), 2);
+    /* Alice: 3600 s and 60 s; median halfway, p90 near the hour. */
+    assert_between(json_object_get(a, "first_response_median_s"), 1830, 1830 + 30);
+    assert_between(json_object_get(a, "first_response_p90_s"), 3246, 3246 + 30);
+    assert_int_equal(json_integer_value(json_object_get(a, "resolved")), 1);
+    /* conv1 was created at ingest (not when Anna wrote) and resolved
+     * seconds later. */
+    assert_between(json_object_get(a, "resolution_median_s"), 0, 30);
+    assert_int_equal(json_integer_value(json_object_get(b, "first_replied")), 1);
+    assert_between(json_object_get(b, "first_response_median_s"), 600, 630);
+    assert_between(json_object_get(b, "first_response_p90_s"), 600, 630);
+    assert_int_equal(json_integer_value(json_object_get(b, "resolved")), 0);
+    assert_true(json_is_null(json_object_get(b, "resolution_median_s")));
+    assert_int_equal(json_array_size(json_object_get(doc, "agents")), 2);
+    json_t *tot = json_object_get(doc, "totals");
+    /* Everyone: 60, 600, 3600 s. */
+    assert_between(json_object_get(tot, "first_response_median_s"), 600, 630);
+    assert_between(json_object_get(tot, "first_response_p90_s"), 3000, 3030);
+    json_decref(doc);
+}
+
+static void unanswered_oldest_first(void **state)
+{
+    (void)state;
+    json_t *doc = report(admin, today, today, "UTC");
+    json_t *u = json_object_get(doc, "unanswered");
+    assert_int_equal(json_integer_value(json_object_get(u, "count")), 2);
+    json_t *oldest = json_object_get(u, "oldest");
+    assert_int_equal(json_array_size(oldest), 2);
+    json_t *w0 = json_array_get(oldest, 0), *w1 = json_array_get(oldest, 1);
+    assert_int_equal(json_integer_value(json_object_get(w0, "id")), conv3);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(w0, "client"), "name")),
+                        "Вера");
+    json_t *ch = json_object_get(w0, "channel");
+    assert_int_equal(json_integer_value(json_object_get(ch, "id")), bot_b);
+    assert_string_equal(json_string_value(json_object_get(ch, "name")), "Bot B");
+    /* Vera since her message two hours ago; Boris since his second one. */
+    assert_between(json_object_get(w0, "waiting_s"), 7200, 7200 + 60);
+    assert_int_equal(json_integer_value(json_object_get(w1, "id")), conv2);
+    assert_between(json_object_get(w1, "waiting_s"), 0, 60);
+    assert_true(strcmp(json_string_value(json_object_get(w0, "waiting_since")),
+                       json_string_value(json_object_get(w1, "waiting_since"))) < 0);
+    json_decref(doc);
+
+    /* Answering Boris takes him off the list. */
+    post_text(bob, conv2, "replies", "Проверим сегодня.", 202);
+    doc = report(admin, today, today, "UTC");
+    u = json_object_get(doc, "unanswered");
+    assert_int_equal(json_integer_value(json_object_get(u, "count")), 1);
+    /* A second reply is not a second first response. */
+    assert_int_equal(json_integer_value(json_object_get(find_agent(doc, bob_id), "first_replied")),
+                     1);
+    json_decref(doc);
+    sleep(1);
+    tg_message(bot_a, 5002, "Борис", time(NULL), "Спасибо, жду");
+}
+
+static void agent_outside_a_team_sees_less(void **state)
+{
+    (void)state;
+    json_t *doc = report(carol, today, today, "Europe/Moscow");
+    json_t *chs = json_object_get(json_object_get(doc, "by_channel_day"), "channels");
+    assert_int_equal(json_array_size(chs), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(chs, 0), "id")), bot_b);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(chs, 0), "total")), 2);
+    json_t *tot = json_object_get(doc, "totals");
+    assert_int_equal(json_integer_value(json_object_get(tot, "conversations")), 2);
+    assert_int_equal(json_integer_value(json_object_get(tot, "first_replied")), 1);
+    assert_int_equal(json_integer_value(json_object_get(tot, "resolved")), 0);
+    assert_int_equal(json_integer_value(json_object_get(tot, "unanswered")), 1);
+    json_t *a = find_agent(doc, alice_id);
+    assert_non_null(a);
+    assert_between(json_object_get(a, "first_response_median_s"), 60, 90);
+    assert_null(find_agent(doc, bob_id));
+    json_decref(doc);
+    /* Bob sees his own conv2 (waiting again) and unassigned conv3, not
+     * Alice's conv1 nor the team's conv4. */
+    doc = report(bob, today, today, "Europe/Moscow");
+    tot = json_object_get(doc, "totals");
+    assert_int_equal(json_integer_value(json_object_get(tot, "conversations")), 2);
+    assert_int_equal(json_integer_value(json_object_get(tot, "resolved")), 0);
+    assert_int_equal(json_integer_value(json_object_get(tot, "unanswered")), 2);
+    json_decref(doc);
+    json_decref(call(marketer, "GET", "/api/v1/reports?from=2026-01-01&to=2026-01-02", NULL, 403));
+    json_decref(call(NULL, "GET", "/api/v1/reports?from=2026-01-01&to=2026-01-02", NULL, 401));
+}
+
+static void bad_parameters(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "?from=2026-01-01",
+        "?to=2026-01-01",
+        "?from=2026-02-30&to=2026-03-01",
+        "?from=2026-01-10&to=2026-01-09",
+        "?from=2024-01-01&to=2026-01-01",
+        "?from=01.01.2026&to=2026-01-02",
+        "?from=2026-01-01&to=2026-01-02&tz=Mars/Olympus",
+        "?from=2026-01-01&to=2026-01-02&tz=%2B25:00",
+        "?from=2026-01-01&to=2026-01-02&tz=../../etc/passwd",
+        "?from=2026-01-01&to=2026-01-02&tz=",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/reports%s", bad[i]);
+        json_t *o = call(admin, "GET", path, NULL, 400);
+        json_t *e = json_object_get(o, "error");
+        assert_string_equal(json_string_value(json_object_get(e, "code")), "bad_request");
+        assert_true(strlen(json_string_value(json_object_get(e, "message"))) > 5);
+        json_decref(o);
+    }
+    /* 367 days is the most. */
+    json_decref(call(admin, "GET", "/api/v1/reports?from=2025-01-01&to=2026-01-02", NULL, 200));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counts_per_channel_and_day),
+        cmocka_unit_test(response_and_resolution_times_per_agent),
+        cmocka_unit_test(unanswered_oldest_first),
+        cmocka_unit_test(agent_outside_a_team_sees_less),
+        cmocka_unit_test(bad_parameters),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
