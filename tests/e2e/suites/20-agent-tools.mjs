@@ -180,7 +180,7 @@ export default [
     assert((await li.textContent()).includes(`${ADMIN.name} assigned you a conversation`), `says who: ${await li.textContent()}`);
     assert(await page.isVisible('#notify-assigned') && await page.isChecked('#notify-message'), 'the two choices are shown');
     await shot(page, 'notification-assigned-desktop');
-    await li.click();
+    await page.click('#notif-panel li.notif-unread'); // the list may have been redrawn meanwhile
     await page.waitForFunction((id) => location.hash === `#/c/${id}`, ctx.convId);
     await page.waitForFunction((n) => Number(document.querySelector('#bell-count')?.textContent || 0) === n || (n === 0 && document.querySelector('#bell-count').hidden), before);
     await admin.context().close();
