@@ -508,6 +508,8 @@ void sb_api_notifications_read_all(struct sb_app *app, struct sb_db *db,
 
 /* ---- the signed-in user ---------------------------------------------------- */
 
+/* {"locale": "ru"|"en"|null, "notify": {"assigned": bool, "message": bool}},
+ * each member optional, saved together in one transaction. */
 void sb_api_me_patch(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                      struct sb_http_reply *rep)
 {
@@ -515,33 +517,62 @@ void sb_api_me_patch(struct sb_app *app, struct sb_db *db, const struct sb_http_
     json_t *body;
     if (sb_request_json(req, rep, &body) != SB_OK)
         return;
+    char err[256] = "";
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v)
     {
         (void)v;
-        if (strcmp(key, "locale")) {
-            sb_reply_error(rep, SB_ERR_INVALID, "unknown field \"%s\" (locale)", key);
+        if (strcmp(key, "locale") && strcmp(key, "notify")) {
+            sb_reply_error(rep, SB_ERR_INVALID, "unknown field \"%s\" (locale, notify)", key);
             json_decref(body);
             return;
         }
     }
     json_t *loc = json_object_get(body, "locale");
     const char *l = json_string_value(loc);
-    if (!loc || (!json_is_null(loc) && (!l || (strcmp(l, "ru") && strcmp(l, "en"))))) {
+    json_t *notify = json_object_get(body, "notify");
+    if (!loc && !notify) {
+        sb_reply_error(rep, SB_ERR_INVALID, "nothing to change (locale, notify)");
+        json_decref(body);
+        return;
+    }
+    if (loc && !json_is_null(loc) && (!l || (strcmp(l, "ru") && strcmp(l, "en")))) {
         sb_reply_error(rep, SB_ERR_INVALID, "\"locale\" must be \"ru\", \"en\" or null");
         json_decref(body);
         return;
     }
-    char err[256] = "";
-    struct sb_db_val a[] = {SB_TEXT(l), SB_INT(req->user.id)};
-    int rc = sb_db_exec(db, q_set_locale, a, 2, NULL, err, sizeof err);
+    struct sb_notify_prefs prefs;
+    int rc = sb_notify_prefs_get(db, req->user.id, &prefs, err, sizeof err);
+    if (rc == SB_OK && notify) {
+        rc = sb_notify_prefs_parse(notify, &prefs, err, sizeof err);
+        if (rc == SB_ERR_INVALID) {
+            sb_reply_error(rep, rc, "%s", err);
+            json_decref(body);
+            return;
+        }
+    }
+    if (rc == SB_OK)
+        rc = sb_db_begin(db, err, sizeof err);
+    if (rc == SB_OK && loc) {
+        struct sb_db_val a[] = {SB_TEXT(l), SB_INT(req->user.id)};
+        rc = sb_db_exec(db, q_set_locale, a, 2, NULL, err, sizeof err);
+    }
+    if (rc == SB_OK && notify)
+        rc = sb_notify_prefs_set(db, req->user.id, &prefs, err, sizeof err);
+    if (rc == SB_OK)
+        rc = sb_db_commit(db, err, sizeof err);
+    else
+        sb_db_rollback(db);
     if (rc != SB_OK) {
-        sb_reply_failure(rep, rc, "save locale", err);
+        sb_reply_failure(rep, rc, "save settings", err);
     } else {
         struct sb_user u = req->user;
-        snprintf(u.locale, sizeof u.locale, "%s", l ? l : "");
-        sb_reply_json(rep, 200, json_pack("{s:o}", "user", sb_user_json(&u)));
+        if (loc)
+            snprintf(u.locale, sizeof u.locale, "%s", l ? l : "");
+        json_t *uj = sb_user_json(&u);
+        json_object_set_new(uj, "notify", sb_notify_prefs_json(&prefs));
+        sb_reply_json(rep, 200, json_pack("{s:o}", "user", uj));
     }
     json_decref(body);
 }

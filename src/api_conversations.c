@@ -298,6 +298,7 @@ static const char q_set_status[] =
 static const char q_set_assignee[] = "UPDATE conversations SET assignee_id = ? WHERE id = ?";
 static const char q_set_read[] = "UPDATE conversations SET unread = 0 WHERE id = ?";
 static const char q_user_exists[] = "SELECT 1 FROM users WHERE id = ? AND disabled = 0";
+static const char q_assignee_of[] = "SELECT assignee_id FROM conversations WHERE id = ? FOR UPDATE";
 static const char q_set_team[] = "UPDATE conversations SET team_id = ? WHERE id = ?";
 static const char q_team_exists[] = "SELECT 1 FROM teams WHERE id = ?";
 /* meta is {"mentions": [user ids]} when the note names colleagues (notify.h). */
@@ -687,8 +688,8 @@ void sb_api_conversations_get(struct sb_app *app, struct sb_db *db,
         sb_reply_json(rep, 200, conv);
 }
 
-static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t user_id, char *err,
-                      size_t errlen)
+static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t user_id,
+                      const char *user_name, char *err, size_t errlen)
 {
     /* Statement errors land here, not in `err`: MariaDB's wording is for
      * the log, never for the client. */
@@ -726,8 +727,20 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
             }
             struct sb_db_val a[] = {json_is_integer(v) ? SB_INT(json_integer_value(v)) : SB_NULL,
                                     SB_INT(id)};
+            /* Only a change of hands is news to the new assignee. */
+            int64_t before = 0;
+            if (rc == SB_OK) {
+                struct sb_db_val c[] = {SB_INT(id)};
+                struct sb_db_rows r;
+                rc = sb_db_exec(db, q_assignee_of, c, 1, &r, dberr, sizeof dberr);
+                before = rc == SB_OK && r.nrows ? sb_db_cell_int(&r, 0, 0) : 0;
+                sb_db_rows_free(&r);
+            }
             if (rc == SB_OK)
                 rc = sb_db_exec(db, q_set_assignee, a, 2, NULL, dberr, sizeof dberr);
+            if (rc == SB_OK && json_is_integer(v) && json_integer_value(v) != before)
+                rc = sb_notify_assigned(db, id, json_integer_value(v), user_id, user_name, dberr,
+                                        sizeof dberr);
         } else if (!strcmp(key, "team_id")) {
             if (!json_is_null(v) && !json_is_integer(v))
                 return sb_fail(err, errlen, SB_ERR_INVALID,
@@ -751,6 +764,8 @@ static int patch_body(struct sb_db *db, int64_t id, const json_t *body, int64_t 
                 return sb_fail(err, errlen, SB_ERR_INVALID, "\"unread\" can only be set to 0");
             struct sb_db_val a[] = {SB_INT(id)};
             rc = sb_db_exec(db, q_set_read, a, 1, NULL, dberr, sizeof dberr);
+            if (rc == SB_OK) /* read it: its "new message" notification is read too */
+                rc = sb_notify_conversation_read(db, id, user_id, dberr, sizeof dberr);
         } else if (strcmp(key, "snoozed_until")) {
             return sb_fail(
                 err, errlen, SB_ERR_INVALID,
@@ -779,7 +794,7 @@ void sb_api_conversations_patch(struct sb_app *app, struct sb_db *db,
     char err[256] = "";
     int rc = sb_db_begin(db, err, sizeof err);
     if (rc == SB_OK)
-        rc = patch_body(db, id, body, req->user.id, err, sizeof err);
+        rc = patch_body(db, id, body, req->user.id, req->user.name, err, sizeof err);
     if (rc == SB_OK)
         rc = sb_db_commit(db, err, sizeof err);
     else

@@ -9,6 +9,7 @@
 #include "switchboard/api.h"
 #include "switchboard/app.h"
 #include "switchboard/auth.h"
+#include "switchboard/notify.h"
 #include "switchboard/config.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
@@ -120,8 +121,18 @@ out:
 void sb_api_session_get(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,
                         struct sb_http_reply *rep)
 {
-    (void)app, (void)db;
-    sb_reply_json(rep, 200, json_pack("{s:o}", "user", sb_user_json(&req->user)));
+    (void)app;
+    json_t *u = sb_user_json(&req->user);
+    struct sb_notify_prefs prefs;
+    char err[256] = "";
+    int rc = sb_notify_prefs_get(db, req->user.id, &prefs, err, sizeof err);
+    if (rc != SB_OK) {
+        json_decref(u);
+        sb_reply_failure(rep, rc, "read settings", err);
+        return;
+    }
+    json_object_set_new(u, "notify", sb_notify_prefs_json(&prefs));
+    sb_reply_json(rep, 200, json_pack("{s:o}", "user", u));
 }
 
 void sb_api_session_delete(struct sb_app *app, struct sb_db *db, const struct sb_http_request *req,

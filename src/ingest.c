@@ -81,6 +81,7 @@
 #include "switchboard/db.h"
 #include "switchboard/err.h"
 #include "switchboard/identity.h"
+#include "switchboard/notify.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -1915,6 +1916,37 @@ static int store_events(struct batch *b)
     return rc;
 }
 
+/* Step 8: the assignee's "new message" notification (notify.h), one
+ * set-oriented statement for the whole batch. Only client messages into a
+ * conversation that existed before (a new one has no assignee yet); auto-
+ * replies and bounces tell nobody anything. */
+static int store_notifications(struct batch *b)
+{
+    size_t cap = 2, len = 0, k = 0;
+    char *p = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct item *it = &b->items[i];
+        const struct sb_ingest_result *res = it->res;
+        if (it->dup || it->in->direction != SB_DIR_IN || res->conversation_created ||
+            !res->conversation_id || (it->in->flags & (SB_IN_AUTO_REPLY | SB_IN_BOUNCE)))
+            continue;
+        if (!p) {
+            cap = 64 * (b->n - i) + 2;
+            if (!(p = malloc(cap)))
+                return nomem(b);
+            p[len++] = '[';
+        }
+        len += (size_t)snprintf(p + len, cap - len, "%s[%lld,%lld]", k++ ? "," : "",
+                                (long long)res->conversation_id, (long long)res->interaction_id);
+    }
+    if (!p)
+        return SB_OK;
+    snprintf(p + len, cap - len, "]");
+    int rc = sb_notify_inbound(b->db, p, b->err, b->errlen);
+    free(p);
+    return rc;
+}
+
 /* The steps of the DESIGN comment, inside the caller's transaction. */
 static int ingest_all(struct sb_db *db, const struct sb_ingest_options *opt,
                       const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
@@ -1944,6 +1976,8 @@ static int ingest_all(struct sb_db *db, const struct sb_ingest_options *opt,
         fill_results(&b);
         rc = store_events(&b);
     }
+    if (rc == SB_OK)
+        rc = store_notifications(&b);
     batch_free(&b);
     free(b.items);
     return rc;

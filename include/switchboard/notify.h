@@ -37,6 +37,43 @@ int sb_mentions_notify(struct sb_db *db, const json_t *ids, int64_t conv_id, int
                        int64_t actor_id, const char *actor_name, const char *text, char *err,
                        size_t errlen);
 
+/* Which notifications a user wants besides mentions (always on): kinds
+ * "assigned" and "message", stored with the user (users.notify_*). */
+struct sb_notify_prefs {
+    int assigned, message;
+};
+
+int sb_notify_prefs_get(struct sb_db *db, int64_t user_id, struct sb_notify_prefs *p, char *err,
+                        size_t errlen);
+/* Apply the members of `notify` ({"assigned": bool, "message": bool}, each
+ * optional) to *p. SB_ERR_INVALID with a message for anything else. */
+int sb_notify_prefs_parse(const json_t *notify, struct sb_notify_prefs *p, char *err,
+                          size_t errlen);
+int sb_notify_prefs_set(struct sb_db *db, int64_t user_id, const struct sb_notify_prefs *p,
+                        char *err, size_t errlen);
+json_t *sb_notify_prefs_json(const struct sb_notify_prefs *p);
+
+/* In the caller's transaction: tell `assignee_id` that `actor_id` assigned
+ * them conversation `conv_id` (one 'assigned' notification and its
+ * notification.created event), unless they assigned it to themselves or
+ * turned the kind off. */
+int sb_notify_assigned(struct sb_db *db, int64_t conv_id, int64_t assignee_id, int64_t actor_id,
+                       const char *actor_name, char *err, size_t errlen);
+
+/* In ingest's transaction: `pairs` is a JSON array of [conversation_id,
+ * interaction_id] for a batch's new inbound messages. Each conversation's
+ * assignee (who wants "message" notifications) gets its one unread
+ * 'message' notification created or refreshed to the newest interaction,
+ * and a notification.created event for it: two statements per batch
+ * whatever its size, the second only when the first wrote a row. */
+int sb_notify_inbound(struct sb_db *db, const char *pairs, char *err, size_t errlen);
+
+/* The user opened conversation `conv_id`: its 'message' notification is
+ * read (no event: the caller's conversation.updated tells the other tabs,
+ * which reload the bell). */
+int sb_notify_conversation_read(struct sb_db *db, int64_t conv_id, int64_t user_id, char *err,
+                                size_t errlen);
+
 /* The user-visible agents (active admins and agents), by name, as
  * [{"id","name","role"}]; with `conv_id` > 0 each also has "can_see" for
  * that conversation. */

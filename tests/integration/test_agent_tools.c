@@ -49,8 +49,8 @@ static void exec(const char *sql)
     assert_int_equal(rc, SB_OK);
 }
 
-static long long put(long long channel, const char *ext, const char *name, const char *text,
-                     const char *email, const char *phone)
+static long long put_as(long long channel, const char *ext, const char *tg, const char *name,
+                        const char *text, const char *email, const char *phone)
 {
     struct sb_inbound *in = sb_inbound_new();
     in->channel_id = channel;
@@ -58,7 +58,7 @@ static long long put(long long channel, const char *ext, const char *name, const
     in->kind = SB_IK_MESSAGE;
     in->display_name = name ? sb_inbound_strdup(in, name) : NULL;
     in->text = sb_inbound_strdup(in, text);
-    sb_inbound_add_identity(in, SB_ID_TELEGRAM, ext);
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, tg);
     if (email)
         sb_inbound_add_identity(in, SB_ID_EMAIL, email);
     if (phone)
@@ -71,6 +71,12 @@ static long long put(long long channel, const char *ext, const char *name, const
     assert_int_equal(rc, SB_OK);
     sb_inbound_free(&in);
     return (long long)res.conversation_id;
+}
+
+static long long put(long long channel, const char *ext, const char *name, const char *text,
+                     const char *email, const char *phone)
+{
+    return put_as(channel, ext, ext, name, text, email, phone);
 }
 
 static int setup(void **state)
@@ -530,6 +536,151 @@ static void language_is_saved_on_the_server(void **state)
     assert_int_equal(scalar("SELECT locale IS NULL FROM users WHERE email = 'ada@tools.test'"), 1);
 }
 
+static long long unread_of(long long user, const char *kind, long long conv)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM notifications WHERE user_id = %lld AND kind = '%s' AND "
+             "conversation_id = %lld AND read_at IS NULL",
+             user, kind, conv);
+    return scalar(sql);
+}
+
+/* The frame's data when it is a notification.created of `kind`. */
+static json_t *notification_of(struct th_ws *c, const char *kind, int quiet_ms, int *count)
+{
+    json_t *found = NULL;
+    char *m;
+    *count = 0;
+    while ((m = th_ws_recv_type(c, "event", quiet_ms)) != NULL) {
+        json_t *ev = json_loads(m, 0, NULL);
+        free(m);
+        json_t *d = json_object_get(ev, "data");
+        if (ev && !strcmp(str(ev, "event"), "notification.created") &&
+            !strcmp(str(d, "kind"), kind)) {
+            ++*count;
+            json_decref(found);
+            found = json_incref(d);
+        }
+        json_decref(ev);
+    }
+    return found;
+}
+
+static void assignment_and_message_notifications(void **state)
+{
+    (void)state;
+    char path[96], body[128], sql[256];
+    struct th_ws *wada = connect_as(ada);
+    th_ws_pump(wada, 300);
+    json_t *o = call(ada, "GET", "/api/v1/me", NULL, 200);
+    json_t *n = json_object_get(json_object_get(o, "user"), "notify");
+    assert_true(json_is_true(json_object_get(n, "assigned")));
+    assert_true(json_is_true(json_object_get(n, "message")));
+    json_decref(o);
+
+    /* The admin hands Anna's conversation to Ada: one 'assigned', pushed to her. */
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld", anna_conv);
+    snprintf(body, sizeof body, "{\"assignee_id\":%lld}", ada_id);
+    json_decref(call(admin, "PATCH", path, body, 200));
+    assert_int_equal(unread_of(ada_id, "assigned", anna_conv), 1);
+    int cnt;
+    json_t *d = notification_of(wada, "assigned", 1500, &cnt);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(num(d, "conversation_id"), anna_conv);
+    assert_string_equal(str(json_object_get(d, "actor"), "name"), "Vera Admin");
+    assert_string_equal(str(d, "client_name"), "Анна Смирнова");
+    json_decref(d);
+    /* The same assignment again, or taking one yourself: no news. */
+    json_decref(call(admin, "PATCH", path, body, 200));
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld", nameless_conv);
+    json_decref(call(ada, "PATCH", path, body, 200));
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM notifications WHERE kind = 'assigned'");
+    assert_int_equal(scalar(sql), 1);
+
+    /* Three client messages into her conversation, one of them a batch of
+     * two: one unread 'message' row, pointing at the newest. */
+    long long ch = scalar("SELECT MAX(id) FROM channels");
+    assert_int_equal(put_as(ch, "m-1", "5001", "Анна Смирнова", "Ещё вопрос", NULL, NULL),
+                     anna_conv);
+    struct sb_inbound *in[2];
+    struct sb_ingest_result res[2];
+    for (int i = 0; i < 2; i++) {
+        in[i] = sb_inbound_new();
+        in[i]->channel_id = ch;
+        in[i]->external_id = sb_inbound_strdup(in[i], i ? "m-3" : "m-2");
+        in[i]->kind = SB_IK_MESSAGE;
+        in[i]->text = sb_inbound_strdup(in[i], i ? "И последнее" : "И ещё");
+        sb_inbound_add_identity(in[i], SB_ID_TELEGRAM, "5001");
+    }
+    char err[256] = "";
+    int rc =
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)in, 2, res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+    for (int i = 0; i < 2; i++)
+        sb_inbound_free(&in[i]);
+    assert_int_equal(unread_of(ada_id, "message", anna_conv), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT interaction_id FROM notifications WHERE user_id = %lld AND kind = 'message'",
+             ada_id);
+    assert_int_equal(scalar(sql), (long long)res[1].interaction_id);
+    d = notification_of(wada, "message", 1500, &cnt);
+    assert_int_equal(cnt, 2); /* created, then refreshed: same id, newest text */
+    assert_int_equal(num(d, "interaction_id"), (long long)res[1].interaction_id);
+    assert_string_equal(str(d, "preview"), "И последнее");
+    assert_string_equal(str(d, "client_name"), "Анна Смирнова");
+    long long first = num(d, "id");
+    json_decref(d);
+    /* Nobody else hears of it: the admin (who sees everything) gets no notification. */
+    assert_int_equal(scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'message'"), 1);
+
+    /* Opening the conversation reads it; the next message makes a new one. */
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld", anna_conv);
+    json_decref(call(ada, "PATCH", path, "{\"unread\":0}", 200));
+    assert_int_equal(unread_of(ada_id, "message", anna_conv), 0);
+    put_as(ch, "m-4", "5001", "Анна Смирнова", "Вы тут?", NULL, NULL);
+    assert_int_equal(unread_of(ada_id, "message", anna_conv), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM notifications WHERE kind = 'message' AND id <> %lld", first);
+    assert_int_equal(scalar(sql), 1);
+    o = call(ada, "GET", "/api/v1/notifications?unread=1", NULL, 200);
+    assert_int_equal(num(o, "unread_count"), 2); /* assigned + message */
+    json_decref(o);
+
+    /* Preferences: off means no row, for either kind; bad input is 400. */
+    o = call(ada, "PATCH", "/api/v1/me", "{\"notify\":{\"message\":false}}", 200);
+    n = json_object_get(json_object_get(o, "user"), "notify");
+    assert_true(json_is_true(json_object_get(n, "assigned")));
+    assert_true(json_is_false(json_object_get(n, "message")));
+    json_decref(o);
+    json_decref(call(ada, "PATCH", path, "{\"unread\":0}", 200));
+    put_as(ch, "m-5", "5001", "Анна Смирнова", "Алло", NULL, NULL);
+    assert_int_equal(unread_of(ada_id, "message", anna_conv), 0);
+    json_decref(call(ada, "PATCH", "/api/v1/me", "{\"notify\":{\"assigned\":false}}", 200));
+    o = call(ada, "GET", "/api/v1/me", NULL, 200);
+    n = json_object_get(json_object_get(o, "user"), "notify");
+    assert_true(json_is_false(json_object_get(n, "assigned")));
+    assert_true(json_is_false(json_object_get(n, "message")));
+    json_decref(o);
+    snprintf(path, sizeof path, "/api/v1/conversations/%lld", boris_conv);
+    json_decref(call(admin, "PATCH", path, body, 200));
+    assert_int_equal(unread_of(ada_id, "assigned", boris_conv), 0);
+    refused(ada, "PATCH", "/api/v1/me", "{\"notify\":{\"typing\":true}}", 400, "bad_request");
+    refused(ada, "PATCH", "/api/v1/me", "{\"notify\":{\"message\":\"no\"}}", 400, "bad_request");
+    refused(ada, "PATCH", "/api/v1/me", "{\"notify\":true}", 400, "bad_request");
+    /* Both at once, with the language. */
+    o = call(ada, "PATCH", "/api/v1/me",
+             "{\"locale\":\"en\",\"notify\":{\"assigned\":true,\"message\":true}}", 200);
+    assert_string_equal(str(json_object_get(o, "user"), "locale"), "en");
+    json_decref(o);
+    assert_int_equal(
+        scalar("SELECT notify_assigned + notify_message FROM users WHERE email = 'ada@tools.test'"),
+        2);
+    th_ws_free(&wada);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +690,7 @@ int main(void)
         cmocka_unit_test(mention_notifies_only_the_mentioned_user),
         cmocka_unit_test(mentions_are_validated),
         cmocka_unit_test(language_is_saved_on_the_server),
+        cmocka_unit_test(assignment_and_message_notifications),
     };
     return cmocka_run_group_tests_name("agent tools", tests, setup, teardown);
 }

@@ -11,12 +11,16 @@ addStrings({
     cannedNone: 'No saved reply matches “{q}”.', mentionNone: 'Nobody matches “{q}”.',
     cannotSee: 'cannot see this conversation', notifications: 'Notifications',
     notifEmpty: 'Nothing new.', markAllRead: 'Mark all read', mentionedYou: '{name} mentioned you',
+    assignedYou: '{name} assigned you a conversation', newMessage: 'New message',
+    notifyAbout: 'Notify me about', notifyAssigned: 'assignments', notifyMessage: 'new messages in mine',
     pickerHint: '↑↓ to choose, Enter to insert, Esc to close',
   },
   ru: {
     cannedNone: 'Нет шаблона по запросу «{q}».', mentionNone: 'Никого по запросу «{q}».',
     cannotSee: 'не видит этот диалог', notifications: 'Уведомления',
     notifEmpty: 'Ничего нового.', markAllRead: 'Прочитать все', mentionedYou: '{name} упомянул(а) вас',
+    assignedYou: '{name} назначил(а) вам диалог', newMessage: 'Новое сообщение',
+    notifyAbout: 'Уведомлять о', notifyAssigned: 'назначениях', notifyMessage: 'новых сообщениях в моих',
     pickerHint: '↑↓ — выбрать, Enter — вставить, Esc — закрыть',
   },
 });
@@ -165,7 +169,36 @@ export function attachComposerTools(ta, form, { mode, convId }) {
 
 // ---------- notifications ----------
 
-const N = { user: null, items: [], unread: 0, loaded: false, buttons: new Set(), open: null, panel: null, outside: null };
+const N = { user: null, prefs: null, items: [], unread: 0, loaded: false, buttons: new Set(), open: null, panel: null, outside: null };
+
+function notifTitle(n) {
+  if (n.kind === 'assigned') return t('assignedYou', { name: n.actor?.name || '?' });
+  if (n.kind === 'message') return t('newMessage');
+  return t('mentionedYou', { name: n.actor?.name || '?' });
+}
+
+// The conversation this tab shows now, if the agent can see it.
+function viewing() {
+  const m = /^#\/c\/(\d+)/.exec(location.hash);
+  return m && document.visibilityState === 'visible' ? Number(m[1]) : 0;
+}
+
+// The two kinds a user may turn off (PATCH /api/v1/me {"notify": …}); mentions always come.
+function prefsBox() {
+  if (!N.prefs) return null;
+  const box = (kind, label) => h('label', { class: 'small' },
+    h('input', {
+      type: 'checkbox', id: `notify-${kind}`, checked: N.prefs[kind] !== false,
+      onchange: (e) => {
+        const v = e.target.checked;
+        api('PATCH', '/api/v1/me', { notify: { [kind]: v } })
+          .then((r) => { N.prefs = r.user.notify; })
+          .catch(() => { e.target.checked = !v; });
+      },
+    }), ' ', t(label));
+  return h('div', { class: 'notif-prefs muted small' }, t('notifyAbout'), ': ',
+    box('assigned', 'notifyAssigned'), ' ', box('message', 'notifyMessage'));
+}
 
 function drawBell() {
   for (const b of N.buttons) {
@@ -199,10 +232,11 @@ function drawPanel() {
       tabindex: 0, role: 'button',
       onclick: () => openNotification(n), onkeydown: (e) => { if (e.key === 'Enter') openNotification(n); },
     },
-    h('div', { class: 'row' }, h('b', {}, t('mentionedYou', { name: n.actor?.name || '?' })),
+    h('div', { class: 'row' }, h('b', {}, notifTitle(n)),
       h('time', { class: 'muted small' }, fmtTime(n.created_at, lang))),
     n.client_name ? h('div', { class: 'muted small' }, n.client_name) : null,
-    h('div', { class: 'small clip' }, n.preview || '')))) : h('p', { class: 'muted small pad' }, t('notifEmpty')));
+    h('div', { class: 'small clip' }, n.preview || '')))) : h('p', { class: 'muted small pad' }, t('notifEmpty')),
+    prefsBox());
 }
 
 async function openNotification(n) {
@@ -243,7 +277,7 @@ function bellIcon() {
 
 // The bell for the top bar of `user`; `open(conversationId)` shows a conversation.
 export function bellButton(user, open) {
-  if (N.user !== user.id) Object.assign(N, { user: user.id, items: [], unread: 0, loaded: false });
+  if (N.user !== user.id) Object.assign(N, { user: user.id, prefs: user.notify || null, items: [], unread: 0, loaded: false });
   N.open = open;
   const b = h('button', { type: 'button', class: 'link bell', id: 'bell', 'aria-haspopup': 'true' },
     bellIcon(), h('span', { class: 'count', id: 'bell-count', hidden: true }, '0'));
@@ -272,22 +306,42 @@ export function refreshNotifications() {
 // notification.* events from the WebSocket (only the user's own reach this page).
 export function onNotificationEvent(ev) {
   if (ev.event === 'notification.created' && ev.data?.id) {
-    if (N.items.some((n) => n.id === ev.data.id)) return;
     const d = ev.data;
-    N.items.unshift({
-      id: d.id, kind: d.kind, conversation_id: d.conversation_id, interaction_id: d.interaction_id,
-      actor: d.actor, preview: d.preview, client_name: null,
-      created_at: new Date().toISOString().replace('T', ' ').replace('Z', ''), read_at: null,
-    });
-    N.unread += 1;
+    // A new message in the conversation on screen is news to nobody: read at once.
+    if (d.kind === 'message' && d.conversation_id === viewing()) {
+      api('POST', `/api/v1/notifications/${d.id}/read`).catch(() => {});
+      return;
+    }
+    const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
+    const old = N.items.find((n) => n.id === d.id);
+    if (old) { // a 'message' one refreshed by the next message: moves up, counted once
+      Object.assign(old, { interaction_id: d.interaction_id, preview: d.preview, created_at: now });
+      N.items = [old, ...N.items.filter((n) => n !== old)];
+      if (old.read_at) { old.read_at = null; N.unread += 1; }
+    } else {
+      N.items.unshift({
+        id: d.id, kind: d.kind, conversation_id: d.conversation_id, interaction_id: d.interaction_id,
+        actor: d.actor, preview: d.preview, client_name: d.client_name || null, created_at: now, read_at: null,
+      });
+      N.unread += 1;
+    }
     drawBell();
-    // The event names no client: read the list again for that (and the server's count).
+    // The event names no client for mentions: read the list again for that (and the server's count).
     clearTimeout(N.reload);
     N.reload = setTimeout(loadNotifications, 300);
   } else if (ev.event === 'notification.read') {
     loadNotifications(); // read in another tab: take the server's word for the count
   }
 }
+
+// Opening a conversation reads its 'message' notification on the server (main.js PATCHes
+// unread 0); the bell follows.
+window.addEventListener('hashchange', () => {
+  const id = viewing();
+  if (!id || !N.items.some((n) => n.kind === 'message' && n.conversation_id === id && !n.read_at)) return;
+  clearTimeout(N.reload);
+  N.reload = setTimeout(loadNotifications, 500);
+});
 
 // ---------- language ----------
 

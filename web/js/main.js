@@ -10,6 +10,7 @@ import { renderAdmin } from './admin.js';
 import { attachComposerTools, bellButton, onNotificationEvent, refreshNotifications, saveLocale } from './agent_tools.js';
 import { QuoteBox } from './quote.js';
 import { renderCampaigns, leaveCampaigns, campaignEvent } from './campaigns.js';
+import { topMenu } from './topmenu.js';
 import { scheduleCounts, refreshCounts, renderCounts, loadTeams, teamFilter, teamSelect } from './inbox_extras.js';
 import { renderReports } from './reports.js';
 import { composerFiles } from './attach.js';
@@ -133,12 +134,13 @@ function buildShell() {
       h('span', { class: 'spacer' }),
       S.user.role !== 'marketer' ? bellButton(S.user, openConversation) : null, // marketers are never mentioned
       h('span', { class: 'who', id: 'who' }, h('b', {}, S.user.name), ' ', h('span', { class: 'role', id: 'role' }, S.user.role)),
-      S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
-      ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
-      S.user.role !== 'marketer' ? h('a', { href: '#/reports', class: 'top-link', id: 'reports-link' }, t('reports')) : null,
-      h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
-      h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: showHelp }, '?'),
-      h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut'))),
+      topMenu( // behind a menu button on a phone (topmenu.js)
+        S.user.role === 'admin' ? h('a', { href: '#/admin', class: 'top-link', id: 'admin-link' }, t('admin')) : null,
+        ['admin', 'marketer'].includes(S.user.role) ? h('a', { href: '#/campaigns', class: 'top-link', id: 'campaigns-link' }, t('campaigns')) : null,
+        S.user.role !== 'marketer' ? h('a', { href: '#/reports', class: 'top-link', id: 'reports-link' }, t('reports')) : null,
+        h('button', { type: 'button', class: 'link', id: 'lang', onclick: toggleLanguage }, getLanguage() === 'ru' ? 'EN' : 'RU'),
+        h('button', { type: 'button', class: 'link', title: t('shortcuts'), onclick: showHelp }, '?'),
+        h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('signOut')))),
     h('section', { class: 'list-pane' },
       h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); S.filters.q = el.q.value.trim(); reloadList(); } }, el.q),
       statusTabs,

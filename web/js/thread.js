@@ -2,6 +2,7 @@
 import { h, fmtTime, fmtDuration } from './dom.js';
 import { t, getLanguage } from './i18n.js';
 import { emailBody } from './email.js';
+import { noteText } from './mentions.js';
 import { attachmentList } from './attach.js';
 
 const TICKS = { queued: '○', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
@@ -74,7 +75,7 @@ export function renderInteraction(it, { onRetry } = {}) {
   if (it.direction === 'note' || it.kind === 'note') {
     body = h('div', { class: 'note' },
       h('div', { class: 'card-title' }, '⚑ ', t('privateNote')),
-      h('div', { class: 'plain' }, it.text || ''),
+      noteText(it.text || ''),
       meta(it));
   } else if (it.kind === 'email') {
     body = emailCard(it, onRetry);

@@ -1,7 +1,9 @@
 // Agents' tools: canned responses (admin page, "/" picker, rendered and sent), @mentions in a
-// note making the mentioned admin's bell count move live, and the language saved on the server.
+// note making the mentioned admin's bell count move live (the name highlighted in the note), an
+// assignment by the admin reaching the agent's bell, the language saved on the server, and the
+// top bar on a phone for every role in both languages (links behind a menu button).
 // Runs after 10-inbox.mjs: ctx.page is the agent (English), ctx.convId Анна's Telegram chat.
-import { sleep, assert } from '../lib.mjs';
+import { cli, sleep, assert } from '../lib.mjs';
 import { AGENT, ADMIN, PHONE, newPage, login, shot, convRow, cookie } from '../web.mjs';
 
 const BODY = 'Здравствуйте, {{client.first_name|коллега}}! Это {{agent.name}}, заявка №{{conversation.id}}. Спасибо за обращение.';
@@ -99,6 +101,11 @@ export default [
     assert(ms < 2000, `the bell took ${ms} ms`);
     await page.waitForSelector('.item.dir-note:has-text("посмотрите, пожалуйста")');
     assert(await count(page) === 0, 'the author is not notified');
+    // The name is marked in the note, as text: the rest of the note stays plain.
+    const mark = await page.waitForSelector('.item.dir-note:has-text("посмотрите, пожалуйста") .mention');
+    assert(await mark.textContent() === '@Boris Admin', `marked ${await mark.textContent()}`);
+    assert(await mark.evaluate((e) => e.closest('.plain').textContent) === '@Boris Admin посмотрите, пожалуйста, этот заказ', 'the text is whole');
+    await shot(page, 'mention-in-note-desktop');
     await admin.click('#bell');
     await admin.waitForSelector('#notif-panel li.notif-unread');
     assert((await admin.textContent('#notif-panel li.notif-unread')).includes(AGENT.name), 'names who mentioned');
@@ -142,12 +149,77 @@ export default [
     await shot(fresh, 'notifications-phone');
     await fresh.click('#who');
     await fresh.waitForSelector('#notif-panel', { state: 'hidden' });
-    // And back, from the fresh one: the account says English again.
+    // And back, from the fresh one (on a phone the link is behind the menu button).
+    await fresh.click('#top-menu-btn');
     await fresh.click('#lang');
     await fresh.waitForFunction(() => document.documentElement.lang === 'en');
     await fresh.waitForFunction(async () => (await fetch('/api/v1/me').then((r) => r.json())).user.locale === 'en');
     await fresh.context().close();
     await admin.context().close();
     ctx.adminPage = null;
+  }],
+
+  ['an_assignment_by_the_admin_rings_the_agents_bell', async (ctx) => {
+    const { page } = ctx;
+    const count = async (p) => p.$eval('#bell-count', (e) => (e.hidden ? 0 : Number(e.textContent)));
+    const before = await count(page);
+    const agent = (await me(ctx, page)).id;
+    const admin = await newPage(ctx);
+    await login(admin, ADMIN);
+    // Away from the conversation the agent has open: the bell is for what they do not see.
+    await page.evaluate(() => { location.hash = ''; });
+    const r = await admin.evaluate(async ([id, uid]) => {
+      await fetch(`/api/v1/conversations/${id}`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ assignee_id: null }) });
+      const res = await fetch(`/api/v1/conversations/${id}`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ assignee_id: uid }) });
+      return res.status;
+    }, [ctx.convId, agent]);
+    assert(r === 200, `assign: ${r}`);
+    await page.waitForFunction((n) => Number(document.querySelector('#bell-count')?.textContent) === n, before + 1, { timeout: 5000 });
+    await page.click('#bell');
+    const li = await page.waitForSelector('#notif-panel li.notif-unread');
+    assert((await li.textContent()).includes(`${ADMIN.name} assigned you a conversation`), `says who: ${await li.textContent()}`);
+    assert(await page.isVisible('#notify-assigned') && await page.isChecked('#notify-message'), 'the two choices are shown');
+    await shot(page, 'notification-assigned-desktop');
+    await page.click('#notif-panel li.notif-unread'); // the list may have been redrawn meanwhile
+    await page.waitForFunction((id) => location.hash === `#/c/${id}`, ctx.convId);
+    await page.waitForFunction((n) => Number(document.querySelector('#bell-count')?.textContent || 0) === n || (n === 0 && document.querySelector('#bell-count').hidden), before);
+    await admin.context().close();
+  }],
+
+  ['top_bar_fits_a_phone_for_every_role', async (ctx) => {
+    const MARKETER = { email: 'mira@example.com', name: 'Мирослава Маркетолог', password: 'correct horse 4' };
+    cli(ctx.env, ['user', 'add', '--email', MARKETER.email, '--name', MARKETER.name, '--role', 'marketer', '--password-stdin'], `${MARKETER.password}\n`);
+    const fits = (p) => p.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
+    for (const [role, who] of [['agent', AGENT], ['admin', ADMIN], ['marketer', MARKETER]]) {
+      const phone = await newPage(ctx, { viewport: PHONE, mobile: true, locale: 'ru-RU' });
+      await login(phone, who);
+      const start = await phone.evaluate(() => document.documentElement.lang);
+      const saved = (await me(ctx, phone)).locale; // put back at the end: later suites sign in as these users
+      for (let round = 0; round < 2; round++) {
+        const lang = await phone.evaluate(() => document.documentElement.lang);
+        const f = await fits(phone);
+        assert(f.sw <= f.w, `${role} ${lang}: the page is ${f.sw}px wide on a ${f.w}px screen`);
+        assert(await phone.isVisible('#top-menu-btn') && !(await phone.isVisible('#logout')), `${role} ${lang}: links behind the menu`);
+        await phone.click('#top-menu-btn');
+        await phone.waitForSelector('#logout', { state: 'visible' });
+        const box = await phone.locator('#top-menu').boundingBox();
+        assert(box.x >= 0 && box.x + box.width <= PHONE.width, `${role} ${lang}: menu at ${box.x}+${box.width}`);
+        const g = await fits(phone);
+        assert(g.sw <= g.w, `${role} ${lang}: with the menu open ${g.sw}px on ${g.w}px`);
+        if (lang === 'ru') await shot(phone, `topbar-${role}-phone-ru`);
+        await phone.click('#lang'); // closes the menu and switches the language (saved: switched back below)
+        await phone.waitForFunction((l) => document.documentElement.lang !== l, lang);
+        await phone.waitForSelector('#logout', { state: 'hidden' });
+      }
+      assert(await phone.evaluate(() => document.documentElement.lang) === start, `${role}: language as it was`);
+      await phone.waitForFunction(async (l) => (await fetch('/api/v1/me').then((r) => r.json())).user.locale === l, start);
+      await phone.evaluate(async (l) => {
+        await fetch('/api/v1/me', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ locale: l }) });
+      }, saved ?? null);
+      assert((await me(ctx, phone)).locale === (saved ?? null), `${role}: saved language as it was`);
+      await phone.context().close();
+    }
+    // On a desktop the links sit in the bar, no menu button.
+    assert(await ctx.page.isVisible('#logout') && !(await ctx.page.isVisible('#top-menu-btn')), 'desktop: links in the bar');
   }],
 ];
