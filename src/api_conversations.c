@@ -66,19 +66,20 @@ enum {
 
 /* What `q` matches, as conversation ids: identities equal to q normalised as
  * ingest stores them (phone in E.164, e-mail) or as typed (a messenger id);
- * clients whose name has a word starting with each of q's first three words
- * (client_name_words, schema/006_inbox.sql: a B-tree, so the optimiser
- * starts from the rarest word); interactions whose subject or text match
- * the full-text index (conversations' subjects are their first message's).
- * Parameters: phone, e-mail, q, word 2, word 3, word 1, q. */
+ * clients with, for each of q's first three words, one of the first three
+ * words of their name starting with it (clients.name_w1..3, indexed virtual
+ * columns, schema/006_inbox.sql: each OR is an index merge and the
+ * optimiser starts from the rarest word); interactions whose subject or
+ * text match the full-text index (conversations' subjects are their first
+ * message's). Parameters: phone, e-mail, q, word 1 three times, word 2 three
+ * times, word 3 three times, q. */
+#define NAME_WORD "(k.name_w1 LIKE ? OR k.name_w2 LIKE ? OR k.name_w3 LIKE ?)"
 #define SEARCH_SQL                                                                                 \
     "(SELECT cv.id FROM client_identities ci JOIN conversations cv ON cv.client_id = ci.client_id" \
     " WHERE ci.kind IN ('email','phone','telegram','whatsapp','viber','other')"                    \
     " AND ci.value IN (?, ?, ?)"                                                                   \
-    " UNION SELECT cv.id FROM client_name_words w1"                                                \
-    " JOIN client_name_words w2 ON w2.client_id = w1.client_id AND w2.word LIKE ?"                 \
-    " JOIN client_name_words w3 ON w3.client_id = w1.client_id AND w3.word LIKE ?"                 \
-    " JOIN conversations cv ON cv.client_id = w1.client_id WHERE w1.word LIKE ?"                   \
+    " UNION SELECT cv.id FROM clients k JOIN conversations cv ON cv.client_id = k.id"              \
+    " WHERE " NAME_WORD " AND " NAME_WORD " AND " NAME_WORD                                        \
     " UNION SELECT conversation_id FROM interactions"                                              \
     " WHERE MATCH(subject, text) AGAINST (? IN NATURAL LANGUAGE MODE)"                             \
     " AND conversation_id IS NOT NULL) m STRAIGHT_JOIN conversations c ON c.id = m.id"
@@ -137,9 +138,9 @@ static const char *list_sql_get(int f)
 
 /* The words of q as name-word prefixes ("петр%"), split as the migration
  * splits names. Unused slots repeat the first word (the same condition
- * again); no word at all gives "" patterns, which match nothing (no word
- * is stored empty) and, unlike NULL, are still an index range: LIKE NULL
- * read all 200,000 words in bench/inbox. */
+ * again); no word at all gives "" patterns, which match nothing (a name
+ * word is never stored empty: NULL) and, unlike NULL, are still an index
+ * range: LIKE NULL read every word in bench/inbox. */
 static void search_words(const char *q, char words[SEARCH_WORDS][200])
 {
     static const char sep[] = " \t,.;:-()\"'/";
@@ -250,9 +251,9 @@ static size_t filter_args(const struct conv_filter *cf, const struct sb_http_req
         a[na++] = SB_TEXT(*cf->t.phone ? cf->t.phone : NULL);
         a[na++] = SB_TEXT(*cf->t.email ? cf->t.email : NULL);
         a[na++] = SB_TEXT(cf->q);
-        a[na++] = SB_TEXT(cf->words[1]);
-        a[na++] = SB_TEXT(cf->words[2]);
-        a[na++] = SB_TEXT(cf->words[0]);
+        for (int w = 0; w < SEARCH_WORDS; w++)
+            for (int col = 0; col < 3; col++)
+                a[na++] = SB_TEXT(cf->words[w]);
         a[na++] = SB_TEXT(*cf->t.phone ? NULL : cf->q);
     }
     if (req->user.role != SB_ROLE_ADMIN) {
@@ -421,7 +422,7 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
             *t = ' ';
     }
     int limit = sb_api_limit(req);
-    struct sb_db_val a[24];
+    struct sb_db_val a[40];
     int f = 0;
     size_t na = filter_args(&cf, req, 0, a, 0, &f);
     if (*cur_time) {
@@ -578,7 +579,7 @@ static int counts_search(struct sb_db *db, const struct sb_http_request *req,
                          const struct conv_filter *cf, int view, long long n[8], char *err,
                          size_t errlen)
 {
-    struct sb_db_val a[24];
+    struct sb_db_val a[40];
     int f = LF_COUNTS;
     size_t na = 0;
     a[na++] = SB_INT(req->user.id);

@@ -488,6 +488,36 @@ static void search_finds_by_name_phone_email_text(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The name words the search uses (schema/006_inbox.sql): the first three,
+ * split at runs of spaces and punctuation, NULL where a name has fewer, and
+ * following a rename; an update that leaves the name alone keeps them. */
+static void name_words_are_the_first_three(void **state)
+{
+    (void)state;
+    struct sb_db_val name[] = {SB_TEXT("  (Пётр)   Сергеевич,Кузнецов-Младший  ")};
+    int64_t id = sql("INSERT INTO clients (name) VALUES (?)", name, 1);
+    struct sb_db_val a[] = {SB_INT(id)};
+    assert_int_equal(sql("SELECT COUNT(*) FROM clients WHERE id = ? AND name_w1 = 'пётр' AND "
+                         "name_w2 = 'СЕРГЕЕВИЧ' AND name_w3 = 'Кузнецов'",
+                         a, 1),
+                     1);
+    assert_int_equal(sql("SELECT COUNT(*) FROM clients WHERE id = ? AND 'младший' IN "
+                         "(name_w1, name_w2, name_w3)",
+                         a, 1),
+                     0);
+    sql("UPDATE clients SET last_activity_at = NOW(6) WHERE id = ?", a, 1);
+    assert_int_equal(
+        sql("SELECT COUNT(*) FROM clients WHERE name_w3 = 'Кузнецов' AND id = ?", a, 1), 1);
+    sql("UPDATE clients SET name = 'Zoe' WHERE id = ?", a, 1);
+    assert_int_equal(sql("SELECT COUNT(*) FROM clients WHERE id = ? AND name_w1 = 'zoe' AND "
+                         "name_w2 IS NULL AND name_w3 IS NULL",
+                         a, 1),
+                     1);
+    sql("UPDATE clients SET name = NULL WHERE id = ?", a, 1);
+    assert_int_equal(sql("SELECT COUNT(*) FROM clients WHERE id = ? AND name_w1 IS NULL", a, 1), 1);
+    sql("DELETE FROM clients WHERE id = ?", a, 1);
+}
+
 /* The inbox prepares one statement per combination of filters: a
  * connection that meets more distinct statements than its cache holds
  * drops one and goes on (src/db.c), instead of failing the request. */
@@ -511,6 +541,7 @@ int main(void)
         cmocka_unit_test(teams_api_roles_and_validation),
         cmocka_unit_test(team_membership_decides_visibility),
         cmocka_unit_test(search_finds_by_name_phone_email_text),
+        cmocka_unit_test(name_words_are_the_first_three),
         cmocka_unit_test(statement_cache_overflow_drops_one),
     };
     return cmocka_run_group_tests_name("inbox extras", tests, setup, teardown);
