@@ -52,17 +52,20 @@
  * those (SEARCH_SQL): walking the inbox and testing each conversation took
  * 330-660 ms when matches are rare, which is what a search usually is.
  * STRAIGHT_JOIN keeps that candidate set the driving table. */
-/* Each row's last interaction, for the preview line: one backward step
- * along ix_interactions_conversation (conversation_id, occurred_at) per row
- * of the page, so the cost grows with the page, not with the inbox
- * (bench/inbox, docs/benchmarks.md). The text is cut in SQL so a long
- * e-mail is not carried whole; last_preview() cuts it to characters. */
+/* Each row's last interaction, for the preview line: the last to arrive
+ * (highest id; occurred_at is the provider's clock, in whole seconds for
+ * Telegram, so a reply sent in the same second would sort before it). Read
+ * from ix_interactions_conversation, which carries the primary key: one
+ * short covering range per row of the page, so the cost grows with the
+ * page, not with the inbox (bench/inbox, docs/benchmarks.md). The text is
+ * cut in SQL so a long e-mail is not carried whole; last_preview() cuts it
+ * to characters. */
 #define LAST_COLUMNS                                                                               \
     "li.direction, li.kind, LEFT(COALESCE(NULLIF(li.text, ''), li.subject, ''), 480), "            \
     "li.occurred_at "
 #define LAST_JOIN                                                                                  \
-    " LEFT JOIN interactions li ON li.id = (SELECT x.id FROM interactions x"                       \
-    " WHERE x.conversation_id = c.id ORDER BY x.occurred_at DESC, x.id DESC LIMIT 1)"
+    " LEFT JOIN interactions li ON li.id = (SELECT MAX(x.id) FROM interactions x"                  \
+    " WHERE x.conversation_id = c.id)"
 #define LAST_COL    14  /* the first of LAST_COLUMNS */
 #define PREVIEW_MAX 120 /* characters */
 
