@@ -28,7 +28,7 @@ const SECRET_FIELDS = {
   whatsapp: ['app_secret', 'verify_token', 'access_token'],
   viber: ['auth_token'],
   pbx: ['secret'],
-  email: ['password'],
+  email: ['password', 'smtp_password'],
   webform: [],
 };
 
@@ -62,12 +62,12 @@ function channelEditor(c, reload) {
   const result = h('p', { class: 'small ch-result' });
   const err = h('p', { class: 'error small' });
   const fields = keys.map((k) => {
-    const secret = secrets.includes(k);
+    const secret = secrets.includes(k) || v === '********'; // the API masks every secret
     const v = cfg[k];
     const value = secret || v == null ? '' : (typeof v === 'string' ? v : JSON.stringify(v));
     return h('label', {}, k, h('input', {
       name: `cfg.${k}`, value, type: secret ? 'password' : 'text', autocomplete: 'off',
-      placeholder: secret ? t('chUnchanged') : '', 'data-json': typeof v === 'string' || v == null ? '' : '1',
+      placeholder: secret ? t('chUnchanged') : '', 'data-secret': secret ? '1' : '', 'data-json': typeof v === 'string' || v == null ? '' : '1',
     }));
   });
   const form = h('form', { class: 'admin-form ch-edit' },
@@ -78,7 +78,7 @@ function channelEditor(c, reload) {
     const config = {};
     for (const input of form.querySelectorAll('input[name^="cfg."]')) {
       const k = input.name.slice(4);
-      if (secrets.includes(k)) { if (input.value) config[k] = input.value; continue; }
+      if (input.dataset.secret) { if (input.value) config[k] = input.value; continue; }
       let v = input.value;
       if (input.dataset.json) { try { v = JSON.parse(v); } catch { /* sent as typed: the server says what is wrong */ } }
       config[k] = v;
