@@ -62,8 +62,8 @@ function channelEditor(c, reload) {
   const result = h('p', { class: 'small ch-result' });
   const err = h('p', { class: 'error small' });
   const fields = keys.map((k) => {
-    const secret = secrets.includes(k) || v === '********'; // the API masks every secret
     const v = cfg[k];
+    const secret = secrets.includes(k) || v === '********'; // the API masks every secret
     const value = secret || v == null ? '' : (typeof v === 'string' ? v : JSON.stringify(v));
     return h('label', {}, k, h('input', {
       name: `cfg.${k}`, value, type: secret ? 'password' : 'text', autocomplete: 'off',
