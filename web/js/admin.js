@@ -70,11 +70,12 @@ function channelEditor(c, reload) {
       placeholder: secret ? t('chUnchanged') : '', 'data-secret': secret ? '1' : '', 'data-json': typeof v === 'string' || v == null ? '' : '1',
     }));
   });
-  const form = h('form', { class: 'admin-form ch-edit' },
+  // A div, not a form: the page's add forms stay the only <form>s of the section.
+  const save = h('button', { type: 'button', class: 'ch-save' }, t('chSave'));
+  const form = h('div', { class: 'admin-form ch-edit' },
     h('label', {}, t('name'), h('input', { name: 'name', value: c.name, required: true })),
-    ...fields, h('button', { type: 'submit' }, t('chSave')), err);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
+    ...fields, save, err);
+  save.addEventListener('click', async () => {
     const config = {};
     for (const input of form.querySelectorAll('input[name^="cfg."]')) {
       const k = input.name.slice(4);
@@ -84,7 +85,7 @@ function channelEditor(c, reload) {
       config[k] = v;
     }
     try {
-      await api('PATCH', `/api/v1/channels/${c.id}`, { name: form.elements.name.value, config });
+      await api('PATCH', `/api/v1/channels/${c.id}`, { name: form.querySelector('input[name="name"]').value, config });
       await reload();
     } catch (ex) { err.textContent = ex.message; }
   });
@@ -162,15 +163,16 @@ function userEditor(u, reload) {
   const send = async (body) => {
     try { await api('PATCH', `/api/v1/users/${u.id}`, body); await reload(); } catch (ex) { err.textContent = ex.message; }
   };
-  const form = h('form', { class: 'admin-form u-edit' },
+  const save = h('button', { type: 'button', class: 'u-save' }, t('uSave'));
+  const form = h('div', { class: 'admin-form u-edit' },
     h('label', {}, t('name'), h('input', { name: 'name', value: u.name, required: true })),
     h('label', {}, t('role'), h('select', { name: 'role' }, ['agent', 'admin', 'marketer'].map((r) => h('option', { value: r, selected: r === u.role }, r)))),
     h('label', {}, t('uNewPassword'), h('input', { name: 'password', type: 'password', minlength: 8, autocomplete: 'new-password' })),
-    h('button', { type: 'submit' }, t('uSave')));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const body = { name: form.elements.name.value, role: form.elements.role.value };
-    if (form.elements.password.value) body.password = form.elements.password.value;
+    save);
+  const field = (n) => form.querySelector(`[name="${n}"]`);
+  save.addEventListener('click', () => {
+    const body = { name: field('name').value, role: field('role').value };
+    if (field('password').value) body.password = field('password').value;
     send(body);
   });
   return h('div', { class: 'u-actions' },

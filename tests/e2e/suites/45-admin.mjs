@@ -62,7 +62,7 @@ export default [
     await page.fill(`${row} input[name="name"]`, 'Renamed bot');
     await page.fill(tokenInput, NEW_TOKEN);
     await shot(page, 'admin-channel-edit');
-    await page.click(`${row} form button[type=submit]`);
+    await page.click(`${row} .ch-save`);
     await page.waitForFunction((s) => document.querySelector(s)?.textContent.includes('Renamed bot'), `${row} .ch-name`);
 
     const list = await call(page, 'GET', '/api/v1/channels');
