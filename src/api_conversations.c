@@ -50,6 +50,23 @@
  * those (SEARCH_SQL): walking the inbox and testing each conversation took
  * 330-660 ms when matches are rare, which is what a search usually is.
  * STRAIGHT_JOIN keeps that candidate set the driving table. */
+/* Each row's last interaction, for the preview line: the last to arrive
+ * (highest id; occurred_at is the provider's clock, in whole seconds for
+ * Telegram, so a reply sent in the same second would sort before it). Read
+ * from ix_interactions_conversation, which carries the primary key: one
+ * short covering range per row of the page, so the cost grows with the
+ * page, not with the inbox (bench/inbox, docs/benchmarks.md). The text is
+ * cut in SQL so a long e-mail is not carried whole; last_preview() cuts it
+ * to characters. */
+#define LAST_COLUMNS                                                                               \
+    "li.direction, li.kind, LEFT(COALESCE(NULLIF(li.text, ''), li.subject, ''), 480), "            \
+    "li.occurred_at "
+#define LAST_JOIN                                                                                  \
+    " LEFT JOIN interactions li ON li.id = (SELECT MAX(x.id) FROM interactions x"                  \
+    " WHERE x.conversation_id = c.id)"
+#define LAST_COL    14  /* the first of LAST_COLUMNS */
+#define PREVIEW_MAX 120 /* characters */
+
 enum {
     LF_AGENT = 1,      /* visibility clause (not for admins) */
     LF_STATUS = 2,     /* c.status = ? */
@@ -117,8 +134,10 @@ static const char *list_sql_get(int f)
                 "SUM(c.unread > 0 AND c.assignee_id IS NULL) FROM %s WHERE 1 = 1",
                 from);
         else
-            n = (size_t)snprintf(
-                b, cap, "SELECT " CONV_COLUMNS "FROM (SELECT c.id FROM %s WHERE 1 = 1", from);
+            n = (size_t)snprintf(b, cap,
+                                 "SELECT " CONV_COLUMNS ", " LAST_COLUMNS
+                                 "FROM (SELECT c.id FROM %s WHERE 1 = 1",
+                                 from);
         for (int bit = 0; bit < LF_BITS; bit++)
             if (f & (1 << bit))
                 n += (size_t)snprintf(b + n, cap - n, "%s", clause[bit]);
@@ -129,7 +148,7 @@ static const char *list_sql_get(int f)
                 b + n, cap - n,
                 " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?) page"
                 " JOIN conversations c ON c.id = page.id JOIN clients cl ON cl.id = c.client_id"
-                " JOIN channels ch ON ch.id = c.channel_id"
+                " JOIN channels ch ON ch.id = c.channel_id" LAST_JOIN
                 " ORDER BY c.last_activity_at DESC, c.id DESC");
     }
     pthread_mutex_unlock(&list_sql_lock);
@@ -388,6 +407,50 @@ static json_t *conv_json(const struct sb_db_rows *r, size_t i)
                      "snoozed_until", sb_json_cell(r, i, 13));
 }
 
+/* The start of a text on one line: runs of white space become one space,
+ * cut at PREVIEW_MAX characters (never inside a UTF-8 sequence) with "…". */
+static json_t *last_preview(const char *text)
+{
+    char out[PREVIEW_MAX * 4 + 64];
+    size_t o = 0, chars = 0;
+    int space = 0;
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    for (; *p && o + 8 < sizeof out; p++) {
+        if (*p == ' ' || *p < 0x20) {
+            space = 1;
+            continue;
+        }
+        if ((*p & 0xC0) != 0x80) {
+            size_t need = space && chars ? 2 : 1;
+            if (chars + need > PREVIEW_MAX) {
+                memcpy(out + o, "\xe2\x80\xa6", 3); /* … */
+                o += 3;
+                break;
+            }
+            if (space && chars) {
+                out[o++] = ' ';
+                chars++;
+            }
+            space = 0;
+            chars++;
+        }
+        out[o++] = (char)*p;
+    }
+    out[o] = '\0';
+    json_t *j = json_string(out); /* NULL only for bytes that are no UTF-8 */
+    return j ? j : json_string("");
+}
+
+static json_t *last_json(const struct sb_db_rows *r, size_t i)
+{
+    if (!sb_db_cell(r, i, LAST_COL))
+        return json_null();
+    return json_pack("{s:o,s:o,s:o,s:o}", "direction", sb_json_cell(r, i, LAST_COL), "kind",
+                     sb_json_cell(r, i, LAST_COL + 1), "preview",
+                     last_preview(sb_db_cell(r, i, LAST_COL + 2)), "at",
+                     sb_json_cell(r, i, LAST_COL + 3));
+}
+
 static int valid_status(const char *s)
 {
     return !strcmp(s, "open") || !strcmp(s, "pending") || !strcmp(s, "resolved") ||
@@ -444,8 +507,11 @@ void sb_api_conversations_list(struct sb_app *app, struct sb_db *db,
         return;
     }
     json_t *items = json_array();
-    for (size_t i = 0; i < r.nrows; i++)
-        json_array_append_new(items, conv_json(&r, i));
+    for (size_t i = 0; i < r.nrows; i++) {
+        json_t *o = conv_json(&r, i);
+        json_object_set_new(o, "last_message", last_json(&r, i));
+        json_array_append_new(items, o);
+    }
     json_t *next = json_null();
     if ((int)r.nrows == limit) {
         char c[80];

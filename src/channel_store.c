@@ -17,6 +17,9 @@ static const char q_by_id[] =
 static const char q_by_public[] =
     "SELECT id, kind, name, config, public_key, enabled FROM channels "
     "WHERE public_key = ? AND enabled = 1";
+static const char q_by_id_any[] =
+    "SELECT id, kind, name, config, public_key, enabled FROM channels WHERE id = ?";
+static const char q_update[] = "UPDATE channels SET name = ?, enabled = ?, config = ? WHERE id = ?";
 static const char q_list[] = "SELECT id, kind, name, config, public_key, enabled, created_at, "
                              "last_success_at, last_error_at, last_error FROM channels ORDER BY id";
 static const char q_quarantine[] = "INSERT INTO raw_inbound (channel_id, source, error, "
@@ -174,6 +177,160 @@ int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const 
                            struct sb_channel **ch_r, char *err, size_t errlen)
 {
     return load_by(db, key, q_by_public, SB_TEXT(public_key), NULL, ch_r, err, errlen);
+}
+
+int sb_channel_load_any(struct sb_db *db, const unsigned char key[32], int64_t id,
+                        struct sb_channel **ch_r, char *err, size_t errlen)
+{
+    return load_by(db, key, q_by_id_any, SB_INT(id), NULL, ch_r, err, errlen);
+}
+
+/* A secret in a change that means "keep the stored one". */
+static int keeps_secret(const json_t *v)
+{
+    return !v || json_is_null(v) ||
+           (json_is_string(v) && (!json_string_length(v) || !strcmp(json_string_value(v), MASK)));
+}
+
+int sb_channel_update(struct sb_db *db, const unsigned char key[32], int64_t id, const char *name,
+                      int enabled, json_t *changes, json_t **channel_r, json_t **changed_r,
+                      char *err, size_t errlen)
+{
+    *channel_r = NULL;
+    if (changed_r)
+        *changed_r = NULL;
+    size_t chars = 0;
+    for (const char *c = name; c && *c; c++)
+        chars += ((unsigned char)*c & 0xC0) != 0x80;
+    if (name && (!chars || chars > 100 || strpbrk(name, "\r\n")))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "a name of 1 to 100 characters is required");
+    if (changes && !json_is_object(changes))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "the configuration must be an object");
+    struct sb_db_rows r;
+    struct sb_db_val a0[] = {SB_INT(id)};
+    int rc = sb_db_exec(db, q_by_id_any, a0, 1, &r, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    if (!r.nrows) {
+        sb_db_rows_free(&r);
+        return sb_fail(err, errlen, SB_ERR_NOT_FOUND, "no such channel");
+    }
+    const struct sb_channel_kind *k = sb_channel_kind_find(sb_db_cell(&r, 0, 1));
+    json_t *stored = json_loads(sb_db_cell(&r, 0, 3), 0, NULL);
+    char kind[40], public_key[80], oldname[512];
+    snprintf(kind, sizeof kind, "%s", sb_db_cell(&r, 0, 1));
+    snprintf(public_key, sizeof public_key, "%s", sb_db_cell(&r, 0, 4) ? sb_db_cell(&r, 0, 4) : "");
+    snprintf(oldname, sizeof oldname, "%s", sb_db_cell(&r, 0, 2));
+    int was_enabled = (int)sb_db_cell_int(&r, 0, 5);
+    sb_db_rows_free(&r);
+    if (!k || !json_is_object(stored)) {
+        json_decref(stored);
+        return sb_fail(err, errlen, SB_ERR_INTERNAL, "channel %lld: unknown kind or bad settings",
+                       (long long)id);
+    }
+    /* Validation sees plaintext, as on create; what is stored keeps every
+     * untouched secret exactly as it was sealed. */
+    json_t *plain = json_object(), *changed = json_array();
+    const char *ck;
+    json_t *v;
+    rc = SB_OK;
+    json_object_foreach(stored, ck, v)
+    {
+        if (!is_secret(k, ck) || !json_is_string(v)) {
+            json_object_set(plain, ck, v);
+            continue;
+        }
+        if (!keeps_secret(json_object_get(changes, ck)))
+            continue; /* replaced below: no need to open it */
+        char *p;
+        rc = key ? sb_secret_open(key, json_string_value(v), &p, err, errlen)
+                 : sb_secret_key_parse(NULL, NULL, err, errlen);
+        if (rc != SB_OK) {
+            rc = rc == SB_ERR_INVALID ? SB_ERR_CONFIG : rc;
+            break;
+        }
+        json_object_set_new(plain, ck, json_string(p));
+        sodium_memzero(p, strlen(p));
+        free(p);
+    }
+    json_object_foreach(changes, ck, v)
+    {
+        if (rc != SB_OK)
+            break;
+        if (is_secret(k, ck)) {
+            if (keeps_secret(v))
+                continue;
+            if (!json_is_string(v)) {
+                rc = sb_fail(err, errlen, SB_ERR_INVALID, "\"%s\" must be a string", ck);
+                break;
+            }
+            json_object_set(plain, ck, v);
+            json_array_append_new(changed, json_string(ck));
+        } else if (json_is_null(v)) {
+            if (json_object_get(plain, ck))
+                json_array_append_new(changed, json_string(ck));
+            json_object_del(plain, ck);
+        } else if (!json_equal(json_object_get(plain, ck), v)) {
+            json_object_set(plain, ck, v);
+            json_array_append_new(changed, json_string(ck));
+        }
+    }
+    if (rc == SB_OK && k->validate_config)
+        rc = k->validate_config(plain, err, errlen);
+    /* Seal again: secrets that were kept get their old sealed text back. */
+    json_t *out = rc == SB_OK ? json_deep_copy(plain) : NULL;
+    json_object_foreach(out, ck, v)
+    {
+        if (rc != SB_OK)
+            break;
+        if (!is_secret(k, ck) || !json_is_string(v))
+            continue;
+        json_t *old = json_object_get(stored, ck);
+        if (keeps_secret(json_object_get(changes, ck)) && json_is_string(old)) {
+            json_object_set(out, ck, old);
+            continue;
+        }
+        char *sealed;
+        rc = key ? sb_secret_seal(key, json_string_value(v), &sealed, err, errlen)
+                 : sb_secret_key_parse(NULL, NULL, err, errlen);
+        if (rc == SB_OK) {
+            json_object_set_new(out, ck, json_string(sealed));
+            free(sealed);
+        }
+    }
+    char *text = rc == SB_OK ? json_dumps(out, JSON_COMPACT) : NULL;
+    if (rc == SB_OK && !text)
+        rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    const char *newname = name ? name : oldname;
+    int en = enabled < 0 ? was_enabled : enabled != 0;
+    if (rc == SB_OK) {
+        struct sb_db_val a[] = {SB_TEXT(newname), SB_INT(en), SB_TEXT(text), SB_INT(id)};
+        rc = sb_db_exec(db, q_update, a, 4, NULL, err, errlen);
+    }
+    free(text);
+    json_decref(out);
+    if (rc == SB_OK) {
+        if (name && strcmp(name, oldname))
+            json_array_append_new(changed, json_string("name"));
+        if (en != was_enabled)
+            json_array_append_new(changed, json_string("enabled"));
+        *channel_r =
+            public_json(id, kind, newname, masked(k, plain), public_key[0] ? public_key : NULL, en);
+        if (changed_r) {
+            *changed_r = changed;
+            changed = NULL;
+        }
+    }
+    /* Opened secrets must not linger in freed heap memory. */
+    json_object_foreach(plain, ck, v)
+    {
+        if (is_secret(k, ck) && json_is_string(v))
+            sodium_memzero((char *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(plain);
+    json_decref(stored);
+    json_decref(changed);
+    return rc;
 }
 
 int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen)

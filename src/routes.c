@@ -61,12 +61,15 @@ struct sb_route sb_routes[] = {
     ROUTE(SB_OPTIONS, "/forms/{public_key}", sb_api_form_preflight, SB_ROUTE_PUBLIC, 0),
     ROUTE(SB_GET, "/api/v1/channels", sb_api_channels_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/channels", sb_api_channels_create, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PATCH, "/api/v1/channels/{id}", sb_api_channels_patch, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_POST, "/api/v1/channels/{id}/test", sb_api_channels_test, 0, SB_ROLE_ADMIN),
 
     ROUTE(SB_GET, "/api/v1/quarantine", sb_api_quarantine_list, 0, SB_ROLE_ADMIN),
     ROUTE(SB_GET, "/api/v1/quarantine/{id}/body", sb_api_quarantine_body, 0, SB_ROLE_ADMIN),
     ROUTE(SB_POST, "/api/v1/quarantine/{id}/resolve", sb_api_quarantine_resolve, 0, SB_ROLE_ADMIN),
 
     ROUTE(SB_GET, "/api/v1/users", sb_api_users_list, 0, SB_ROLE_ADMIN),
+    ROUTE(SB_PATCH, "/api/v1/users/{id}", sb_api_users_patch, 0, SB_ROLE_ADMIN),
 
     /* Teams (api_teams.c): agents read them, admins change them. */
     ROUTE(SB_GET, "/api/v1/teams", sb_api_teams_list, 0, AGENTS),

@@ -30,6 +30,21 @@ static const char q_user_list[] =
     "SELECT id, email, name, role, COALESCE(locale, ''), disabled, created_at FROM users "
     "ORDER BY id";
 
+/* -- name: user-lock
+ * FOR UPDATE on every admin row too: two admins demoting each other at
+ * once cannot both see the other one still there. */
+static const char q_user_lock[] =
+    "SELECT id, role, disabled FROM users WHERE id = ? OR role = 'admin' ORDER BY id FOR UPDATE";
+static const char q_user_set[] =
+    "UPDATE users SET name = COALESCE(?, name), role = COALESCE(?, role), "
+    "disabled = COALESCE(?, disabled), password_hash = COALESCE(?, password_hash) WHERE id = ?";
+static const char q_user_signout[] = "DELETE FROM sessions WHERE user_id = ?";
+static const char q_user_revoke[] =
+    "UPDATE api_tokens SET revoked_at = NOW(6) WHERE user_id = ? AND revoked_at IS NULL";
+static const char q_user_one[] =
+    "SELECT id, email, name, role, COALESCE(locale, ''), disabled, created_at FROM users "
+    "WHERE id = ?";
+
 static const char *const role_names[] = {"admin", "agent", "marketer"};
 static const enum sb_role role_values[] = {SB_ROLE_ADMIN, SB_ROLE_AGENT, SB_ROLE_MARKETER};
 
@@ -157,6 +172,97 @@ json_t *sb_user_json(const struct sb_user *u)
     return json_pack("{s:I,s:s,s:s,s:s,s:s?}", "id", (json_int_t)u->id, "email", u->email, "name",
                      u->name, "role", sb_role_name(u->role), "locale",
                      u->locale[0] ? u->locale : NULL);
+}
+
+static json_t *user_row_json(const struct sb_db_rows *r, size_t i)
+{
+    const char *locale = sb_db_cell(r, i, 4);
+    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:b,s:s}", "id", (json_int_t)sb_db_cell_int(r, i, 0),
+                     "email", sb_db_cell(r, i, 1), "name", sb_db_cell(r, i, 2), "role",
+                     sb_db_cell(r, i, 3), "locale", locale && *locale ? locale : NULL, "disabled",
+                     sb_db_cell_int(r, i, 5) != 0, "created_at", sb_db_cell(r, i, 6));
+}
+
+static int user_update_txn(struct sb_db *db, int64_t id, const char *name, enum sb_role role,
+                           int disabled, const char *hash, json_t **user_r, char *err,
+                           size_t errlen)
+{
+    struct sb_db_val a[] = {SB_INT(id)};
+    struct sb_db_rows r;
+    int rc = sb_db_exec(db, q_user_lock, a, 1, &r, err, errlen);
+    if (rc != SB_OK)
+        return rc;
+    int found = 0, was_active_admin = 0, other_admins = 0, was_disabled = 0;
+    for (size_t i = 0; i < r.nrows; i++) {
+        int admin = !strcmp(sb_db_cell(&r, i, 1), "admin");
+        int off = sb_db_cell_int(&r, i, 2) != 0;
+        if (sb_db_cell_int(&r, i, 0) == id) {
+            found = 1;
+            was_active_admin = admin && !off;
+            was_disabled = off;
+        } else if (admin && !off) {
+            other_admins++;
+        }
+    }
+    sb_db_rows_free(&r);
+    if (!found)
+        return sb_fail(err, errlen, SB_ERR_NOT_FOUND, "no such user");
+    int stays_admin = (role ? role == SB_ROLE_ADMIN : 1) && (disabled < 0 ? 1 : !disabled);
+    if (was_active_admin && !stays_admin && !other_admins)
+        return sb_fail(err, errlen, SB_ERR_EXISTS,
+                       "this is the last enabled admin: make another user an admin first");
+    struct sb_db_val s[] = {SB_TEXT(name), SB_TEXT(role ? sb_role_name(role) : NULL),
+                            disabled < 0 ? SB_NULL : SB_INT(disabled != 0), SB_TEXT(hash),
+                            SB_INT(id)};
+    rc = sb_db_exec(db, q_user_set, s, 5, NULL, err, errlen);
+    if (rc == SB_OK && ((disabled > 0 && !was_disabled) || hash)) {
+        rc = sb_db_exec(db, q_user_signout, a, 1, NULL, err, errlen);
+        if (rc == SB_OK)
+            rc = sb_db_exec(db, q_user_revoke, a, 1, NULL, err, errlen);
+    }
+    if (rc == SB_OK && user_r) {
+        rc = sb_db_exec(db, q_user_one, a, 1, &r, err, errlen);
+        if (rc == SB_OK && r.nrows)
+            *user_r = user_row_json(&r, 0);
+        sb_db_rows_free(&r);
+    }
+    return rc;
+}
+
+int sb_user_update(struct sb_db *db, int64_t id, const char *name, enum sb_role role, int disabled,
+                   const char *password, json_t **user_r, char *err, size_t errlen)
+{
+    if (user_r)
+        *user_r = NULL;
+    if (name && (!*name || strlen(name) > 200 || strpbrk(name, "\r\n")))
+        return sb_fail(err, errlen, SB_ERR_INVALID, "a name of 1 to 200 characters is required");
+    char hash[crypto_pwhash_STRBYTES];
+    if (password) {
+        size_t plen = strlen(password);
+        if (plen < SB_PASSWORD_MIN || plen > SB_PASSWORD_MAX)
+            return sb_fail(err, errlen, SB_ERR_INVALID, "the password must be %d to %d characters",
+                           SB_PASSWORD_MIN, SB_PASSWORD_MAX);
+        /* Hashed before the transaction: Argon2id takes a while, row locks
+         * should not. */
+        int rc = sb_password_hash(password, hash, sizeof hash, err, errlen);
+        if (rc != SB_OK)
+            return rc;
+    }
+    int rc = sb_db_begin(db, err, errlen);
+    if (rc == SB_OK) {
+        rc = user_update_txn(db, id, name, role, disabled, password ? hash : NULL, user_r, err,
+                             errlen);
+        if (rc == SB_OK)
+            rc = sb_db_commit(db, err, errlen);
+        else
+            sb_db_rollback(db);
+    }
+    if (rc != SB_OK && user_r) {
+        json_decref(*user_r);
+        *user_r = NULL;
+    }
+    sodium_memzero(hash, sizeof hash);
+    return rc;
 }
 
 int sb_user_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen)

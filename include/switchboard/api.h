@@ -54,6 +54,9 @@ SB_HANDLER(sb_api_form_preflight);
 /* api_channels.c: channel management (admins) */
 SB_HANDLER(sb_api_channels_list);
 SB_HANDLER(sb_api_channels_create);
+SB_HANDLER(sb_api_channels_patch);
+SB_HANDLER(sb_api_users_patch);
+SB_HANDLER(sb_api_channels_test);
 
 /* api_quarantine.c: unreadable provider input, for admins */
 SB_HANDLER(sb_api_quarantine_list);

@@ -25,6 +25,22 @@ int sb_channel_load(struct sb_db *db, const unsigned char key[32], int64_t id, c
 int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const char *public_key,
                            struct sb_channel **ch_r, char *err, size_t errlen);
 
+/* Load a channel by id whether enabled or not (the admin's "test
+ * connection" works on a disabled channel before it is switched on). */
+int sb_channel_load_any(struct sb_db *db, const unsigned char key[32], int64_t id,
+                        struct sb_channel **ch_r, char *err, size_t errlen);
+
+/* Change a channel: `name` NULL keeps it, `enabled` -1 keeps it, `changes`
+ * (borrowed, may be NULL) is merged into the settings: a JSON null removes a
+ * setting; a secret that is absent, null, "" or the mask keeps the stored
+ * one, a new value is sealed with `key`. The merged settings are validated
+ * by the kind as on create. *channel_r gets the public JSON; *changed_r (may
+ * be NULL) the names of the settings that changed, secrets by name only.
+ * SB_ERR_NOT_FOUND for no such channel. */
+int sb_channel_update(struct sb_db *db, const unsigned char key[32], int64_t id, const char *name,
+                      int enabled, json_t *changes, json_t **channel_r, json_t **changed_r,
+                      char *err, size_t errlen);
+
 /* Every channel as public JSON, secrets masked as "********". */
 int sb_channel_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
 

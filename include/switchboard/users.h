@@ -36,6 +36,16 @@ json_t *sb_user_json(const struct sb_user *u);
 /* Every user as a JSON array, ordered by id. */
 int sb_user_list(struct sb_db *db, json_t **array_r, char *err, size_t errlen);
 
+/* Change a user: `name` and `password` NULL keep them, `role` 0 keeps it,
+ * `disabled` -1 keeps it. A new password is hashed as on create (Argon2id).
+ * Disabling, or a new password, signs the user out everywhere: their
+ * sessions are deleted and API tokens revoked in the same transaction.
+ * SB_ERR_NOT_FOUND for no such user, SB_ERR_EXISTS ("last admin") when the
+ * change would leave no enabled admin. *user_r (may be NULL) gets the user's
+ * row as sb_user_list shows it. Runs in its own transaction. */
+int sb_user_update(struct sb_db *db, int64_t id, const char *name, enum sb_role role, int disabled,
+                   const char *password, json_t **user_r, char *err, size_t errlen);
+
 /* A random password for the first admin: 20 characters, about 116 bits. */
 void sb_password_generate(char *out, size_t outlen);
 

@@ -263,7 +263,10 @@ function noteChannels(items) {
 
 function convRow(c) {
   const lang = getLanguage();
-  const preview = S.previews.get(c.id) || c.subject || c.channel?.name || '';
+  // The live preview of this session, else the list API's last message (after a reload).
+  const lm = c.last_message;
+  const lastText = lm?.preview ? `${lm.direction === 'out' ? '→ ' : lm.direction === 'note' ? '✎ ' : ''}${lm.preview}` : '';
+  const preview = S.previews.get(c.id) || lastText || c.subject || c.channel?.name || '';
   return h('li', {
     class: `conv${c.id === S.openId ? ' active' : ''}${c.unread > 0 ? ' has-unread' : ''}`,
     dataset: { id: c.id, status: c.status },
