@@ -376,10 +376,19 @@ static const char q_channel_from[] =
 /* References kept in a reply: the first (the thread's root) and the most
  * recent ones, as RFC 5322 section 3.6.4 suggests when trimming. */
 #define REPLY_REFERENCES_MAX 20
-/* -- name: reply-touch */
+/* -- name: reply-touch
+ * The reports' columns (008_reports.sql) take the reply's own time: the
+ * first answer to the client's first inbound message, and who gave it, are
+ * set once; the client no longer waits. A single-table UPDATE assigns left
+ * to right, so the responder is decided before first_response_at changes. */
+#define FIRST_ANSWER "first_response_at IS NULL AND first_inbound_at IS NOT NULL"
+#define REPLY_AT     "(SELECT occurred_at FROM interactions WHERE id = ?)"
 static const char q_reply_touch[] =
     "UPDATE conversations SET last_activity_at = NOW(6), "
-    "first_response_at = COALESCE(first_response_at, NOW(6)) WHERE id = ?";
+    "first_responder_id = IF(" FIRST_ANSWER ", ?, first_responder_id), "
+    "first_response_at = IF(" FIRST_ANSWER ", " REPLY_AT ", first_response_at), "
+    "last_outbound_at = GREATEST(COALESCE(last_outbound_at, '1000-01-01'), " REPLY_AT "), "
+    "waiting_since = NULL WHERE id = ?";
 
 /* A reply's text: more than any messenger takes, less than a wall. */
 #define REPLY_TEXT_MAX 65536
@@ -1089,9 +1098,9 @@ static int reply_store(struct sb_app *app, struct sb_db *db, const struct sb_htt
     if (rc == SB_OK)
         rc = sb_outbox_enqueue(db, "reply", channel_id, *id_r, payload, key, &job, dup_r, err,
                                errlen);
-    struct sb_db_val c[] = {SB_INT(conv_id)};
+    struct sb_db_val c[] = {SB_INT(req->user.id), SB_INT(*id_r), SB_INT(*id_r), SB_INT(conv_id)};
     if (rc == SB_OK)
-        rc = sb_db_exec(db, q_reply_touch, c, 1, NULL, err, errlen);
+        rc = sb_db_exec(db, q_reply_touch, c, 4, NULL, err, errlen);
     if (rc == SB_OK)
         rc = sb_event_append(db, "interaction.created", conv_id, client_id, req->user.id,
                              json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:I}", "id", (json_int_t)*id_r,

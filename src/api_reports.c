@@ -14,18 +14,20 @@
  * count every conversation; an agent counts those assigned to them,
  * unassigned ones and those of their teams, whoever answered them.
  *
- * Definitions (docs/api.md):
- * - first response: from a conversation's first inbound interaction to the
- *   first outbound one an agent wrote after it (interactions.author_user_id),
- *   credited to that agent; conversations created in the range.
+ * Definitions (docs/api.md), read from each conversation's summary columns
+ * (008_reports.sql, kept by ingest, the reply and campaign sends):
+ * - first response: from a conversation's first inbound message from a
+ *   person to the first reply an agent wrote after it (first_response_at,
+ *   first_responder_id), credited to that agent; conversations created in
+ *   the range.
  * - resolution: created_at -> resolved_at of conversations resolved in the
  *   range (resolved_at is set when the status becomes resolved and cleared
  *   on reopening), credited to the assignee: the events table would name who
  *   clicked, but it is pruned by age, so it cannot answer for old ranges.
  * - unanswered: open or pending now, and the latest inbound/outbound
  *   interaction (notes, auto-replies and bounces aside) is inbound; waiting
- *   since the first inbound after the last outbound. Not limited to the
- *   range: it is the state now. */
+ *   since the first inbound after the last outbound (waiting_since). Not
+ *   limited to the range: it is the state now. */
 #include "switchboard/api.h"
 #include "switchboard/apiutil.h"
 #include "switchboard/db.h"
@@ -48,73 +50,57 @@
 /* -- name: report-by-channel-day
  * Days drive: each is a range on ix_conversations_created (008_reports),
  * which also carries the columns counted and filtered, so no row is read.
- * STRAIGHT_JOIN all the way: left free, the optimiser starts from channels
- * and checks every conversation of a channel against every day (14 times
- * slower with 100,000 conversations). */
+ * STRAIGHT_JOIN: left free, the optimiser starts from conversations and
+ * checks every conversation of a channel against every day (14 times
+ * slower with 100,000 conversations). Counted per (day, channel) before
+ * the three or so channels are joined: joining each conversation with its
+ * channel first took three times as long over a year. */
 static const char q_by_channel_day[] =
-    "SELECT d.day, c.channel_id, ch.name, ch.kind, COUNT(*) FROM " DAYS_TABLE
-    " STRAIGHT_JOIN conversations c ON c.created_at >= d.s AND c.created_at < d.e"
-    " STRAIGHT_JOIN channels ch ON ch.id = c.channel_id WHERE " VISIBLE
-    " GROUP BY d.day, c.channel_id, ch.name, ch.kind ORDER BY c.channel_id, d.day";
+    "SELECT z.day, z.channel_id, ch.name, ch.kind, z.n FROM (SELECT d.day, c.channel_id, "
+    "COUNT(*) n FROM " DAYS_TABLE
+    " STRAIGHT_JOIN conversations c FORCE INDEX (ix_conversations_created) "
+    "ON c.created_at >= d.s AND c.created_at < d.e WHERE " VISIBLE
+    " GROUP BY d.day, c.channel_id) z JOIN channels ch ON ch.id = z.channel_id "
+    "ORDER BY z.channel_id, z.day";
 
 /* -- name: report-first-responses
  * One row per conversation of the range that had an agent's answer: the
- * agent and the microseconds it took. Medians and p90 are taken in C over
- * these rows (one pass, and the totals come from the same data).
- * Set-based on purpose: written as correlated subqueries per conversation,
- * MariaDB evaluated them several times over and took seconds. The first
- * answer's author rides along with its time as MIN("time author"): the
- * time is fixed-width, so the smallest string is the earliest answer. */
+ * agent and the microseconds it took, from the conversation's summary
+ * columns (008_reports.sql) on ix_conversations_created alone. Medians and
+ * p90 are taken in C over these rows (one pass, and the totals come from
+ * the same data). Names come once from q_agent_names, not per row. */
 static const char q_first_responses[] =
-    "SELECT CAST(SUBSTRING_INDEX(z.r, ' ', -1) AS UNSIGNED) agent, u.name, "
-    "TIMESTAMPDIFF(MICROSECOND, z.first_in, LEFT(z.r, 26)) "
-    "FROM (SELECT f.first_in, MIN(CONCAT(o.occurred_at, ' ', o.author_user_id)) r "
-    " FROM (SELECT c.id, MIN(i.occurred_at) first_in "
-    "  FROM conversations c FORCE INDEX (ix_conversations_created) "
-    "  STRAIGHT_JOIN interactions i ON i.conversation_id = c.id "
-    "  WHERE c.created_at >= ? AND c.created_at < ? AND i.direction = 'in' AND " VISIBLE
-    "  GROUP BY c.id) f "
-    " STRAIGHT_JOIN interactions o ON o.conversation_id = f.id AND o.direction = 'out' "
-    " AND o.author_user_id IS NOT NULL AND o.occurred_at >= f.first_in "
-    " GROUP BY f.id, f.first_in) z "
-    "LEFT JOIN users u ON u.id = CAST(SUBSTRING_INDEX(z.r, ' ', -1) AS UNSIGNED) "
-    "ORDER BY agent";
+    "SELECT c.first_responder_id, TIMESTAMPDIFF(MICROSECOND, c.first_inbound_at, "
+    "c.first_response_at) FROM conversations c FORCE INDEX (ix_conversations_created) "
+    "WHERE c.created_at >= ? AND c.created_at < ? AND c.first_response_at IS NOT NULL AND " VISIBLE;
 
-/* -- name: report-resolutions (a range on ix_conversations_resolved) */
+/* -- name: report-resolutions (a range on ix_conversations_resolved, which
+ * carries every column read) */
 static const char q_resolutions[] =
-    "SELECT c.assignee_id, u.name, TIMESTAMPDIFF(MICROSECOND, c.created_at, c.resolved_at) "
-    "FROM conversations c LEFT JOIN users u ON u.id = c.assignee_id "
-    "WHERE c.resolved_at >= ? AND c.resolved_at < ? AND c.status = 'resolved' AND " VISIBLE
-    " ORDER BY c.assignee_id";
+    "SELECT c.assignee_id, TIMESTAMPDIFF(MICROSECOND, c.created_at, c.resolved_at) "
+    "FROM conversations c FORCE INDEX (ix_conversations_resolved) "
+    "WHERE c.resolved_at >= ? AND c.resolved_at < ? AND c.status = 'resolved' AND " VISIBLE;
 
-/* -- name: report-created-total (covered by ix_conversations_created) */
-static const char q_created_total[] = "SELECT COUNT(*) FROM conversations c WHERE c.created_at >= "
-                                      "? AND c.created_at < ? AND " VISIBLE;
+/* -- name: report-agent-names (the agents of the rows above: a handful) */
+static const char q_agent_names[] =
+    "SELECT u.id, u.name FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
+    "JOIN users u ON u.id = j.id";
 
 /* -- name: report-unanswered
- * Open and pending conversations whose latest inbound message from a
- * person is later than their latest outbound one; waiting since the first
- * inbound after that outbound. Set-based like first responses: one pass
- * over the interactions of open conversations, a second over those of the
- * waiting ones only. COUNT(*) OVER () counts them all before the LIMIT
- * keeps the 20 waiting longest. */
-#define PERSON_IN "NOT FIND_IN_SET('auto_reply', i.flags) AND NOT FIND_IN_SET('bounce', i.flags)"
+ * Open and pending conversations whose client waits for an answer
+ * (waiting_since, 008_reports.sql): two ranges on ix_conversations_waiting,
+ * read from the index alone. COUNT(*) OVER () counts them all before the
+ * LIMIT keeps the 20 waiting longest; only those 20 are joined with their
+ * client and channel. */
 static const char q_unanswered[] =
-    "SELECT w.id, w.client_id, cl.name, w.channel_id, ch.name, ch.kind, w.since, "
-    "TIMESTAMPDIFF(SECOND, w.since, UTC_TIMESTAMP(6)), COUNT(*) OVER () "
-    "FROM (SELECT a.id, a.client_id, a.channel_id, MIN(i.occurred_at) since "
-    " FROM (SELECT c.id, c.client_id, c.channel_id, "
-    "   MAX(IF(i.direction = 'out', i.occurred_at, NULL)) last_out, "
-    "   MAX(IF(i.direction = 'in' AND " PERSON_IN ", i.occurred_at, NULL)) last_in "
-    "  FROM conversations c STRAIGHT_JOIN interactions i ON i.conversation_id = c.id "
-    "  WHERE c.status IN ('open', 'pending') AND i.direction IN ('in', 'out') AND " VISIBLE
-    "  GROUP BY c.id, c.client_id, c.channel_id "
-    "  HAVING last_in > COALESCE(last_out, '1000-01-01')) a "
-    " STRAIGHT_JOIN interactions i ON i.conversation_id = a.id AND i.direction = 'in' "
-    " AND " PERSON_IN " AND i.occurred_at > COALESCE(a.last_out, '1000-01-01') "
-    " GROUP BY a.id, a.client_id, a.channel_id) w "
-    "JOIN clients cl ON cl.id = w.client_id JOIN channels ch ON ch.id = w.channel_id "
-    "ORDER BY w.since, w.id LIMIT 20";
+    "SELECT w.id, c.client_id, cl.name, c.channel_id, ch.name, ch.kind, w.waiting_since, "
+    "TIMESTAMPDIFF(SECOND, w.waiting_since, UTC_TIMESTAMP(6)), w.n "
+    "FROM (SELECT c.id, c.waiting_since, COUNT(*) OVER () n "
+    " FROM conversations c FORCE INDEX (ix_conversations_waiting) "
+    " WHERE c.status IN ('open', 'pending') AND c.waiting_since IS NOT NULL AND " VISIBLE
+    " ORDER BY c.waiting_since, c.id LIMIT 20) w "
+    "STRAIGHT_JOIN conversations c ON c.id = w.id JOIN clients cl ON cl.id = c.client_id "
+    "JOIN channels ch ON ch.id = c.channel_id ORDER BY w.waiting_since, w.id";
 
 /* Durations of one agent (or of everyone) in seconds. */
 struct durations {
@@ -168,7 +154,7 @@ struct agents {
     size_t n, cap;
 };
 
-static struct agent *agent_get(struct agents *as, int64_t id, const char *name)
+static struct agent *agent_get(struct agents *as, int64_t id)
 {
     for (size_t i = 0; i < as->n; i++)
         if (as->a[i].id == id)
@@ -184,11 +170,34 @@ static struct agent *agent_get(struct agents *as, int64_t id, const char *name)
     struct agent *ag = &as->a[as->n];
     memset(ag, 0, sizeof *ag);
     ag->id = id;
-    ag->name = name ? strdup(name) : NULL;
-    if (name && !ag->name)
-        return NULL;
     as->n++;
     return ag;
+}
+
+/* The agents' names, in one query; a deleted user's stays NULL. */
+static int agents_name(struct agents *as, struct sb_db *db, char *err, size_t errlen)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; i < as->n; i++)
+        if (as->a[i].id)
+            json_array_append_new(ids, json_integer(as->a[i].id));
+    char *text = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    if (!text)
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    struct sb_db_val a[] = {SB_TEXT(text)};
+    struct sb_db_rows r = {0};
+    int rc = sb_db_exec(db, q_agent_names, a, 1, &r, err, errlen);
+    free(text);
+    for (size_t i = 0; rc == SB_OK && i < r.nrows; i++) {
+        int64_t id = sb_db_cell_int(&r, i, 0);
+        for (size_t k = 0; k < as->n; k++)
+            if (as->a[k].id == id && !as->a[k].name && sb_db_cell(&r, i, 1) &&
+                !(as->a[k].name = strdup(sb_db_cell(&r, i, 1))))
+                rc = sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    }
+    sb_db_rows_free(&r);
+    return rc;
 }
 
 static void agents_free(struct agents *as)
@@ -201,15 +210,14 @@ static void agents_free(struct agents *as)
     free(as->a);
 }
 
-/* Rows of (agent id or NULL, name, microseconds) into per-agent lists and
- * the total list `all`. */
+/* Rows of (agent id or NULL, microseconds) into per-agent lists and the
+ * total list `all`. */
 static int collect(const struct sb_db_rows *r, struct agents *as, int resolve,
                    struct durations *all)
 {
     for (size_t i = 0; i < r->nrows; i++) {
-        struct agent *ag =
-            agent_get(as, sb_db_cell(r, i, 0) ? sb_db_cell_int(r, i, 0) : 0, sb_db_cell(r, i, 1));
-        double secs = (double)sb_db_cell_int(r, i, 2) / 1e6;
+        struct agent *ag = agent_get(as, sb_db_cell(r, i, 0) ? sb_db_cell_int(r, i, 0) : 0);
+        double secs = (double)sb_db_cell_int(r, i, 1) / 1e6;
         if (!ag || durations_add(resolve ? &ag->resolve : &ag->first, secs) ||
             durations_add(all, secs))
             return -1;
@@ -256,9 +264,11 @@ static void utc_text(int64_t t, char *out, size_t outlen)
 
 /* "by_channel_day": {"days": [...], "channels": [{id, name, kind, counts,
  * total}]} from rows ordered by channel then day. */
+/* *created_r: all conversations of the range (the days cover it exactly). */
 static json_t *by_channel_day_json(const struct sb_db_rows *r, json_t *days_list, size_t ndays,
-                                   const char *first_day)
+                                   const char *first_day, int64_t *created_r)
 {
+    *created_r = 0;
     int fy, fm, fd;
     sb_date_parse(first_day, &fy, &fm, &fd);
     int64_t first = sb_days_from_civil(fy, fm, fd);
@@ -285,6 +295,7 @@ static json_t *by_channel_day_json(const struct sb_db_rows *r, json_t *days_list
             if (k >= 0 && (size_t)k < ndays) {
                 json_array_set_new(counts, (size_t)k, json_integer(sb_db_cell_int(r, i, 4)));
                 total += sb_db_cell_int(r, i, 4);
+                *created_r += sb_db_cell_int(r, i, 4);
             }
         }
     }
@@ -362,7 +373,7 @@ void sb_api_reports(struct sb_app *app, struct sb_db *db, const struct sb_http_r
     struct sb_db_val vis[3] = {SB_INT(admin), SB_INT(req->user.id), SB_INT(req->user.id)};
     struct sb_db_val a_days[4] = {SB_TEXT(bounds_text), vis[0], vis[1], vis[2]};
     struct sb_db_val a_range[5] = {SB_TEXT(range_s), SB_TEXT(range_e), vis[0], vis[1], vis[2]};
-    struct sb_db_rows r_days = {0}, r_first = {0}, r_res = {0}, r_total = {0}, r_wait = {0};
+    struct sb_db_rows r_days = {0}, r_first = {0}, r_res = {0}, r_wait = {0};
     struct agents as = {0};
     struct durations all_first = {0}, all_res = {0};
     const char *what = "report by channel and day";
@@ -377,10 +388,6 @@ void sb_api_reports(struct sb_app *app, struct sb_db *db, const struct sb_http_r
         rc = sb_db_exec(db, q_resolutions, a_range, 5, &r_res, err, sizeof err);
     }
     if (rc == SB_OK) {
-        what = "report totals";
-        rc = sb_db_exec(db, q_created_total, a_range, 5, &r_total, err, sizeof err);
-    }
-    if (rc == SB_OK) {
         what = "report unanswered";
         rc = sb_db_exec(db, q_unanswered, vis, 3, &r_wait, err, sizeof err);
     }
@@ -389,20 +396,24 @@ void sb_api_reports(struct sb_app *app, struct sb_db *db, const struct sb_http_r
         what = "report";
         rc = SB_ERR_NOMEM;
     }
+    if (rc == SB_OK) {
+        what = "report agent names";
+        rc = agents_name(&as, db, err, sizeof err);
+    }
     if (rc != SB_OK) {
         sb_reply_failure(rep, rc, what, err);
         goto out;
     }
-    int64_t waiting;
+    int64_t waiting, created;
     json_t *unanswered = unanswered_json(&r_wait, &waiting);
+    json_t *bcd = by_channel_day_json(&r_days, days, ndays, from, &created);
     doc = json_pack(
         "{s:s,s:s,s:s,s:o,s:o,s:o,s:{s:I,s:I,s:o,s:o,s:I,s:o,s:I}}", "from", from, "to", to, "tz",
-        tz.name, "by_channel_day", by_channel_day_json(&r_days, days, ndays, from), "agents",
-        agents_json(&as), "unanswered", unanswered, "totals", "conversations",
-        (json_int_t)(r_total.nrows ? sb_db_cell_int(&r_total, 0, 0) : 0), "first_replied",
-        (json_int_t)all_first.n, "first_response_median_s", percentile(&all_first, 0.5),
-        "first_response_p90_s", percentile(&all_first, 0.9), "resolved", (json_int_t)all_res.n,
-        "resolution_median_s", percentile(&all_res, 0.5), "unanswered", (json_int_t)waiting);
+        tz.name, "by_channel_day", bcd, "agents", agents_json(&as), "unanswered", unanswered,
+        "totals", "conversations", (json_int_t)created, "first_replied", (json_int_t)all_first.n,
+        "first_response_median_s", percentile(&all_first, 0.5), "first_response_p90_s",
+        percentile(&all_first, 0.9), "resolved", (json_int_t)all_res.n, "resolution_median_s",
+        percentile(&all_res, 0.5), "unanswered", (json_int_t)waiting);
     if (!doc) {
         sb_reply_failure(rep, SB_ERR_NOMEM, "report", "building the document failed");
         goto out;
@@ -414,7 +425,6 @@ out:
     sb_db_rows_free(&r_days);
     sb_db_rows_free(&r_first);
     sb_db_rows_free(&r_res);
-    sb_db_rows_free(&r_total);
     sb_db_rows_free(&r_wait);
     agents_free(&as);
     free(all_first.v);

@@ -498,7 +498,7 @@ static const char q_sent[] =
     "claim_token = NULL, claimed_until = NULL, last_error = NULL WHERE id = ? AND claim_token = ?";
 static const char q_conv[] =
     "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, "
-    "resolved_at) VALUES (?, ?, 'resolved', ?, NOW(6), NOW(6))";
+    "resolved_at, last_outbound_at) VALUES (?, ?, 'resolved', ?, NOW(6), NOW(6), NOW(6))";
 static const char q_interaction[] =
     "INSERT INTO interactions (conversation_id, client_id, channel_id, direction, kind, "
     "external_id, message_id, sender, subject, text, meta, delivery_status) VALUES (?, ?, ?, "
@@ -515,7 +515,8 @@ static const char q_link[] = "UPDATE campaign_recipients SET interaction_id = ? 
  * (claim token); when it does not, the round is rolled back and written one by one. */
 static const char q_conv_batch[] =
     "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, "
-    "resolved_at) SELECT j.client, j.ch, 'resolved', j.subj, NOW(6), NOW(6) FROM JSON_TABLE(?, "
+    "resolved_at, last_outbound_at) SELECT j.client, j.ch, 'resolved', j.subj, NOW(6), NOW(6), "
+    "NOW(6) FROM JSON_TABLE(?, "
     "'$[*]' COLUMNS (n FOR ORDINALITY, client BIGINT UNSIGNED PATH '$[0]', ch BIGINT UNSIGNED "
     "PATH '$[1]', subj VARCHAR(998) PATH '$[2]')) j ORDER BY j.n";
 static const char q_conv_readback[] =

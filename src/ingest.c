@@ -230,27 +230,52 @@ static const char q_merge_suggest[] =
     "a BIGINT UNSIGNED PATH '$[0]', b BIGINT UNSIGNED PATH '$[1]', "
     "reason VARCHAR(400) CHARACTER SET utf8mb4 PATH '$[2]')) j ORDER BY j.o";
 
+/* The batch's inbound (from a person) and outbound times of a conversation
+ * (struct vslot): first and last inbound, last outbound, and `w`, the first
+ * inbound after the batch's last outbound (the first inbound when none). */
+#define CONV_TIMES                                                                                 \
+    "fi DATETIME(6) PATH '$[5]', li DATETIME(6) PATH '$[6]', lo DATETIME(6) PATH '$[7]', "         \
+    "w DATETIME(6) PATH '$[8]'"
+
 /* -- name: conversation-insert-batch */
 static const char q_conv_insert[] =
-    "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, unread) "
-    "SELECT j.client_id, j.channel_id, 'open', j.subject, j.at, j.unread "
+    "INSERT INTO conversations (client_id, channel_id, status, subject, last_activity_at, unread, "
+    "first_inbound_at, last_inbound_at, last_outbound_at, waiting_since) "
+    "SELECT j.client_id, j.channel_id, 'open', j.subject, j.at, j.unread, j.fi, j.li, j.lo, j.w "
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (o FOR ORDINALITY, client_id BIGINT UNSIGNED PATH '$[0]', "
     "channel_id BIGINT UNSIGNED PATH '$[1]', "
     "subject VARCHAR(998) CHARACTER SET utf8mb4 PATH '$[2]', at VARCHAR(32) PATH '$[3]', "
-    "unread INT PATH '$[4]')) j ORDER BY j.o RETURNING id, client_id, channel_id";
+    "unread INT PATH '$[4]', " CONV_TIMES ")) j ORDER BY j.o RETURNING id, client_id, channel_id";
 
 /* -- name: conversation-touch-batch
  * One row per conversation, with the batch's changes to it summed: the
  * status its last touch left, unread increments added, and `reopen` when
- * any touch set it open (which clears resolved_at/snoozed_until). */
+ * any touch set it open (which clears resolved_at/snoozed_until).
+ * The reports' columns (008_reports.sql) merge the batch's times with the
+ * stored ones; COALESCE(LEAST(a, b), a, b) is the smaller of the two that
+ * are not NULL. waiting_since: the first inbound after the latest outbound,
+ * stored or of the batch. A batch's outbound older than a stored inbound
+ * (rare: times are the channels') cannot say which stored inbound followed
+ * it; the latest stored one stands in. The expressions read only old
+ * column values: a multi-table UPDATE does not promise an order. */
+#define OUT_NOW "GREATEST(COALESCE(c.last_outbound_at, '1000-01-01'), COALESCE(j.lo, '1000-01-01'))"
+#define WAIT_STORED                                                                                \
+    "CASE WHEN c.waiting_since > " OUT_NOW                                                         \
+    " THEN c.waiting_since WHEN c.last_inbound_at > " OUT_NOW " THEN c.last_inbound_at END"
+#define WAIT_BATCH "CASE WHEN j.w > " OUT_NOW " THEN j.w WHEN j.li > " OUT_NOW " THEN j.li END"
 static const char q_conv_touch[] =
     "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$[0]', "
     "at VARCHAR(32) PATH '$[1]', unread INT PATH '$[2]', status VARCHAR(16) PATH '$[3]', "
-    "reopen INT PATH '$[4]')) j "
+    "reopen INT PATH '$[4]', " CONV_TIMES ")) j "
     "STRAIGHT_JOIN conversations c ON c.id = j.id "
     "SET c.last_activity_at = GREATEST(c.last_activity_at, j.at), c.unread = c.unread + j.unread, "
     "c.status = j.status, c.resolved_at = IF(j.reopen, NULL, c.resolved_at), "
-    "c.snoozed_until = IF(j.reopen, NULL, c.snoozed_until)";
+    "c.snoozed_until = IF(j.reopen, NULL, c.snoozed_until), "
+    "c.waiting_since = COALESCE(LEAST(" WAIT_STORED ", " WAIT_BATCH "), " WAIT_STORED
+    ", " WAIT_BATCH
+    "), c.first_inbound_at = COALESCE(LEAST(c.first_inbound_at, j.fi), c.first_inbound_at, j.fi), "
+    "c.last_inbound_at = COALESCE(GREATEST(c.last_inbound_at, j.li), c.last_inbound_at, j.li), "
+    "c.last_outbound_at = COALESCE(GREATEST(c.last_outbound_at, j.lo), c.last_outbound_at, j.lo)";
 
 /* -- name: interaction-insert-batch
  * Text columns are declared wider than the table's, so that an over-long
@@ -699,7 +724,17 @@ struct vslot {
     int is_new, touched, reopen;
     int unread;
     const char *subject; /* new: the opening inbound's subject */
+    /* The reports' times (q_conv_touch): inbound from a person, first and
+     * last; last outbound; the first inbound after that outbound. */
+    const char *fi, *li, *lo, *w;
+    int64_t fi_us, li_us, lo_us, w_us;
 };
+
+/* An inbound the reports count as the client's (008_reports.sql). */
+static int person_inbound(const struct sb_inbound *in)
+{
+    return in->direction == SB_DIR_IN && !(in->flags & (SB_IN_AUTO_REPLY | SB_IN_BOUNCE));
+}
 
 /* A stored interaction that a duplicate of the batch refers to. */
 struct srec {
@@ -1482,6 +1517,15 @@ static int thread_lookup(struct batch *b, const char *message_id)
 }
 
 /* Step 5. */
+/* Items 5-8 of a conversation's row: CONV_TIMES. */
+static void conv_times(struct jbuf *j, const struct vslot *v)
+{
+    jb_str(j, v->fi);
+    jb_str(j, v->li);
+    jb_str(j, v->lo);
+    jb_str(j, v->w);
+}
+
 static int place_conversations(struct batch *b)
 {
     int rc = SB_OK;
@@ -1542,12 +1586,30 @@ static int place_conversations(struct batch *b)
                 v->la_us = it->when_us;
             v->touched = 1;
         }
+        struct vslot *v = &b->vs[conv];
+        if (person_inbound(in)) {
+            if (!v->fi || it->when_us < v->fi_us)
+                v->fi = it->when, v->fi_us = it->when_us;
+            if (!v->li || it->when_us > v->li_us)
+                v->li = it->when, v->li_us = it->when_us;
+        } else if (in->direction == SB_DIR_OUT && (!v->lo || it->when_us > v->lo_us)) {
+            v->lo = it->when, v->lo_us = it->when_us;
+        }
         it->conv = conv;
         if (conv_bump(b, conv) != SB_OK)
             return nomem(b);
         if (it->has_msgid && smap_get(&b->thread_in, it->msgid_hash, 32) < 0 &&
             smap_put(&b->thread_in, it->msgid_hash, 32, conv) != SB_OK)
             return nomem(b);
+    }
+    /* The first inbound after the batch's last outbound, now that it is known. */
+    for (size_t i = 0; i < b->n; i++) {
+        const struct item *it = &b->items[i];
+        if (it->client < 0 || it->conv < 0 || !person_inbound(it->in))
+            continue;
+        struct vslot *v = &b->vs[it->conv];
+        if ((!v->lo || it->when_us > v->lo_us) && (!v->w || it->when_us < v->w_us))
+            v->w = it->when, v->w_us = it->when_us;
     }
     if (rc == SB_OK && b->new_convs) {
         jb_reset(&b->jb);
@@ -1562,6 +1624,7 @@ static int place_conversations(struct batch *b)
             jb_str(&b->jb, cut_utf8(v->subject, sizeof subject - 1, subject));
             jb_str(&b->jb, v->at);
             jb_int(&b->jb, v->unread);
+            conv_times(&b->jb, v);
             jb_close(&b->jb);
         }
         struct sb_db_rows r;
@@ -1605,6 +1668,7 @@ static int place_conversations(struct batch *b)
             jb_int(&b->jb, v->unread);
             jb_str(&b->jb, v->status);
             jb_int(&b->jb, v->reopen);
+            conv_times(&b->jb, v);
             jb_close(&b->jb);
         }
         rc = jb_exec(b, q_conv_touch, NULL);

@@ -6,6 +6,8 @@
 #include "harness.h"
 #include "switchboard/db.h"
 #include "switchboard/err.h"
+#include "switchboard/inbound.h"
+#include "switchboard/ingest.h"
 #include "switchboard/tzinfo.h"
 
 #include <setjmp.h>
@@ -439,6 +441,196 @@ static void bad_parameters(void **state)
     json_decref(call(admin, "GET", "/api/v1/reports?from=2025-01-01&to=2026-01-02", NULL, 200));
 }
 
+/* The conversation's column `col` as seconds since the epoch; -1 = NULL. */
+static int64_t conv_time(long long conv, const char *col)
+{
+    return q_int("SELECT UNIX_TIMESTAMP(%s) FROM conversations WHERE id = %lld", col, conv);
+}
+
+/* An inbound of Telegram user 6001 on Bot A, `ago` seconds before t0. */
+static struct sb_inbound *tg_inbound(const char *ext, enum sb_direction dir, unsigned flags,
+                                     int ago)
+{
+    struct sb_inbound *in = sb_inbound_new();
+    assert_non_null(in);
+    in->channel_id = bot_a;
+    in->external_id = sb_inbound_strdup(in, ext);
+    in->kind = SB_IK_MESSAGE;
+    in->direction = dir;
+    in->flags = flags;
+    in->occurred_at_us = ((int64_t)t0 - ago) * 1000000;
+    in->display_name = sb_inbound_strdup(in, "Дина");
+    in->text = sb_inbound_strdup(in, dir == SB_DIR_IN ? "Вопрос" : "Звонили клиенту");
+    assert_int_equal(sb_inbound_add_identity(in, SB_ID_TELEGRAM, "6001"), SB_OK);
+    return in;
+}
+
+static long long ingest_all(struct sb_inbound **in, size_t n)
+{
+    static const struct sb_ingest_options opt = {"RU", 7 * 24 * 3600};
+    struct sb_ingest_result res[8];
+    char err[512] = "";
+    int rc =
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)in, n, res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+    for (size_t i = 0; i < n; i++)
+        sb_inbound_free(&in[i]);
+    return res[0].conversation_id;
+}
+
+/* The summary columns of 008_reports.sql, as ingest (one batch with the
+ * client's messages, an auto-reply and an outbound call; then alone) and
+ * replies keep them: first inbound stays, last inbound moves, an
+ * auto-reply counts for nothing, the first answer and its author stay. */
+static void summary_columns_follow_the_thread(void **state)
+{
+    (void)state;
+    struct sb_inbound *in[] = {
+        tg_inbound("s1", SB_DIR_IN, 0, 3000),  tg_inbound("s2", SB_DIR_IN, SB_IN_AUTO_REPLY, 2900),
+        tg_inbound("s3", SB_DIR_OUT, 0, 2000), tg_inbound("s4", SB_DIR_IN, 0, 500),
+        tg_inbound("s5", SB_DIR_IN, 0, 1000),
+    };
+    long long conv = ingest_all(in, 5);
+    assert_true(conv > 0);
+    assert_int_equal(conv_time(conv, "first_inbound_at"), t0 - 3000);
+    assert_int_equal(conv_time(conv, "last_inbound_at"), t0 - 500);
+    assert_int_equal(conv_time(conv, "last_outbound_at"), t0 - 2000);
+    assert_int_equal(conv_time(conv, "waiting_since"), t0 - 1000);
+    /* An outbound that ingest saw (a call we placed) has no agent: no answer. */
+    assert_int_equal(conv_time(conv, "first_response_at"), -1);
+    assert_int_equal(q_int("SELECT first_responder_id FROM conversations WHERE id = %lld", conv),
+                     -1);
+
+    /* A later auto-reply alone changes nothing; a late-delivered message
+     * from after the call makes the client wait since then. */
+    struct sb_inbound *auto_reply[] = {tg_inbound("s6", SB_DIR_IN, SB_IN_AUTO_REPLY, 100)};
+    assert_int_equal(ingest_all(auto_reply, 1), conv);
+    assert_int_equal(conv_time(conv, "last_inbound_at"), t0 - 500);
+    assert_int_equal(conv_time(conv, "waiting_since"), t0 - 1000);
+    struct sb_inbound *late[] = {tg_inbound("s7", SB_DIR_IN, 0, 1500)};
+    assert_int_equal(ingest_all(late, 1), conv);
+    assert_int_equal(conv_time(conv, "waiting_since"), t0 - 1500);
+    assert_int_equal(conv_time(conv, "first_inbound_at"), t0 - 3000);
+    json_t *doc = report(admin, today, today, "UTC");
+    json_t *u = json_object_get(doc, "unanswered");
+    json_t *w = json_array_get(json_object_get(u, "oldest"), 0);
+    assert_int_equal(json_integer_value(json_object_get(w, "id")), conv3);
+    assert_int_equal(json_integer_value(json_object_get(u, "count")), 3);
+    w = json_array_get(json_object_get(u, "oldest"), 1);
+    assert_int_equal(json_integer_value(json_object_get(w, "id")), conv);
+    assert_between(json_object_get(w, "waiting_s"), 1500 + (double)(time(NULL) - t0) - 2,
+                   1500 + (double)(time(NULL) - t0) + 2);
+    json_decref(doc);
+
+    /* Alice answers: the first response, hers; nobody waits. */
+    post_text(alice, conv, "replies", "Чем помочь?", 202);
+    int64_t first = conv_time(conv, "first_response_at");
+    assert_true(first >= t0 && first <= time(NULL));
+    assert_int_equal(q_int("SELECT first_responder_id FROM conversations WHERE id = %lld", conv),
+                     alice_id);
+    assert_int_equal(conv_time(conv, "waiting_since"), -1);
+    assert_int_equal(conv_time(conv, "last_outbound_at"), first);
+    /* The client writes again, Bob answers: last inbound moves, the first
+     * response stays Alice's. */
+    sleep(2);
+    time_t again = time(NULL);
+    tg_message(bot_a, 6001, "Дина", again, "Ещё вопрос");
+    assert_int_equal(conv_time(conv, "last_inbound_at"), again);
+    assert_int_equal(conv_time(conv, "waiting_since"), again);
+    assert_int_equal(conv_time(conv, "first_inbound_at"), t0 - 3000);
+    doc = report(admin, today, today, "UTC");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(doc, "unanswered"), "count")), 3);
+    json_decref(doc);
+    post_text(bob, conv, "replies", "Ответили.", 202);
+    assert_int_equal(conv_time(conv, "first_response_at"), first);
+    assert_int_equal(q_int("SELECT first_responder_id FROM conversations WHERE id = %lld", conv),
+                     alice_id);
+    assert_int_equal(conv_time(conv, "waiting_since"), -1);
+    /* A note is no answer and no outbound. */
+    int64_t out = conv_time(conv, "last_outbound_at");
+    sleep(1);
+    post_text(bob, conv, "notes", "Записал", 201);
+    assert_int_equal(conv_time(conv, "last_outbound_at"), out);
+
+    /* In the report: Alice's answer counts from the first inbound (3000 s
+     * before t0), and the conversation no longer waits. */
+    doc = report(admin, today, today, "UTC");
+    u = json_object_get(doc, "unanswered");
+    assert_int_equal(json_integer_value(json_object_get(u, "count")), 2);
+    json_t *a = find_agent(doc, alice_id);
+    assert_int_equal(json_integer_value(json_object_get(a, "first_replied")), 3);
+    assert_between(json_object_get(a, "first_response_p90_s"), 3000, 3600 + 30);
+    json_decref(doc);
+}
+
+/* 008_reports.sql's backfill recomputes from the interactions what ingest
+ * and the reply path kept: cleared and filled again, every conversation's
+ * columns come back the same. Except by the outbox's delay: a reply counts
+ * from when the agent wrote it, but its interaction's occurred_at becomes
+ * the time it was sent, which is all the backfill can read. */
+#define NEAR(col)                                                                                  \
+    "(k." col " <=> c." col " OR ABS(TIMESTAMPDIFF(MICROSECOND, k." col ", c." col ")) < 5000000)"
+static void backfill_agrees_with_the_columns(void **state)
+{
+    (void)state;
+    const char *dir = getenv("SWITCHBOARD_SCHEMA_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/008_reports.sql", dir ? dir : "schema");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char sql[65536];
+    size_t n = fread(sql, 1, sizeof sql - 1, f);
+    fclose(f);
+    sql[n] = 0;
+    q_int("CREATE TABLE kept AS SELECT id, first_inbound_at, last_inbound_at, last_outbound_at, "
+          "waiting_since, first_response_at, first_responder_id FROM conversations");
+    assert_true(q_int("SELECT COUNT(*) FROM kept WHERE first_response_at IS NOT NULL") >= 4);
+    q_int("UPDATE conversations SET first_inbound_at = NULL, last_inbound_at = NULL, "
+          "last_outbound_at = NULL, waiting_since = NULL, first_response_at = NULL, "
+          "first_responder_id = NULL");
+    int updates = 0;
+    for (char *save = NULL, *st = strtok_r(sql, ";", &save); st; st = strtok_r(NULL, ";", &save)) {
+        /* Past the statement's comment lines. */
+        while (*st == '\n' || *st == ' ' || !strncmp(st, "--", 2))
+            st = *st == '-' ? strchr(st, '\n') ? strchr(st, '\n') + 1 : st + strlen(st) : st + 1;
+        if (strncmp(st, "UPDATE", 6) != 0)
+            continue;
+        char err[512] = "";
+        int rc = sb_db_exec(db, st, NULL, 0, NULL, err, sizeof err);
+        if (rc != SB_OK)
+            fprintf(stderr, "%s: %s\n", st, err);
+        assert_int_equal(rc, SB_OK);
+        updates++;
+    }
+    assert_int_equal(updates, 3);
+    int64_t differ = q_int(
+        "SELECT COUNT(*) FROM kept k JOIN conversations c ON c.id = k.id WHERE NOT ("
+        "k.first_inbound_at <=> c.first_inbound_at AND k.last_inbound_at <=> c.last_inbound_at "
+        "AND " NEAR("last_outbound_at") " AND k.waiting_since <=> c.waiting_since "
+                                        "AND " NEAR(
+                                            "first_response_at") " AND k.first_responder_id <=> "
+                                                                 "c.first_responder_id)");
+    if (differ) { /* what differs, to read in the log */
+        struct sb_db_rows r;
+        char err[256] = "";
+        sb_db_exec(db,
+                   "SELECT CONCAT_WS(' | ', k.id, k.first_inbound_at, c.first_inbound_at, "
+                   "k.last_inbound_at, c.last_inbound_at, k.last_outbound_at, c.last_outbound_at, "
+                   "k.waiting_since, c.waiting_since, k.first_response_at, c.first_response_at, "
+                   "k.first_responder_id, c.first_responder_id) FROM kept k JOIN conversations c "
+                   "ON c.id = k.id",
+                   NULL, 0, &r, err, sizeof err);
+        for (size_t i = 0; i < r.nrows; i++)
+            fprintf(stderr, "kept | now: %s\n", sb_db_cell(&r, i, 0));
+        sb_db_rows_free(&r);
+    }
+    assert_int_equal(differ, 0);
+    q_int("DROP TABLE kept");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +639,8 @@ int main(void)
         cmocka_unit_test(unanswered_oldest_first),
         cmocka_unit_test(agent_outside_a_team_sees_less),
         cmocka_unit_test(bad_parameters),
+        cmocka_unit_test(summary_columns_follow_the_thread),
+        cmocka_unit_test(backfill_agrees_with_the_columns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
