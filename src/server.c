@@ -54,6 +54,9 @@
 
 enum xfer_state { X_READING, X_QUEUED, X_READY, X_FILE };
 
+/* The largest refused body read to its end before the 413 (see on_request). */
+#define DISCARD_MAX (64u * 1024 * 1024)
+
 struct xfer {
     struct lws *wsi; /* NULL once the connection has gone */
     struct sb_app *app;
@@ -549,9 +552,17 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
     struct sb_route *route;
     int rc = sb_route_match(sb_routes, sb_nroutes, req, &route);
     x->route = route;
-    /* Refuse an oversized body before reading a byte of it. The rest of it
-     * is still on the socket, so this connection cannot carry another
-     * request: close it after the answer. */
+    /* An oversized body is refused. Answering before it has arrived and
+     * closing would reset the connection under a client still sending (a
+     * browser uploading a file shows a network error, not our 413), so a
+     * body up to DISCARD_MAX is read and thrown away, and the answer comes
+     * when it is complete, on a connection that stays usable. A larger one
+     * is refused at once and the connection closed after the answer. */
+    if (content_length > app->cfg->body_limit && content_length <= DISCARD_MAX) {
+        x->body_too_large = 1;
+        x->state = X_READING;
+        return 0;
+    }
     if (content_length > app->cfg->body_limit) {
         x->close_after = 1;
         char msg[96];
@@ -609,7 +620,7 @@ static int on_request(struct lws *wsi, struct pss *pss, struct sb_app *app, cons
 static int on_body(struct pss *pss, const void *in, size_t len)
 {
     struct xfer *x = pss->x;
-    if (!x || x->state != X_READING)
+    if (!x || x->state != X_READING || x->body_too_large)
         return 0;
     size_t limit = x->app->cfg->body_limit;
     if (x->req.body_len + len > limit) {
@@ -653,7 +664,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (pss->x && pss->x->state == X_READING) {
+        if (pss->x && pss->x->state == X_READING && pss->x->body_too_large) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "the request body is over the limit of %zu bytes",
+                     app->cfg->body_limit);
+            reply_error_now(pss->x, SB_ERR_TOO_LARGE, msg);
+        } else if (pss->x && pss->x->state == X_READING) {
             if (!pss->x->req.body) {
                 pss->x->req.body = calloc(1, 1);
                 if (!pss->x->req.body)
