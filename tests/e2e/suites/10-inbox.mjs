@@ -210,7 +210,8 @@ export default [
     const li = await page.waitForSelector('#client-card .suggestions li');
     assert((await li.textContent()).includes('Олег'), 'the suggestion names the other client');
     await shot(page, 'merge-suggestion-desktop');
-    await li.$('button').then((b) => b.click());
+    // A locator, not the handle: the card redraws itself on client events (live card).
+    await page.locator('#client-card .suggestions li button').first().click();
     await page.waitForFunction(() => document.querySelector('#client-card .identities')?.textContent.includes('777000111'));
     assert(await page.$('#client-card .suggestions li') === null, 'the suggestion is gone');
     const open = await fetch(`${ctx.srv.url}/api/v1/merge-suggestions`, { headers: { Cookie: await cookie(page) } }).then((r) => r.json());
