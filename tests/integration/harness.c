@@ -4,12 +4,17 @@
 #include "switchboard/err.h"
 
 #include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* after the four above, as cmocka wants */
+#include <cmocka.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +318,20 @@ int th_http(const struct th_server *s, const char *method, const char *path, con
     curl_easy_cleanup(c);
     r->body = b.p;
     return cc == CURLE_OK ? 0 : -1;
+}
+
+json_t *th_call(const struct th_server *s, const char *auth, const char *method, const char *path,
+                const char *body, long want)
+{
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    struct th_resp r;
+    assert_int_equal(th_http(s, method, path, body, h, &r), 0);
+    if (r.status != want)
+        fprintf(stderr, "%s %s -> %ld %s\n", method, path, r.status, r.body);
+    assert_int_equal(r.status, want);
+    json_t *o = r.body && *r.body ? json_loads(r.body, 0, NULL) : NULL;
+    th_resp_free(&r);
+    return o;
 }
 
 void th_resp_free(struct th_resp *r)

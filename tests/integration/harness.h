@@ -5,6 +5,7 @@
 #ifndef SB_TEST_HARNESS_H
 #define SB_TEST_HARNESS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -47,6 +48,11 @@ int th_server_stop(struct th_server *s);
 int th_http(const struct th_server *s, const char *method, const char *path, const char *body,
             const char *const *headers, struct th_resp *r);
 void th_resp_free(struct th_resp *r);
+/* A JSON API call with `auth` (a "Cookie: …" or "Authorization: …" line): asserts the
+ * transport and the status `want` (printing the body when it differs) and returns the
+ * parsed body, NULL when it is empty. The caller owns the result. */
+json_t *th_call(const struct th_server *s, const char *auth, const char *method, const char *path,
+                const char *body, long want);
 /* A response header's value (case-insensitive name) copied into out; 0 if found. */
 int th_header(const struct th_resp *r, const char *name, char *out, size_t outlen);
 

@@ -106,17 +106,9 @@ static int teardown(void **state)
 }
 
 static json_t *get_json(const char *cookie, const char *method, const char *path, const char *body,
-                        long want_status)
+                        long want)
 {
-    const char *h[] = {cookie, "Content-Type: application/json", NULL};
-    struct th_resp r;
-    assert_int_equal(th_http(&srv, method, path, body, h, &r), 0);
-    if (r.status != want_status)
-        fprintf(stderr, "%s %s -> %ld %s\n", method, path, r.status, r.body);
-    assert_int_equal(r.status, want_status);
-    json_t *o = r.body && *r.body ? json_loads(r.body, 0, NULL) : NULL;
-    th_resp_free(&r);
-    return o;
+    return th_call(&srv, cookie, method, path, body, want);
 }
 
 static void phone_in_any_format_finds_the_client(void **state)
