@@ -259,6 +259,37 @@ static void resume_after_a_disconnect_misses_nothing(void **state)
     th_ws_free(&c);
 }
 
+/* With nobody connected the tailer only keeps its place (ws.c, tail_idle);
+ * an agent who connects and resumes, again and again while messages keep
+ * coming in between, still gets every event once and in order. Each round
+ * has the node go idle, so the connection races the tailer's skip. */
+static void an_idle_node_skips_ahead_and_misses_nothing(void **state)
+{
+    (void)state;
+    char sql[256];
+    long long last = scalar("SELECT COALESCE(MAX(id), 0) FROM events");
+    for (int round = 0; round < 6; round++) {
+        /* nobody connected: two messages, then time for an idle round */
+        assert_int_equal(post_message(&srv, 7000 + round * 10, 700 + round, "idle"), 200);
+        assert_int_equal(post_message(&srv, 7001 + round * 10, 720 + round, "idle"), 200);
+        struct timespec pause = {0, (round % 3) * 15000000L};
+        nanosleep(&pause, NULL);
+        struct th_ws *c = connect_as(&srv, admin_cookie);
+        char resume[64];
+        snprintf(resume, sizeof resume, "{\"type\":\"resume\",\"after\":%lld}", last);
+        assert_int_equal(th_ws_send(c, resume), 0);
+        assert_int_equal(post_message(&srv, 7002 + round * 10, 740 + round, "live"), 200);
+        long long ids[256];
+        size_t n = drain_ids(c, ids, 256, 800);
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM events WHERE id > %lld", last);
+        assert_int_equal((long long)n, scalar(sql));
+        for (size_t i = 0; i < n; i++)
+            assert_true(ids[i] > (i ? ids[i - 1] : last));
+        last = n ? ids[n - 1] : last;
+        th_ws_free(&c);
+    }
+}
+
 static void a_slow_consumer_is_cut_off_and_recovers(void **state)
 {
     (void)state;
@@ -552,6 +583,7 @@ int main(void)
         cmocka_unit_test(upgrade_is_refused_before_it_happens),
         cmocka_unit_test(an_event_arrives_after_a_webhook),
         cmocka_unit_test(resume_after_a_disconnect_misses_nothing),
+        cmocka_unit_test(an_idle_node_skips_ahead_and_misses_nothing),
         cmocka_unit_test(an_agent_sees_only_what_they_may),
         cmocka_unit_test(presence_is_announced),
         cmocka_unit_test(a_slow_consumer_is_cut_off_and_recovers),
