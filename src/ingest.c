@@ -152,7 +152,7 @@ static const char q_read_state_no_mail[] = READ_STORED "UNION ALL " READ_OWNERS;
  * keeps the JSON rows the driving table: exactly those rows, in that order. */
 static const char q_client_lock[] =
     "SELECT c.id, COALESCE(c.name, ''), v.id, v.client_id, v.channel_id, v.status, "
-    "v.last_activity_at "
+    "v.last_activity_at, c.last_activity_at "
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (cl BIGINT UNSIGNED PATH '$[0]', "
     "ch BIGINT UNSIGNED PATH '$[1]')) j "
     "STRAIGHT_JOIN clients c ON c.id = j.cl "
@@ -709,7 +709,14 @@ struct cslot {
     const char *first_name;  /* the first display name of the inbounds touching it */
     int64_t max_when_us;     /* its last activity after the batch */
     const char *max_when;
+    int64_t stored_la_us; /* locked: its stored last activity (0: none) */
 };
+
+/* A client's last_activity_at moves only when it is older than this: a
+ * client writing every few seconds does not rewrite its row (and its
+ * index entry) with every message. It is a date for segments and the
+ * clients list; the conversations keep exact times. */
+#define CLIENT_TOUCH_SLACK_US (INT64_C(60) * 1000000)
 
 /* A conversation seen by the batch: read, or opened by it. */
 struct vslot {
@@ -1417,8 +1424,11 @@ static int lock_clients(struct batch *b)
         int s = client_slot(b, sb_db_cell_int(&r, row, 0));
         if (s < 0 || (sb_db_cell(&r, row, 2) && conv_from_row(b, &r, row, 2, 1) < 0))
             rc = nomem(b);
-        else
+        else {
             b->cs[s].name_empty = b->cs[s].nameless = !*sb_db_cell(&r, row, 1);
+            const char *la = sb_db_cell(&r, row, 7);
+            b->cs[s].stored_la_us = la ? parse_time(la) : 0;
+        }
     }
     sb_db_rows_free(&r);
     /* Which conversation is each pair's latest, now that all are known. */
@@ -1435,11 +1445,14 @@ static int store_clients(struct batch *b)
     if (!ids)
         return nomem(b);
     size_t nw = 0;
-    for (size_t s = 0; s < b->ncs; s++)
-        if (b->cs[s].winner && !b->cs[s].is_new)
-            ids[nw++] = b->cs[s].id;
-    qsort(ids, nw, sizeof *ids, cmp_i64);
     int rc = lock_clients(b);
+    for (size_t s = 0; s < b->ncs; s++) {
+        const struct cslot *c = &b->cs[s];
+        if (c->winner && !c->is_new &&
+            (c->nameless || c->stored_la_us < c->max_when_us - CLIENT_TOUCH_SLACK_US))
+            ids[nw++] = c->id;
+    }
+    qsort(ids, nw, sizeof *ids, cmp_i64);
     /* A name fills an empty one once: the first inbound with a name after
      * the client was created or locked. */
     for (size_t i = 0; rc == SB_OK && i < b->n; i++) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct sb_db *db;
 static int64_t ch_telegram, ch_whatsapp, ch_email, ch_form;
@@ -689,10 +690,46 @@ static void bad_inbound_is_refused_clearly(void **state)
     sb_inbound_free(&in);
 }
 
+/* A client's last activity moves by the minute (CLIENT_TOUCH_SLACK_US in
+ * ingest.c): a message seconds after the last one leaves the row alone, one
+ * more than a minute later moves it; the conversation keeps exact times. */
+static void client_activity_moves_by_the_minute(void **state)
+{
+    (void)state;
+    static const char q_client_la[] =
+        "SELECT UNIX_TIMESTAMP(last_activity_at) FROM clients WHERE id = ?";
+    static const char q_conv_la[] =
+        "SELECT UNIX_TIMESTAMP(last_activity_at) FROM conversations WHERE id = ?";
+    int64_t t0 = (int64_t)time(NULL) - 3600;
+    struct sb_inbound *in = message(ch_telegram, "880001:1", "Минутный Клиент", "первое");
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "880001");
+    in->occurred_at_us = t0 * 1000000;
+    struct sb_ingest_result r = ingest_ok(in);
+    sb_inbound_free(&in);
+    assert_int_equal(query_int(q_client_la, r.client_id), t0);
+
+    in = message(ch_telegram, "880001:2", "Минутный Клиент", "через 20 секунд");
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "880001");
+    in->occurred_at_us = (t0 + 20) * 1000000;
+    struct sb_ingest_result r2 = ingest_ok(in);
+    sb_inbound_free(&in);
+    assert_int_equal(r2.client_id, r.client_id);
+    assert_int_equal(query_int(q_client_la, r.client_id), t0);
+    assert_int_equal(query_int(q_conv_la, r2.conversation_id), t0 + 20);
+
+    in = message(ch_telegram, "880001:3", "Минутный Клиент", "через две минуты");
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "880001");
+    in->occurred_at_us = (t0 + 120) * 1000000;
+    ingest_ok(in);
+    sb_inbound_free(&in);
+    assert_int_equal(query_int(q_client_la, r.client_id), t0 + 120);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anna_is_one_client_across_channels),
+        cmocka_unit_test(client_activity_moves_by_the_minute),
         cmocka_unit_test(an_edit_keeps_the_original),
         cmocka_unit_test(email_threads_by_in_reply_to_and_references),
         cmocka_unit_test(resolved_reopens_within_window_else_new),
