@@ -21,6 +21,11 @@ bench_db_create() {
 	bench_db="switchboard_bench_$1_$$"
 	bench_sql "CREATE DATABASE $bench_db CHARACTER SET utf8mb4"
 	export SWITCHBOARD_DB="${bench_base%/*}/$bench_db"
+	if [[ -n ${BENCH_SOCKET:-} ]]; then
+		local creds=${bench_base#mariadb://}
+		creds=${creds%%@*}
+		export SWITCHBOARD_DB="mariadb://$creds@localhost/$bench_db?socket=$BENCH_ROOT/var/mariadb/mariadb.sock"
+	fi
 	export SWITCHBOARD_SCHEMA_DIR=$BENCH_ROOT/schema
 	"$BENCH_ROOT/build/switchboard" migrate >/dev/null
 }

@@ -117,18 +117,19 @@
  * The owners' conversations are read later, under their lock (step 4). */
 #define READ_STORED                                                                                \
     "SELECT 'e', j.o, i.id, COALESCE(i.conversation_id, 0), COALESCE(i.client_id, 0), i.text, "    \
-    "i.meta, NULL "                                                                                \
+    "i.meta, NULL, NULL "                                                                          \
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (o FOR ORDINALITY, ch BIGINT UNSIGNED PATH '$[0]', "        \
     "ext VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]')) j "                  \
     "JOIN interactions i ON i.channel_id = j.ch AND i.external_id = j.ext "
 #define READ_OWNERS                                                                                \
-    "SELECT 'o', j.o, ci.client_id, NULL, NULL, NULL, NULL, NULL "                                 \
+    "SELECT 'o', j.o, ci.client_id, NULL, NULL, NULL, NULL, NULL, NULL "                           \
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (o FOR ORDINALITY, "                                        \
     "kind VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PATH '$[0]', "              \
     "value VARCHAR(320) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]')) j "                \
     "JOIN client_identities ci ON ci.kind = j.kind AND ci.value = j.value "
 #define READ_THREADS                                                                               \
-    "SELECT 't', j.o, NULL, v.id, v.client_id, v.channel_id, v.status, v.last_activity_at "        \
+    "SELECT 't', j.o, NULL, v.id, v.client_id, v.channel_id, v.status, v.last_activity_at, "       \
+    "COALESCE(v.assignee_id, 0) "                                                                  \
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (o FOR ORDINALITY, "                                        \
     "h CHAR(64) CHARACTER SET ascii PATH '$[0]')) j "                                              \
     "JOIN conversations v ON v.id = (SELECT i.conversation_id FROM interactions i "                \
@@ -152,7 +153,7 @@ static const char q_read_state_no_mail[] = READ_STORED "UNION ALL " READ_OWNERS;
  * keeps the JSON rows the driving table: exactly those rows, in that order. */
 static const char q_client_lock[] =
     "SELECT c.id, COALESCE(c.name, ''), v.id, v.client_id, v.channel_id, v.status, "
-    "v.last_activity_at, c.last_activity_at "
+    "v.last_activity_at, COALESCE(v.assignee_id, 0), c.last_activity_at "
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (cl BIGINT UNSIGNED PATH '$[0]', "
     "ch BIGINT UNSIGNED PATH '$[1]')) j "
     "STRAIGHT_JOIN clients c ON c.id = j.cl "
@@ -730,6 +731,7 @@ struct vslot {
     int64_t at_us;
     int is_new, touched, reopen;
     int unread;
+    int64_t assignee;    /* as read (0: none); a new one has none */
     const char *subject; /* new: the opening inbound's subject */
     /* The reports' times (q_conv_touch): inbound from a person, first and
      * last; last outbound; the first inbound after that outbound. */
@@ -883,8 +885,8 @@ static int conv_bump(struct batch *b, int s)
     return smap_put(&b->pair, k.b, k.n, s);
 }
 
-/* A conversation row (id, client_id, channel_id, status, last_activity_at)
- * from cells c..c+4 → its slot. A row read under lock is the latest and
+/* A conversation row (id, client_id, channel_id, status, last_activity_at,
+ * assignee or 0) from cells c..c+5 → its slot. A row read under lock is the latest and
  * replaces what an earlier read said. */
 static int conv_from_row(struct batch *b, const struct sb_db_rows *r, size_t row, size_t c,
                          int locked)
@@ -909,6 +911,7 @@ static int conv_from_row(struct batch *b, const struct sb_db_rows *r, size_t row
     }
     b->vs[s].status = status_name(sb_db_cell(r, row, c + 3));
     b->vs[s].la_us = parse_time(sb_db_cell(r, row, c + 4));
+    b->vs[s].assignee = sb_db_cell_int(r, row, c + 5);
     return s;
 }
 
@@ -1426,7 +1429,7 @@ static int lock_clients(struct batch *b)
             rc = nomem(b);
         else {
             b->cs[s].name_empty = b->cs[s].nameless = !*sb_db_cell(&r, row, 1);
-            const char *la = sb_db_cell(&r, row, 7);
+            const char *la = sb_db_cell(&r, row, 8);
             b->cs[s].stored_la_us = la ? parse_time(la) : 0;
         }
     }
@@ -2006,6 +2009,12 @@ static int store_notifications(struct batch *b)
         const struct sb_ingest_result *res = it->res;
         if (it->dup || it->in->direction != SB_DIR_IN || res->conversation_created ||
             !res->conversation_id || (it->in->flags & (SB_IN_AUTO_REPLY | SB_IN_BOUNCE)))
+            continue;
+        /* Nobody to tell: the conversation had no assignee when it was read
+         * (under the client's lock, or by its thread). An assignment that
+         * commits after this transaction's reads notifies from then on,
+         * as it would a statement later. */
+        if (it->conv >= 0 && !b->vs[it->conv].assignee)
             continue;
         if (!p) {
             cap = 64 * (b->n - i) + 2;
