@@ -46,7 +46,8 @@ static const char q_tags[] = "SELECT client_id, tag FROM client_tags "
 /* -- name: export-conversations */
 static const char q_conversations[] =
     "SELECT id, client_id, channel_id, status, snoozed_until, assignee_id, team_id, subject, "
-    "last_activity_at, unread, first_response_at, resolved_at, created_at, updated_at "
+    "last_activity_at, unread, first_response_at, resolved_at, created_at, updated_at, "
+    "first_inbound_at, last_inbound_at, last_outbound_at, waiting_since, first_responder_id "
     "FROM conversations WHERE id > ? ORDER BY id LIMIT " STR(SB_EXPORT_PAGE);
 
 /* -- name: export-interactions
@@ -106,6 +107,12 @@ static const struct col conversation_cols[] = {
     {"resolved_at", T_TIME},
     {"created_at", T_TIME},
     {"updated_at", T_TIME},
+    /* the reports' summary (008_reports.sql) */
+    {"first_inbound_at", T_TIME},
+    {"last_inbound_at", T_TIME},
+    {"last_outbound_at", T_TIME},
+    {"waiting_since", T_TIME},
+    {"first_responder_id", T_INT},
 };
 static const struct col interaction_cols[] = {
     {"id", T_INT},

@@ -440,6 +440,20 @@ static void export_matches_the_database(void **state)
     snprintf(path, sizeof path, "%s/conversations.jsonl", dir);
     assert_int_equal(jsonl_lines(path, NULL, NULL, NULL),
                      count("SELECT COUNT(*) FROM conversations"));
+    /* The reports' summary columns go along: a form from a person starts
+     * the wait for an answer. */
+    FILE *cf = fopen(path, "r");
+    assert_non_null(cf);
+    char line[8192];
+    assert_non_null(fgets(line, sizeof line, cf));
+    fclose(cf);
+    json_t *conv = json_loads(line, 0, NULL);
+    assert_non_null(conv);
+    assert_non_null(json_string_value(json_object_get(conv, "first_inbound_at")));
+    assert_non_null(json_string_value(json_object_get(conv, "waiting_since")));
+    assert_true(json_is_null(json_object_get(conv, "last_outbound_at")));
+    assert_true(json_is_null(json_object_get(conv, "first_responder_id")));
+    json_decref(conv);
     snprintf(path, sizeof path, "%s/interactions.jsonl", dir);
     assert_int_equal(jsonl_lines(path, "attachments", &atts, &with_att),
                      count("SELECT COUNT(*) FROM interactions"));
