@@ -475,10 +475,12 @@ int sb_db_exec(struct sb_db *db, const char *sql, const struct sb_db_val *args, 
                  nargs, sql);
         return sb_fail(err, errlen, SB_ERR_INTERNAL, "query parameter count mismatch");
     }
-    MYSQL_BIND pb[32];
-    if (nargs > 32)
-        return sb_fail(err, errlen, SB_ERR_INTERNAL, "too many query parameters");
-    memset(pb, 0, sizeof pb);
+    /* Most statements bind a few values; a multi-row insert binds more. */
+    MYSQL_BIND stack_pb[32], *pb = stack_pb;
+    if (nargs > 32 && !(pb = calloc(nargs, sizeof *pb)))
+        return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
+    if (pb == stack_pb)
+        memset(stack_pb, 0, sizeof stack_pb);
     for (size_t i = 0; i < nargs; i++) {
         switch (args[i].type) {
         case SB_DB_NULL:
@@ -496,7 +498,10 @@ int sb_db_exec(struct sb_db *db, const char *sql, const struct sb_db_val *args, 
             break;
         }
     }
-    if ((nargs && mysql_stmt_bind_param(st, pb) != 0) || mysql_stmt_execute(st) != 0)
+    int failed = (nargs && mysql_stmt_bind_param(st, pb) != 0) || mysql_stmt_execute(st) != 0;
+    if (pb != stack_pb)
+        free(pb);
+    if (failed)
         return db_error(db, mysql_stmt_errno(st), mysql_stmt_error(st), err, errlen);
     if (mysql_stmt_field_count(st) > 0) {
         struct sb_db_rows tmp = {0};

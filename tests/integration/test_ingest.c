@@ -725,11 +725,57 @@ static void client_activity_moves_by_the_minute(void **state)
     assert_int_equal(query_int(q_client_la, r.client_id), t0 + 120);
 }
 
+/* Raw bodies go in multi-row statements (ingest.c, store_raw): 70 messages
+ * in one batch cross the 64-row chunk, sizes differ, two messages carry the
+ * same bytes (stored once). Every interaction points at its own bytes. */
+static void raw_bodies_are_stored_in_chunks(void **state)
+{
+    (void)state;
+    enum { N = 70 };
+    static char bodies[N][64];
+    struct sb_inbound *ins[N];
+    struct sb_ingest_result res[N];
+    int64_t before = query_int("SELECT COUNT(*) FROM blobs", 0);
+    for (int i = 0; i < N; i++) {
+        char ext[32], uid[32];
+        snprintf(ext, sizeof ext, "990001:%d", i);
+        snprintf(uid, sizeof uid, "9900%02d", i % 7);
+        /* messages 0 and 1 carry the same bytes */
+        snprintf(bodies[i], sizeof bodies[i], "{\"update\":%d,\"pad\":\"%.*s\"}", i ? i : 1,
+                 (i ? i : 1) % 23, "xxxxxxxxxxxxxxxxxxxxxxx");
+        ins[i] = message(ch_telegram, ext, "Сырой Текст", "raw");
+        sb_inbound_add_identity(ins[i], SB_ID_TELEGRAM, uid);
+        ins[i]->raw = (const unsigned char *)bodies[i];
+        ins[i]->raw_len = strlen(bodies[i]);
+    }
+    char err[512] = "";
+    int rc =
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)ins, N, res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+    /* N bodies, two of them the same */
+    assert_int_equal(query_int("SELECT COUNT(*) FROM blobs", 0), before + N - 1);
+    for (int i = 0; i < N; i++) {
+        static const char q[] = "SELECT b.data FROM interactions i JOIN blobs b "
+                                "ON b.sha256 = i.raw_sha256 AND b.size = LENGTH(b.data) "
+                                "WHERE i.id = ?";
+        struct sb_db_val a[] = {SB_INT(res[i].interaction_id)};
+        struct sb_db_rows r;
+        assert_int_equal(sb_db_exec(db, q, a, 1, &r, err, sizeof err), SB_OK);
+        assert_int_equal(r.nrows, 1);
+        assert_string_equal(sb_db_cell(&r, 0, 0), bodies[i]);
+        sb_db_rows_free(&r);
+        sb_inbound_free(&ins[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anna_is_one_client_across_channels),
         cmocka_unit_test(client_activity_moves_by_the_minute),
+        cmocka_unit_test(raw_bodies_are_stored_in_chunks),
         cmocka_unit_test(an_edit_keeps_the_original),
         cmocka_unit_test(email_threads_by_in_reply_to_and_references),
         cmocka_unit_test(resolved_reopens_within_window_else_new),
