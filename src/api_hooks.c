@@ -67,8 +67,8 @@ static struct sb_channel *path_channel(struct sb_app *app, struct sb_db *db,
         sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
         return NULL;
     }
-    int rc = sb_channel_load(db, app->has_secret_key ? app->secret_key : NULL, id, req->params[0],
-                             &ch, err, sizeof err);
+    int rc = sb_channel_load_cached(db, app->has_secret_key ? app->secret_key : NULL, id,
+                                    req->params[0], &ch, err, sizeof err);
     if (rc == SB_ERR_NOT_FOUND) {
         sb_reply_error(rep, SB_ERR_NOT_FOUND, "no such channel");
         return NULL;

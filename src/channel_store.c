@@ -175,6 +175,112 @@ int sb_channel_load(struct sb_db *db, const unsigned char key[32], int64_t id, c
     return load_by(db, key, q_by_id, SB_INT(id), kind, ch_r, err, errlen);
 }
 
+/* The webhook path's copies of channel rows (q_by_id's six columns),
+ * direct-mapped by id. */
+#define CACHE_SLOTS 16
+static struct {
+    int64_t id, at_ms;
+    char *cells[6];
+} cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void cache_clear_locked(size_t slot)
+{
+    for (int c = 0; c < 6; c++) {
+        free(cache[slot].cells[c]);
+        cache[slot].cells[c] = NULL;
+    }
+    cache[slot].id = 0;
+}
+
+static void cache_forget(int64_t id)
+{
+    size_t slot = (size_t)((uint64_t)id % CACHE_SLOTS);
+    pthread_mutex_lock(&cache_lock);
+    if (cache[slot].id == id)
+        cache_clear_locked(slot);
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Copies of the cached cells of `id` into cells[6] (caller frees); 0 when
+ * there is no fresh copy. */
+static int cache_get(int64_t id, char *cells[6])
+{
+    size_t slot = (size_t)((uint64_t)id % CACHE_SLOTS);
+    int hit = 0;
+    pthread_mutex_lock(&cache_lock);
+    if (cache[slot].id == id && mono_ms() - cache[slot].at_ms < SB_CHANNEL_CACHE_MS) {
+        hit = 1;
+        for (int c = 0; c < 6; c++)
+            if (cache[slot].cells[c] && !(cells[c] = strdup(cache[slot].cells[c])))
+                hit = 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (!hit)
+        for (int c = 0; c < 6; c++) {
+            free(cells[c]);
+            cells[c] = NULL;
+        }
+    return hit;
+}
+
+static void cache_put(int64_t id, const struct sb_db_rows *r)
+{
+    size_t slot = (size_t)((uint64_t)id % CACHE_SLOTS);
+    pthread_mutex_lock(&cache_lock);
+    cache_clear_locked(slot);
+    int ok = 1;
+    for (int c = 0; c < 6; c++)
+        if (sb_db_cell(r, 0, (size_t)c) &&
+            !(cache[slot].cells[c] = strdup(sb_db_cell(r, 0, (size_t)c))))
+            ok = 0;
+    if (ok) {
+        cache[slot].id = id;
+        cache[slot].at_ms = mono_ms();
+    } else {
+        cache_clear_locked(slot);
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+int sb_channel_load_cached(struct sb_db *db, const unsigned char key[32], int64_t id,
+                           const char *kind, struct sb_channel **ch_r, char *err, size_t errlen)
+{
+    *ch_r = NULL;
+    char *cells[6] = {0};
+    struct sb_db_rows r = {0};
+    int rc = SB_OK;
+    if (cache_get(id, cells)) {
+        r.nrows = 1;
+        r.ncols = 6;
+        r.cells = cells;
+    } else {
+        struct sb_db_val arg = SB_INT(id);
+        rc = sb_db_exec(db, q_by_id, &arg, 1, &r, err, errlen);
+        if (rc != SB_OK)
+            return rc;
+        if (r.nrows)
+            cache_put(id, &r);
+    }
+    if (!r.nrows || (kind && strcmp(sb_db_cell(&r, 0, 1), kind) != 0))
+        rc = sb_fail(err, errlen, SB_ERR_NOT_FOUND, "no such channel");
+    else
+        rc = load_row(&r, key, ch_r, err, errlen);
+    if (r.cells == cells)
+        for (int c = 0; c < 6; c++)
+            free(cells[c]);
+    else
+        sb_db_rows_free(&r);
+    return rc;
+}
+
 int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const char *public_key,
                            struct sb_channel **ch_r, char *err, size_t errlen)
 {
@@ -308,6 +414,7 @@ int sb_channel_update(struct sb_db *db, const unsigned char key[32], int64_t id,
     if (rc == SB_OK) {
         struct sb_db_val a[] = {SB_TEXT(newname), SB_INT(en), SB_TEXT(text), SB_INT(id)};
         rc = sb_db_exec(db, q_update, a, 4, NULL, err, errlen);
+        cache_forget(id);
     }
     free(text);
     json_decref(out);

@@ -25,6 +25,16 @@ int sb_channel_load(struct sb_db *db, const unsigned char key[32], int64_t id, c
 int sb_channel_load_public(struct sb_db *db, const unsigned char key[32], const char *public_key,
                            struct sb_channel **ch_r, char *err, size_t errlen);
 
+/* sb_channel_load for the webhook path: the row may come from this
+ * process's copy of the last two seconds (SB_CHANNEL_CACHE_MS), so a burst
+ * of webhooks costs no query per group. A change through
+ * sb_channel_update drops this process's copy at once (a webhook loading
+ * the row before the change commits may put the old one back); other
+ * processes see it within the two seconds. */
+#define SB_CHANNEL_CACHE_MS 2000
+int sb_channel_load_cached(struct sb_db *db, const unsigned char key[32], int64_t id,
+                           const char *kind, struct sb_channel **ch_r, char *err, size_t errlen);
+
 /* Load a channel by id whether enabled or not (the admin's "test
  * connection" works on a disabled channel before it is switched on). */
 int sb_channel_load_any(struct sb_db *db, const unsigned char key[32], int64_t id,
