@@ -84,6 +84,7 @@
 #include "switchboard/notify.h"
 
 #include <sodium.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,16 +344,36 @@ static const char q_attachment_insert[] =
     "INSERT INTO attachments (interaction_id, filename, content_type, size, sha256, content_id, "
     "disposition, provider_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
-/* -- name: event-insert-batch
- * The same rows events.c writes one at a time (user_id NULL); data comes
- * as a JSON value, its text taken verbatim. No ORDER BY, as for the
- * interactions: RETURNING shows the order, which is checked. */
-static const char q_event_insert[] =
-    "INSERT INTO events (type, conversation_id, client_id, data) "
-    "SELECT j.type, j.conversation_id, j.client_id, j.data "
-    "FROM JSON_TABLE(?, '$[*]' COLUMNS (type VARCHAR(64) CHARACTER SET ascii PATH '$[0]', "
-    "conversation_id BIGINT UNSIGNED PATH '$[1]', client_id BIGINT UNSIGNED PATH '$[2]', "
-    "data JSON PATH '$[3]')) j RETURNING id, type, conversation_id, client_id";
+/* -- name: event-insert-rows
+ * The same rows events.c writes one at a time (user_id NULL), up to
+ * EVENT_ROWS_MAX in one statement of that many VALUES rows (texts made once,
+ * event_rows_build). VALUES, not INSERT … SELECT: for a statement whose row
+ * count it cannot know ahead, InnoDB hands out ids in growing blocks and
+ * drops the rest, so every batch left holes among the event ids, which the
+ * tailer (ws.c) takes for transactions still running and looks for again
+ * for two seconds. RETURNING shows the order, which is checked. */
+#define EVENT_ROWS_MAX 64
+#define EVENT_ROW      "(?, ?, ?, ?)"
+static char *q_event_rows[EVENT_ROWS_MAX + 1];
+static pthread_once_t event_rows_once = PTHREAD_ONCE_INIT;
+
+static void event_rows_build(void)
+{
+    static const char head[] =
+        "INSERT INTO events (type, conversation_id, client_id, data) VALUES ",
+                      tail[] = " RETURNING id, type, conversation_id, client_id";
+    for (size_t k = 1; k <= EVENT_ROWS_MAX; k++) {
+        size_t len = sizeof head + k * (sizeof EVENT_ROW + 1) + sizeof tail;
+        char *q = malloc(len);
+        if (!q)
+            return; /* the statements from here on fail with "out of memory" */
+        size_t o = (size_t)snprintf(q, len, "%s", head);
+        for (size_t i = 0; i < k; i++)
+            o += (size_t)snprintf(q + o, len - o, "%s" EVENT_ROW, i ? ", " : "");
+        snprintf(q + o, len - o, "%s", tail);
+        q_event_rows[k] = q;
+    }
+}
 
 static const char *const direction_names[] = {"in", "out", "note"};
 static const char *const kind_names[] = {"email", "message", "form", "call", "note"};
@@ -808,6 +829,7 @@ struct batch {
     struct smap thread_in;   /* message-id hash → conversation slot, this batch's */
     struct sb_db_rows state; /* read_state() rows: srec texts point into them */
     struct jbuf jb;
+    size_t ev_bytes; /* JSON text of the events not yet flushed */
     char *err;
     size_t errlen;
 };
@@ -1926,12 +1948,24 @@ static void fill_results(struct batch *b)
 struct evrow {
     const char *type;
     int64_t conversation_id, client_id;
+    char *data; /* JSON text, owned */
 };
 
 static int flush_events(struct batch *b, struct evrow *ev, size_t *n, int64_t *last)
 {
-    struct sb_db_rows r;
-    int rc = jb_exec(b, q_event_insert, &r);
+    struct sb_db_rows r = {0};
+    pthread_once(&event_rows_once, event_rows_build);
+    struct sb_db_val *a = malloc(4 * *n * sizeof *a);
+    int rc = a && q_event_rows[*n] ? SB_OK : nomem(b);
+    for (size_t i = 0; rc == SB_OK && i < *n; i++) {
+        a[4 * i] = SB_TEXT(ev[i].type);
+        a[4 * i + 1] = ev[i].conversation_id ? SB_INT(ev[i].conversation_id) : SB_NULL;
+        a[4 * i + 2] = ev[i].client_id ? SB_INT(ev[i].client_id) : SB_NULL;
+        a[4 * i + 3] = SB_TEXT(ev[i].data);
+    }
+    if (rc == SB_OK)
+        rc = sb_db_exec(b->db, q_event_rows[*n], a, 4 * *n, &r, b->err, b->errlen);
+    free(a);
     if (rc == SB_OK)
         rc = check_ids(b, &r, *n, last);
     for (size_t i = 0; rc == SB_OK && i < *n; i++)
@@ -1941,7 +1975,8 @@ static int flush_events(struct batch *b, struct evrow *ev, size_t *n, int64_t *l
             rc =
                 sb_fail(b->err, b->errlen, SB_ERR_INTERNAL, "INSERT … RETURNING rows out of order");
     sb_db_rows_free(&r);
-    jb_reset(&b->jb);
+    for (size_t i = 0; i < *n; i++)
+        free(ev[i].data);
     *n = 0;
     return rc;
 }
@@ -1956,15 +1991,10 @@ static int add_event(struct batch *b, struct evrow *ev, size_t *n, int64_t *last
     json_decref(data);
     if (!text)
         return nomem(b);
-    jb_open(&b->jb);
-    jb_str(&b->jb, type);
-    jb_id(&b->jb, conversation_id);
-    jb_id(&b->jb, client_id);
-    jb_json(&b->jb, text);
-    jb_close(&b->jb);
-    free(text);
-    ev[(*n)++] = (struct evrow){type, conversation_id, client_id};
-    return b->jb.len < CHUNK_BYTES ? SB_OK : flush_events(b, ev, n, last);
+    ev[*n] = (struct evrow){type, conversation_id, client_id, text};
+    b->ev_bytes = *n ? b->ev_bytes + strlen(text) : strlen(text);
+    (*n)++;
+    return *n < EVENT_ROWS_MAX && b->ev_bytes < CHUNK_BYTES ? SB_OK : flush_events(b, ev, n, last);
 }
 
 static json_t *interaction_created(const struct item *it)
@@ -2057,6 +2087,8 @@ static int store_events(struct batch *b)
     }
     if (rc == SB_OK && nev)
         rc = flush_events(b, ev, &nev, &last);
+    for (size_t i = 0; i < nev; i++) /* left by a failure */
+        free(ev[i].data);
     free(ev);
     return rc;
 }

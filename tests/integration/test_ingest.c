@@ -770,12 +770,49 @@ static void raw_bodies_are_stored_in_chunks(void **state)
     }
 }
 
+/* A batch's events take consecutive ids (VALUES rows, ingest.c): the
+ * events tailer (ws.c) takes a hole for a transaction still running and
+ * keeps looking for it. 70 new people: 210 events, across the 64-row
+ * statements. */
+static void a_batch_leaves_no_holes_in_event_ids(void **state)
+{
+    (void)state;
+    enum { N = 70 };
+    struct sb_inbound *ins[N];
+    struct sb_ingest_result res[N];
+    int64_t before = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
+    for (int i = 0; i < N; i++) {
+        char ext[32], uid[32];
+        snprintf(ext, sizeof ext, "991001:%d", i);
+        snprintf(uid, sizeof uid, "991%03d", i);
+        ins[i] = message(ch_telegram, ext, "Без Дыр", "hello");
+        sb_inbound_add_identity(ins[i], SB_ID_TELEGRAM, uid);
+    }
+    char err[512] = "";
+    int rc =
+        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)ins, N, res, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "ingest: %s\n", err);
+    assert_int_equal(rc, SB_OK);
+    for (int i = 0; i < N; i++)
+        sb_inbound_free(&ins[i]);
+    static const char q_n[] = "SELECT COUNT(*) FROM events WHERE id > ?";
+    static const char q_span[] = "SELECT MAX(id) - MIN(id) + 1 FROM events WHERE id > ?";
+    assert_int_equal(query_int(q_n, before), 3 * N);
+    assert_int_equal(query_int(q_span, before), 3 * N);
+    static const char q_types[] =
+        "SELECT COUNT(*) FROM events WHERE id > ? AND type = 'interaction.created' "
+        "AND JSON_VALUE(data, '$.preview') = 'hello'";
+    assert_int_equal(query_int(q_types, before), N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anna_is_one_client_across_channels),
         cmocka_unit_test(client_activity_moves_by_the_minute),
         cmocka_unit_test(raw_bodies_are_stored_in_chunks),
+        cmocka_unit_test(a_batch_leaves_no_holes_in_event_ids),
         cmocka_unit_test(an_edit_keeps_the_original),
         cmocka_unit_test(email_threads_by_in_reply_to_and_references),
         cmocka_unit_test(resolved_reopens_within_window_else_new),
