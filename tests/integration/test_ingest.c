@@ -725,6 +725,19 @@ static void client_activity_moves_by_the_minute(void **state)
     assert_int_equal(query_int(q_client_la, r.client_id), t0 + 120);
 }
 
+/* `n` Telegram messages "<ext>:<i>" from user uid + i % users. */
+static void telegram_batch(struct sb_inbound **ins, int n, long long ext, long long uid, int users,
+                           const char *name, const char *text)
+{
+    for (int i = 0; i < n; i++) {
+        char e[48], u[32];
+        snprintf(e, sizeof e, "%lld:%d", ext, i);
+        snprintf(u, sizeof u, "%lld", uid + i % users);
+        ins[i] = message(ch_telegram, e, name, text);
+        sb_inbound_add_identity(ins[i], SB_ID_TELEGRAM, u);
+    }
+}
+
 /* Raw bodies go in multi-row statements (ingest.c, store_raw): 70 messages
  * in one batch cross the 64-row chunk, sizes differ, two messages carry the
  * same bytes (stored once). Every interaction points at its own bytes. */
@@ -736,24 +749,16 @@ static void raw_bodies_are_stored_in_chunks(void **state)
     struct sb_inbound *ins[N];
     struct sb_ingest_result res[N];
     int64_t before = query_int("SELECT COUNT(*) FROM blobs", 0);
+    telegram_batch(ins, N, 990001, 990000, 7, "Сырой Текст", "raw");
     for (int i = 0; i < N; i++) {
-        char ext[32], uid[32];
-        snprintf(ext, sizeof ext, "990001:%d", i);
-        snprintf(uid, sizeof uid, "9900%02d", i % 7);
         /* messages 0 and 1 carry the same bytes */
         snprintf(bodies[i], sizeof bodies[i], "{\"update\":%d,\"pad\":\"%.*s\"}", i ? i : 1,
                  (i ? i : 1) % 23, "xxxxxxxxxxxxxxxxxxxxxxx");
-        ins[i] = message(ch_telegram, ext, "Сырой Текст", "raw");
-        sb_inbound_add_identity(ins[i], SB_ID_TELEGRAM, uid);
         ins[i]->raw = (const unsigned char *)bodies[i];
         ins[i]->raw_len = strlen(bodies[i]);
     }
-    char err[512] = "";
-    int rc =
-        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)ins, N, res, err, sizeof err);
-    if (rc != SB_OK)
-        fprintf(stderr, "ingest: %s\n", err);
-    assert_int_equal(rc, SB_OK);
+    ingest_batch_ok(ins, N, res);
+    char err[256] = "";
     /* N bodies, two of them the same */
     assert_int_equal(query_int("SELECT COUNT(*) FROM blobs", 0), before + N - 1);
     for (int i = 0; i < N; i++) {
@@ -781,19 +786,8 @@ static void a_batch_leaves_no_holes_in_event_ids(void **state)
     struct sb_inbound *ins[N];
     struct sb_ingest_result res[N];
     int64_t before = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
-    for (int i = 0; i < N; i++) {
-        char ext[32], uid[32];
-        snprintf(ext, sizeof ext, "991001:%d", i);
-        snprintf(uid, sizeof uid, "991%03d", i);
-        ins[i] = message(ch_telegram, ext, "Без Дыр", "hello");
-        sb_inbound_add_identity(ins[i], SB_ID_TELEGRAM, uid);
-    }
-    char err[512] = "";
-    int rc =
-        sb_ingest_batch(db, &opt, (const struct sb_inbound *const *)ins, N, res, err, sizeof err);
-    if (rc != SB_OK)
-        fprintf(stderr, "ingest: %s\n", err);
-    assert_int_equal(rc, SB_OK);
+    telegram_batch(ins, N, 991001, 991000, N, "Без Дыр", "hello");
+    ingest_batch_ok(ins, N, res);
     for (int i = 0; i < N; i++)
         sb_inbound_free(&ins[i]);
     static const char q_n[] = "SELECT COUNT(*) FROM events WHERE id > ?";
