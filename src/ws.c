@@ -185,6 +185,7 @@ struct conn {
      * resume, usually) or HOLD_US: what the client asks for decides the
      * order, not a race with our own agent.online event. */
     int holding;
+    int resumed; /* a resume came (or the upgrade asked for one) */
     /* live frames waiting to be written: a ring that grows up to live.queue */
     struct frame **q;
     size_t qcap, qhead, qlen;
@@ -532,6 +533,7 @@ static void on_resume(struct conn *c, int64_t after)
     }
     conn_clear_queue(c); /* everything up to the watermark comes from the table */
     c->live_lost = 0;
+    c->resumed = 1;
     c->skip_lo = c->live_from;
     c->skip_hi = c->cursor > c->live_from ? c->cursor : c->live_from;
     c->cursor = after;
@@ -781,9 +783,18 @@ void sb_ws_drain(void)
              * one poll interval of them). */
             if (f->id > ws.watermark) {
                 ws.watermark = f->id;
-                for (struct conn *c = ws.conns; c; c = c->next)
-                    if (c->cursor < f->id && !c->close_code)
+                for (struct conn *c = ws.conns; c; c = c->next) {
+                    if (c->cursor >= f->id || c->close_code)
+                        continue;
+                    /* New and not (yet) resuming: it is live from here, as
+                     * if it had come a moment later. A catch-up started
+                     * for it now would refuse the resume it is about to
+                     * send ("a resume is already running"). */
+                    if (c->holding && !c->resumed)
+                        c->cursor = c->live_from = f->id;
+                    else
                         conn_lost_live(c);
+                }
             }
             frame_unref(f);
             continue;
