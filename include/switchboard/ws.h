@@ -5,7 +5,9 @@
  *   - the tailer, a thread with its own MariaDB connection, reads new event
  *     rows by id (woken at once by a local commit through sb_ws_nudge(), and
  *     every live.poll_ms for other nodes' events), turns each into one
- *     ready-to-send frame and hands the batch to the loop;
+ *     ready-to-send frame and hands the batch to the loop; with nobody
+ *     connected it only keeps its place (MAX(id)) and hands the loop a mark,
+ *     so a connection opened meanwhile reads the skipped ids from the table;
  *   - the loop fans each frame out to the connections that may see it, into
  *     a bounded queue per connection; a connection whose queue is full is
  *     closed with 4008 and catches up by resume;
