@@ -890,8 +890,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
-const struct lws_protocols sb_ws_protocol = {
-    SB_WS_PROTOCOL, ws_callback, sizeof(struct conn), 1024, 0, NULL, 0};
+/* tx_packet_size: lws cuts every send() to this (to rx_buffer_size when it
+ * is 0, and buffers the rest for later POLLOUTs), which made a coalesced
+ * write of 60 KB into sixty 1 KB sends: 69,000 send(2) calls a second at
+ * 1,000 agents (docs/benchmarks.md, 2026-11-24). */
+const struct lws_protocols sb_ws_protocol = {.name = SB_WS_PROTOCOL,
+                                             .callback = ws_callback,
+                                             .per_session_data_size = sizeof(struct conn),
+                                             .rx_buffer_size = 1024,
+                                             .tx_packet_size = COALESCE_MAX};
 
 /* --- the upgrade: path, subprotocol, credentials ---------------------------- */
 
