@@ -113,6 +113,7 @@ static void consume(struct conn *c, size_t n)
  * have stopped, so an event read before its 200 (the two threads race)
  * still gets its true latency, not zero. */
 static double *sent_at; /* seq → time of the 200 (0 = never) */
+static double *posted_at; /* seq → time the request was written */
 static long long nseq;
 struct arrival {
     double t;
@@ -351,6 +352,7 @@ static void *poster_main(void *arg)
                               ps->path, bl, ps->header ? ps->header : "", ps->header ? "\r\n" : "",
                               body);
             h->seq = next;
+            posted_at[next] = now();
             write_all(h->fd, req, (size_t)rl);
             next++;
             ps->sent++;
@@ -392,9 +394,10 @@ static int cmd_fanout(int port, int n, int hook_port, const char *hook_path, int
 {
     nseq = (long long)rate * seconds;
     sent_at = calloc((size_t)nseq, sizeof *sent_at);
+    posted_at = calloc((size_t)nseq, sizeof *posted_at);
     arrivals_cap = (size_t)nseq * (size_t)n;
     arrivals = malloc(arrivals_cap * sizeof *arrivals);
-    if (!sent_at || !arrivals)
+    if (!sent_at || !posted_at || !arrivals)
         die("calloc");
     int ep = epoll_create1(0);
     struct conn *cs = open_all(ep, port, n, header);
@@ -429,9 +432,14 @@ static int cmd_fanout(int port, int n, int hook_port, const char *hook_path, int
             }
     }
     pthread_join(poster, NULL);
+    /* Two clocks: from the 200 (what the issue asks; a frame read before
+     * its 200 counts as 0, and a starved poster thread reads 200s late),
+     * and from writing the request (takes in the server's answer and the
+     * commit too, but no reading order). */
     double *lat = malloc((narrivals ? narrivals : 1) * sizeof *lat);
+    double *lat_req = malloc((narrivals ? narrivals : 1) * sizeof *lat_req);
     size_t nl = 0, early = 0;
-    for (size_t i = 0; lat && i < narrivals; i++) {
+    for (size_t i = 0; lat && lat_req && i < narrivals; i++) {
         double t200 = sent_at[arrivals[i].seq];
         if (!t200)
             continue; /* its webhook never got a 200 */
@@ -440,9 +448,12 @@ static int cmd_fanout(int port, int n, int hook_port, const char *hook_path, int
             early++;
             l = 0;
         }
+        lat_req[nl] = (arrivals[i].t - posted_at[arrivals[i].seq]) * 1000;
         lat[nl++] = l;
     }
     qsort(lat, nl, sizeof *lat, cmp_double);
+    qsort(lat_req, nl, sizeof *lat_req, cmp_double);
+    double req_p50 = nl ? lat_req[nl / 2] : 0, req_p99 = nl ? lat_req[(size_t)((double)nl * 0.99)] : 0;
     double t_last = t0;
     for (size_t i = 0; i < narrivals; i++)
         if (arrivals[i].t > t_last)
@@ -461,12 +472,14 @@ static int cmd_fanout(int port, int n, int hook_port, const char *hook_path, int
     printf("latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.0f frames/s from the first webhook "
            "to the last frame\n",
            p50, p99, mx, fps);
-    printf("{\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,\"delivered\":%zu,\"expected\":%lld,"
-           "\"fps\":%.0f}\n",
-           p50, p99, mx, narrivals, ok * n, fps);
+    printf("from writing the request: p50 %.1f ms, p99 %.1f ms\n", req_p50, req_p99);
+    printf("{\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,\"req_p50_ms\":%.1f,"
+           "\"req_p99_ms\":%.1f,\"delivered\":%zu,\"expected\":%lld,\"fps\":%.0f}\n",
+           p50, p99, mx, req_p50, req_p99, narrivals, ok * n, fps);
     for (int i = 0; i < n; i++)
         close(cs[i].fd);
     free(lat);
+    free(lat_req);
     return 0;
 }
 
