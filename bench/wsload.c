@@ -112,7 +112,7 @@ static void consume(struct conn *c, size_t n)
  * the receiver thread appends arrivals. Latencies are worked out after both
  * have stopped, so an event read before its 200 (the two threads race)
  * still gets its true latency, not zero. */
-static double *sent_at; /* seq → time of the 200 (0 = never) */
+static double *sent_at;   /* seq → time of the 200 (0 = never) */
 static double *posted_at; /* seq → time the request was written */
 static long long nseq;
 struct arrival {
@@ -453,7 +453,8 @@ static int cmd_fanout(int port, int n, int hook_port, const char *hook_path, int
     }
     qsort(lat, nl, sizeof *lat, cmp_double);
     qsort(lat_req, nl, sizeof *lat_req, cmp_double);
-    double req_p50 = nl ? lat_req[nl / 2] : 0, req_p99 = nl ? lat_req[(size_t)((double)nl * 0.99)] : 0;
+    double req_p50 = nl ? lat_req[nl / 2] : 0,
+           req_p99 = nl ? lat_req[(size_t)((double)nl * 0.99)] : 0;
     double t_last = t0;
     for (size_t i = 0; i < narrivals; i++)
         if (arrivals[i].t > t_last)
