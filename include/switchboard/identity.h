@@ -10,8 +10,9 @@
  *
  * A value that cannot be normalised is not an error for ingestion: the
  * caller keeps it raw as an unverified identity that is never used for
- * matching. These functions are pure (no I/O, no globals beyond
- * libphonenumber's read-only metadata) and safe on any thread. */
+ * matching. These functions do no I/O and are safe on any thread; their
+ * only state is libphonenumber's read-only metadata and a cache of recent
+ * phone results (a mutex guards it). */
 #ifndef SB_IDENTITY_H
 #define SB_IDENTITY_H
 

@@ -575,6 +575,37 @@ static void test_first_error_kept(void **state)
     assert_string_equal(err, "earlier");
 }
 
+/* Results are cached by region and the number as written (identity.c): the
+ * same text means another number in another region, and a failure is never
+ * served from the cache. */
+static void test_phone_cache_keeps_regions_apart(void **state)
+{
+    (void)state;
+    struct sb_phone p;
+    char err[160];
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(sb_phone_normalize("8 (916) 000-11-22", "RU", &p, NULL, 0), SB_OK);
+        assert_string_equal(p.e164, "+79160001122");
+        assert_int_equal(sb_phone_normalize("8 (916) 000-11-22", "DE", &p, NULL, 0), SB_OK);
+        assert_string_equal(p.e164, "+4989160001122");
+        err[0] = '\0';
+        assert_int_equal(sb_phone_normalize("8 (916) 000-11-22", "US", &p, err, sizeof err),
+                         SB_ERR_INVALID);
+        assert_string_equal(p.e164, "");
+        assert_non_null(strstr(err, "not a valid number for its country"));
+        /* Another spelling is another key, with the same answer. */
+        assert_int_equal(sb_phone_normalize("+7 916 000-11-22 доб. 7", "US", &p, NULL, 0), SB_OK);
+        assert_string_equal(p.e164, "+79160001122");
+        assert_string_equal(p.extension, "7");
+    }
+    /* Longer than a cache key: still normalised, by the library each time. */
+    const char *longer = "８　(９１６)　０００　-　１１　-　２２"; /* 55 bytes */
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(sb_phone_normalize(longer, "RU", &p, NULL, 0), SB_OK);
+        assert_string_equal(p.e164, "+79160001122");
+    }
+}
+
 /* -- Concurrency -------------------------------------------------------- */
 
 #define THREADS 4
@@ -782,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_identity_cases),
         cmocka_unit_test(test_identity_exact_buffers),
         cmocka_unit_test(test_first_error_kept),
+        cmocka_unit_test(test_phone_cache_keeps_regions_apart),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_cli),
     };
