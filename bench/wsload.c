@@ -8,8 +8,9 @@
  *       opens CONNS connections, then posts Telegram-style webhooks to
  *       http://127.0.0.1:HOOKPORT/HOOKPATH at RATE a second for SECONDS, each
  *       with the text "bench-<seq>", and times every frame that carries one
- *       from the webhook's 200 to its arrival on each connection. Prints
- *       p50/p99/max and what arrived, then a JSON line.
+ *       from the webhook's 200 to its arrival on each connection, and also
+ *       from writing the webhook's request. Prints p50/p99/max and what
+ *       arrived, then a JSON line.
  *
  * One thread, epoll, raw sockets: the client must cost less than what it
  * measures. Everything is on loopback. */
