@@ -30,24 +30,17 @@
  *                           client. Unclaimed identities go to the winner;
  *                           one that does not normalise is kept raw,
  *                           unverified, never matched.
- *   4. store_clients()      one SELECT … FOR UPDATE locks the existing
- *                           winners, ids ascending (two batches cannot
- *                           deadlock on them), and reads their names and
- *                           their conversations on the inbounds' channels:
- *                           a locking read sees what the batch that held the
- *                           lock before committed, so two batches of one
- *                           person never open two conversations on one
- *                           channel. Then one UPDATE touches them, one
+ *   4. store_clients()      one SELECT reads the existing winners, their
+ *                           names and their conversations on the inbounds'
+ *                           channels, without a lock (see Locks); one
  *                           INSERT … RETURNING id creates the new clients,
- *                           one INSERT adds the identities, one INSERT
- *                           IGNORE the merge suggestions (when any).
+ *                           one INSERT adds their identities.
  *   5. place_conversations() (C) e-mail: In-Reply-To, then References,
  *                           newest first; others: the client's latest
  *                           conversation on the channel, reopened when
  *                           resolved within the reopen window, else a new
  *                           one. Then one INSERT … RETURNING id opens the new
- *                           ones and one UPDATE applies each touched one's
- *                           changes, summed.
+ *                           ones.
  *   6. store_interactions() one INSERT … RETURNING (chunked by size), then
  *                           per item the rare parts: raw bytes and
  *                           attachments (content-addressed blobs), edits of
@@ -55,11 +48,42 @@
  *   7. store_events()       one INSERT … RETURNING, rows in the order the
  *                           one-by-one version appended them, so event ids
  *                           increase with the changes.
+ *   8. verify_locks()       the SELECT of step 4 again, FOR UPDATE; then
+ *                           update_clients() and touch_conversations(): one
+ *                           UPDATE touches the stored winners, one INSERT
+ *                           adds the identities they gain, one INSERT IGNORE
+ *                           the merge suggestions (when any), one UPDATE
+ *                           applies each touched conversation's changes,
+ *                           summed.
  *
  * A typical batch is thus 10 statements plus BEGIN and COMMIT. The
  * transaction runs at READ COMMITTED: each statement reads what is committed
- * when it runs (the lock of step 4 relies on it) and searches take no gap
- * locks, which would make batches of unrelated clients wait on each other.
+ * when it runs (the locking read of step 8 relies on it) and searches take
+ * no gap locks, which would make batches of unrelated clients wait on each
+ * other.
+ *
+ * LOCKS
+ * Two batches of one person must not both open a conversation on one
+ * channel, nor decide on a status the other changed. The client rows (with
+ * their conversations) serialise them; a lock is held to the commit, so
+ * it is taken as late as it can be: step 8, after the interactions and
+ * events, which are most of the work. (Taken at step 4, it made four
+ * workers at 1,000 busy clients wait on each other ~44% of their time.)
+ * Step 8 reads the rows of step 4 again, now locked, and compares what the
+ * batch decided by (lock_digest(): which conversations there are, their
+ * status, which is the latest; not the last activity of one that stays
+ * the latest, which every message moves and no decision rests on). When
+ * another batch changed any of it, the transaction runs again, and that
+ * run locks at step 4, as it would likely lose again otherwise.
+ *
+ * Nothing before step 8 may take a shared lock on a stored client's or
+ * conversation's row, as the lock would then have to upgrade it and two
+ * batches doing so deadlock. A foreign key check takes one on the parent
+ * row, hence: interactions declare no foreign keys to their client and
+ * conversation (schema/011_ingest_late_lock.sql); a stored client's new
+ * identities and merge suggestions are stored after the lock; and a batch
+ * that may open a conversation for a stored client (its first message on
+ * a channel; may_open_for_stored()) locks at step 4.
  *
  * INSERT … SELECT inserts in the order the SELECT yields, and RETURNING
  * reports rows as inserted, so the n-th row returned is the n-th row sent:
@@ -115,7 +139,7 @@
  * the indexed columns they are compared with (utf8mb4_bin values), so the
  * keys are used (EXPLAIN: eq_ref on uq_interactions_channel_external and
  * uq_client_identities_kind_value, ref on ix_interactions_message_id_hash).
- * The owners' conversations are read later, under their lock (step 4). */
+ * The owners' conversations are read later (step 4). */
 #define READ_STORED                                                                                \
     "SELECT 'e', j.o, i.id, COALESCE(i.conversation_id, 0), COALESCE(i.client_id, 0), i.text, "    \
     "i.meta, NULL, NULL "                                                                          \
@@ -144,22 +168,28 @@ static const char q_read_state[] = READ_STORED "UNION ALL " READ_OWNERS "UNION A
  * JSON_TABLE still costs the server a tenth of a millisecond. */
 static const char q_read_state_no_mail[] = READ_STORED "UNION ALL " READ_OWNERS;
 
+/* -- name: client-read-batch
+ * The existing winners, ids ascending, each with its conversations on the
+ * channels its inbounds came by (ch 0: none): what the batch decides by
+ * (step 4). Not locking: the same rows are read again under lock at the
+ * end (client-lock-batch) and must still say the same. STRAIGHT_JOIN keeps
+ * the JSON rows the driving table: exactly those rows, in that order. */
+#define CLIENT_READ                                                                                \
+    "SELECT c.id, COALESCE(c.name, ''), v.id, v.client_id, v.channel_id, v.status, "               \
+    "v.last_activity_at, COALESCE(v.assignee_id, 0), c.last_activity_at "                          \
+    "FROM JSON_TABLE(?, '$[*]' COLUMNS (cl BIGINT UNSIGNED PATH '$[0]', "                          \
+    "ch BIGINT UNSIGNED PATH '$[1]')) j "                                                          \
+    "STRAIGHT_JOIN clients c ON c.id = j.cl "                                                      \
+    "LEFT JOIN conversations v FORCE INDEX (ix_conversations_client_channel_status) "              \
+    "ON v.client_id = j.cl AND v.channel_id = j.ch"
+static const char q_client_read[] = CLIENT_READ;
+
 /* -- name: client-lock-batch
- * Serialises ingests of one person (step 4): the existing winners, ids
- * ascending so that two batches cannot deadlock on them, each with its
- * conversations on the channels its inbounds came by (ch 0: none). Being a
- * locking read, it sees what the previous holder committed, so two batches
- * never open two conversations of one client on one channel; under READ
- * COMMITTED it locks only the rows it returns (no gap locks). STRAIGHT_JOIN
- * keeps the JSON rows the driving table: exactly those rows, in that order. */
-static const char q_client_lock[] =
-    "SELECT c.id, COALESCE(c.name, ''), v.id, v.client_id, v.channel_id, v.status, "
-    "v.last_activity_at, COALESCE(v.assignee_id, 0), c.last_activity_at "
-    "FROM JSON_TABLE(?, '$[*]' COLUMNS (cl BIGINT UNSIGNED PATH '$[0]', "
-    "ch BIGINT UNSIGNED PATH '$[1]')) j "
-    "STRAIGHT_JOIN clients c ON c.id = j.cl "
-    "LEFT JOIN conversations v FORCE INDEX (ix_conversations_client_channel_status) "
-    "ON v.client_id = j.cl AND v.channel_id = j.ch FOR UPDATE";
+ * Serialises the ends of two batches of one person (step 8): ids ascending,
+ * so that two batches cannot deadlock on them. Being a locking read, it sees
+ * what the previous holder committed; under READ COMMITTED it locks only
+ * the rows it returns (no gap locks). */
+static const char q_client_lock[] = CLIENT_READ " FOR UPDATE";
 
 /* -- name: ingest-isolation
  * For the next transaction only. Each statement then reads what was
@@ -828,6 +858,11 @@ struct batch {
     struct smap thread_db;   /* message-id hash → conversation slot, stored interactions */
     struct smap thread_in;   /* message-id hash → conversation slot, this batch's */
     struct sb_db_rows state; /* read_state() rows: srec texts point into them */
+    char *lock_param;        /* read_clients()'s JSON: the lock reads the same rows */
+    char *lock_digest;       /* what those rows said when the batch decided */
+    int lock_first;          /* read_clients() locks: the batch ran stale before */
+    int locked;              /* the rows are locked (verify_locks() done) */
+    int stale;               /* verify_locks() found them changed */
     struct jbuf jb;
     size_t ev_bytes; /* JSON text of the events not yet flushed */
     char *err;
@@ -877,6 +912,8 @@ static void batch_free(struct batch *b)
     smap_free(&b->thread_db);
     smap_free(&b->thread_in);
     sb_db_rows_free(&b->state);
+    free(b->lock_param);
+    free(b->lock_digest);
     free(b->jb.p);
 }
 
@@ -1379,14 +1416,21 @@ static int identity_is_utf8(const struct batch *b, const struct idadd *a)
            (!dn || utf8_valid(dn));
 }
 
-/* The identities, in the order the one-by-one version added them; a wave
- * ends where an unverified one shares (client, kind) with an earlier one
- * of the wave, so that the NOT EXISTS sees it, and around one whose text is
- * not UTF-8, which goes alone. */
-static int store_identities(struct batch *b)
+/* The identities of new clients (`of_new`) or of stored ones, in the order
+ * the one-by-one version added them; a wave ends where an unverified one
+ * shares (client, kind) with an earlier one of the wave, so that the NOT
+ * EXISTS sees it, and around one whose text is not UTF-8, which goes alone.
+ * New clients' go before the lock (nobody else can see those clients);
+ * stored clients' after it, as their foreign key check takes a shared lock
+ * on the client row, which the lock would then have to upgrade. */
+static int store_identities(struct batch *b, int of_new)
 {
     size_t i = 0;
     while (i < b->nadds) {
+        if (b->cs[b->adds[i].client].is_new != of_new) {
+            i++;
+            continue;
+        }
         if (!identity_is_utf8(b, &b->adds[i])) {
             int rc = store_identity_one(b, &b->adds[i++]);
             if (rc != SB_OK)
@@ -1399,6 +1443,8 @@ static int store_identities(struct batch *b)
         for (; i < b->nadds && identity_is_utf8(b, &b->adds[i]); i++) {
             const struct idadd *a = &b->adds[i];
             const struct norm_id *id = &b->items[a->item].ids[a->id];
+            if (b->cs[a->client].is_new != of_new)
+                continue;
             if (!id->verified) {
                 struct key k = {.n = 0};
                 key_int(&k, a->client);
@@ -1437,9 +1483,132 @@ static int cmp_pair(const void *a, const void *b)
     return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
-/* The lock of step 4, with the conversations of each winner on the
- * channels its inbounds came by (e-mail threads by message id instead). */
-static int lock_clients(struct batch *b)
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether conversation `id` is one this batch opened. */
+static int conv_is_mine(const struct batch *b, int64_t id)
+{
+    for (size_t s = 0; s < b->nvs; s++)
+        if (b->vs[s].is_new && b->vs[s].id == id)
+            return 1;
+    return 0;
+}
+
+/* What rows of client-read-batch say that the batch's decisions rest on,
+ * as one text (malloc'd): each client with whether its name is empty; each
+ * conversation with its status, whether it is the latest of its (client,
+ * channel) and, for a resolved latest, its last activity (the reopen
+ * window). A last activity that grew on a conversation that stays the
+ * latest decides nothing and is left out: a person writing through two
+ * workers at once makes neither run again. `mine`: leave out the
+ * conversations this batch opened, which the first read could not see (a
+ * pair left with none reads as the first read's empty row). */
+static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int mine)
+{
+    size_t n = r->nrows;
+    char **ent = calloc(n + 1, sizeof *ent);
+    int *keep = calloc(n + 1, sizeof *keep);
+    char *out = NULL;
+    if (!ent || !keep)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        keep[i] = sb_db_cell(r, i, 2) && !(mine && conv_is_mine(b, sb_db_cell_int(r, i, 2)));
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t client = sb_db_cell_int(r, i, 0), ch = sb_db_cell_int(r, i, 4);
+        int name_empty = !*sb_db_cell(r, i, 1);
+        char buf[160];
+        if (!keep[i]) {
+            /* An empty pair; a pair whose only rows are mine reads as one. */
+            int other = 0;
+            for (size_t j = 0; j < n && !other && sb_db_cell(r, i, 2); j++)
+                other = j != i && keep[j] && sb_db_cell_int(r, j, 0) == client &&
+                        sb_db_cell_int(r, j, 4) == ch;
+            for (size_t j = 0; j < i && !other && sb_db_cell(r, i, 2); j++)
+                other = !keep[j] && sb_db_cell(r, j, 2) && sb_db_cell_int(r, j, 0) == client &&
+                        sb_db_cell_int(r, j, 4) == ch;
+            if (other) {
+                buf[0] = '\0';
+            } else {
+                snprintf(buf, sizeof buf, "%lld:%d:-", (long long)client, name_empty);
+            }
+        } else {
+            int64_t id = sb_db_cell_int(r, i, 2), la = parse_time(sb_db_cell(r, i, 6));
+            int latest = 1;
+            for (size_t j = 0; j < n && latest; j++) {
+                if (j == i || !keep[j] || sb_db_cell_int(r, j, 0) != client ||
+                    sb_db_cell_int(r, j, 4) != ch)
+                    continue;
+                int64_t la2 = parse_time(sb_db_cell(r, j, 6)), id2 = sb_db_cell_int(r, j, 2);
+                latest = la2 != la ? la2 < la : id2 < id;
+            }
+            const char *st = status_name(sb_db_cell(r, i, 5));
+            snprintf(buf, sizeof buf, "%lld:%d:%lld:%s:%d:%lld", (long long)client, name_empty,
+                     (long long)id, st, latest,
+                     latest && !strcmp(st, "resolved") ? (long long)la : 0LL);
+        }
+        if (!(ent[i] = strdup(buf)))
+            goto done;
+        total += strlen(buf) + 1;
+    }
+    qsort(ent, n, sizeof *ent, cmp_str);
+    if (!(out = malloc(total)))
+        goto done;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (*ent[i])
+            o += (size_t)snprintf(out + o, total - o, "%s;", ent[i]);
+    out[o] = '\0';
+done:
+    for (size_t i = 0; ent && i < n; i++)
+        free(ent[i]);
+    free(ent);
+    free(keep);
+    return out;
+}
+
+static int stored_thread(struct batch *b, const char *message_id)
+{
+    unsigned char h[32];
+    crypto_hash_sha256(h, (const unsigned char *)message_id, strlen(message_id));
+    return smap_get(&b->thread_db, h, 32) >= 0;
+}
+
+/* Whether an inbound of a stored client may open a conversation: no
+ * conversation on its channel, or the latest resolved (the reopen window
+ * decides); an e-mail that no stored thread takes. */
+static int may_open_for_stored(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const struct item *it = &b->items[i];
+        if (it->client < 0 || b->cs[it->client].is_new)
+            continue;
+        const struct sb_inbound *in = it->in;
+        if (in->kind == SB_IK_EMAIL) {
+            int found = in->in_reply_to && stored_thread(b, in->in_reply_to);
+            for (size_t r = 0; !found && r < in->nreferences; r++)
+                found = stored_thread(b, in->references[r]);
+            if (!found)
+                return 1;
+            continue;
+        }
+        struct key k = {.n = 0};
+        key_int(&k, it->client);
+        key_int(&k, in->channel_id);
+        int latest = smap_get(&b->pair, k.b, k.n);
+        if (latest < 0 || !strcmp(b->vs[latest].status, "resolved"))
+            return 1;
+    }
+    return 0;
+}
+
+/* Step 4: the existing winners with their conversations on the channels
+ * their inbounds came by (e-mail threads by message id instead), read
+ * without a lock; verify_locks() reads them again under lock. */
+static int read_clients(struct batch *b)
 {
     int64_t(*pairs)[2] = malloc((b->n + 1) * sizeof *pairs);
     if (!pairs)
@@ -1463,8 +1632,17 @@ static int lock_clients(struct batch *b)
         jb_close(&b->jb);
     }
     free(pairs);
+    if (!np)
+        return SB_OK;
     struct sb_db_rows r = {0};
-    int rc = np ? jb_exec(b, q_client_lock, &r) : SB_OK;
+    int rc = jb_exec(b, b->lock_first ? q_client_lock : q_client_read, &r);
+    b->locked = b->lock_first;
+    free(b->lock_param);
+    free(b->lock_digest);
+    b->lock_param = b->lock_digest = NULL;
+    if (rc == SB_OK && (!(b->lock_param = strdup(b->jb.p)) ||
+                        (!b->locked && !(b->lock_digest = lock_digest(b, &r, 0)))))
+        rc = nomem(b);
     for (size_t row = 0; rc == SB_OK && row < r.nrows; row++) {
         int s = client_slot(b, sb_db_cell_int(&r, row, 0));
         if (s < 0 || (sb_db_cell(&r, row, 2) && conv_from_row(b, &r, row, 2, 1) < 0))
@@ -1481,25 +1659,55 @@ static int lock_clients(struct batch *b)
     for (size_t s = 0; rc == SB_OK && s < b->nvs; s++)
         if (conv_bump(b, (int)s) != SB_OK)
             rc = nomem(b);
+    /* A stored client about to get a new conversation: lock now (see
+     * place_conversations()), and decide on what the lock reads. */
+    if (rc == SB_OK && !b->locked && may_open_for_stored(b)) {
+        b->lock_first = 1;
+        return read_clients(b);
+    }
     return rc;
 }
 
+/* Step 8: lock what read_clients() read and check it still says the same;
+ * when another batch changed it meanwhile (opened a conversation for one
+ * of these clients, resolved or reopened one, named a client), what this
+ * batch decided may be wrong: the transaction runs again from the start. */
+static int verify_locks(struct batch *b)
+{
+    if (!b->lock_param || b->locked)
+        return SB_OK;
+    b->locked = 1;
+    struct sb_db_rows r = {0};
+    struct sb_db_val a[] = {SB_TEXT(b->lock_param)};
+    int rc = sb_db_exec(b->db, q_client_lock, a, 1, &r, b->err, b->errlen);
+    char *now = rc == SB_OK ? lock_digest(b, &r, 1) : NULL;
+    if (rc == SB_OK && !now)
+        rc = nomem(b);
+    if (rc == SB_OK && strcmp(now, b->lock_digest) != 0 && (b->stale = 1))
+        rc = sb_fail(b->err, b->errlen, SB_ERR_RETRY,
+                     "a client's conversations changed while the batch was being stored");
+    /* The assignee is not decided on; who gets notified follows the lock. */
+    for (size_t row = 0; rc == SB_OK && row < r.nrows; row++) {
+        if (!sb_db_cell(&r, row, 2))
+            continue;
+        struct key k = {.n = 0};
+        key_int(&k, sb_db_cell_int(&r, row, 2));
+        int s = smap_get(&b->conv_id, k.b, k.n);
+        if (s >= 0)
+            b->vs[s].assignee = sb_db_cell_int(&r, row, 7);
+    }
+    free(now);
+    sb_db_rows_free(&r);
+    return rc;
+}
+
+/* Step 4: what the stored winners look like, and the new clients with
+ * their identities (before the lock: no other batch can see them). */
 static int store_clients(struct batch *b)
 {
-    int64_t *ids = malloc((b->ncs + 1) * sizeof *ids);
-    if (!ids)
-        return nomem(b);
-    size_t nw = 0;
-    int rc = lock_clients(b);
-    for (size_t s = 0; s < b->ncs; s++) {
-        const struct cslot *c = &b->cs[s];
-        if (c->winner && !c->is_new &&
-            (c->nameless || c->stored_la_us < c->max_when_us - CLIENT_TOUCH_SLACK_US))
-            ids[nw++] = c->id;
-    }
-    qsort(ids, nw, sizeof *ids, cmp_i64);
+    int rc = read_clients(b);
     /* A name fills an empty one once: the first inbound with a name after
-     * the client was created or locked. */
+     * the client was created or read. */
     for (size_t i = 0; rc == SB_OK && i < b->n; i++) {
         struct item *it = &b->items[i];
         if (it->client < 0 || it->res->client_created)
@@ -1512,21 +1720,6 @@ static int store_clients(struct batch *b)
             c->name_empty = 0;
         }
     }
-    if (rc == SB_OK && nw) {
-        jb_reset(&b->jb);
-        for (size_t i = 0; i < nw; i++) {
-            const struct cslot *c = &b->cs[client_slot(b, ids[i])];
-            jb_open(&b->jb);
-            jb_int(&b->jb, c->id);
-            jb_str(&b->jb, c->max_when);
-            /* Unused unless the name is empty (see q_client_touch): then
-             * only is it sent, as the one-by-one version only stored it then. */
-            jb_str(&b->jb, c->nameless ? c->first_name : NULL);
-            jb_close(&b->jb);
-        }
-        rc = jb_exec(b, q_client_touch, NULL);
-    }
-    free(ids);
     if (rc == SB_OK && b->new_clients) {
         jb_reset(&b->jb);
         for (size_t s = 0; s < b->ncs; s++) {
@@ -1549,7 +1742,43 @@ static int store_clients(struct batch *b)
         sb_db_rows_free(&r);
     }
     if (rc == SB_OK)
-        rc = store_identities(b);
+        rc = store_identities(b, 1);
+    return rc;
+}
+
+/* Step 8, under the lock: the stored winners' last activity and empty
+ * names, the identities they gain, the merge suggestions. */
+static int update_clients(struct batch *b)
+{
+    int64_t *ids = malloc((b->ncs + 1) * sizeof *ids);
+    if (!ids)
+        return nomem(b);
+    size_t nw = 0;
+    int rc = SB_OK;
+    for (size_t s = 0; s < b->ncs; s++) {
+        const struct cslot *c = &b->cs[s];
+        if (c->winner && !c->is_new &&
+            (c->nameless || c->stored_la_us < c->max_when_us - CLIENT_TOUCH_SLACK_US))
+            ids[nw++] = c->id;
+    }
+    qsort(ids, nw, sizeof *ids, cmp_i64);
+    if (nw) {
+        jb_reset(&b->jb);
+        for (size_t i = 0; i < nw; i++) {
+            const struct cslot *c = &b->cs[client_slot(b, ids[i])];
+            jb_open(&b->jb);
+            jb_int(&b->jb, c->id);
+            jb_str(&b->jb, c->max_when);
+            /* Unused unless the name is empty (see q_client_touch): then
+             * only is it sent, as the one-by-one version only stored it then. */
+            jb_str(&b->jb, c->nameless ? c->first_name : NULL);
+            jb_close(&b->jb);
+        }
+        rc = jb_exec(b, q_client_touch, NULL);
+    }
+    free(ids);
+    if (rc == SB_OK)
+        rc = store_identities(b, 0);
     if (rc == SB_OK && b->nmerges) {
         jb_reset(&b->jb);
         for (size_t i = 0; i < b->nmerges; i++) {
@@ -1669,6 +1898,14 @@ static int place_conversations(struct batch *b)
         if ((!v->lo || it->when_us > v->lo_us) && (!v->w || it->when_us < v->w_us))
             v->w = it->when, v->w_us = it->when_us;
     }
+    /* A new conversation of a stored client: its foreign key check takes a
+     * shared lock on the client row, which the lock would then have to
+     * upgrade, and two batches doing so deadlock. Such a batch locks before
+     * (a person's first message on a channel; otherwise the lock waits for
+     * the end). */
+    for (size_t s = 0; rc == SB_OK && !b->locked && s < b->nvs; s++)
+        if (b->vs[s].is_new && !b->cs[b->vs[s].client].is_new)
+            rc = verify_locks(b);
     if (rc == SB_OK && b->new_convs) {
         jb_reset(&b->jb);
         for (size_t s = 0; s < b->nvs; s++) {
@@ -1703,8 +1940,14 @@ static int place_conversations(struct batch *b)
         }
         sb_db_rows_free(&r);
     }
-    if (rc != SB_OK)
-        return rc;
+    return rc;
+}
+
+/* Step 8, under the lock: one UPDATE applies each touched stored
+ * conversation's changes, summed; ids ascending (lock order). */
+static int touch_conversations(struct batch *b)
+{
+    int rc = SB_OK;
     /* Touched stored conversations, ids ascending (lock order). */
     int64_t *ids = malloc((b->nvs + 1) * sizeof *ids);
     if (!ids)
@@ -2093,7 +2336,7 @@ static int store_events(struct batch *b)
     return rc;
 }
 
-/* Step 8: the assignee's "new message" notification (notify.h), one
+/* Step 9: the assignee's "new message" notification (notify.h), one
  * set-oriented statement for the whole batch. Only client messages into a
  * conversation that existed before (a new one has no assignee yet); auto-
  * replies and bounces tell nobody anything. */
@@ -2133,9 +2376,10 @@ static int store_notifications(struct batch *b)
 /* The steps of the DESIGN comment, inside the caller's transaction. */
 static int ingest_all(struct sb_db *db, const struct sb_ingest_options *opt,
                       const struct sb_inbound *const *in, size_t n, struct sb_ingest_result *res,
-                      char *err, size_t errlen)
+                      int *lock_first, char *err, size_t errlen)
 {
-    struct batch b = {.db = db, .opt = opt, .n = n, .err = err, .errlen = errlen};
+    struct batch b = {
+        .db = db, .opt = opt, .n = n, .lock_first = *lock_first, .err = err, .errlen = errlen};
     b.items = calloc(n ? n : 1, sizeof *b.items);
     if (!b.items)
         return sb_fail(err, errlen, SB_ERR_NOMEM, "out of memory");
@@ -2160,7 +2404,16 @@ static int ingest_all(struct sb_db *db, const struct sb_ingest_options *opt,
         rc = store_events(&b);
     }
     if (rc == SB_OK)
+        rc = verify_locks(&b);
+    if (rc == SB_OK)
+        rc = update_clients(&b);
+    if (rc == SB_OK)
+        rc = touch_conversations(&b);
+    if (rc == SB_OK)
         rc = store_notifications(&b);
+    /* Another batch of the same people won the race: the next run locks
+     * first, as it would otherwise likely lose again. */
+    *lock_first |= b.stale;
     batch_free(&b);
     free(b.items);
     return rc;
@@ -2197,14 +2450,15 @@ int sb_ingest_batch_hook(struct sb_db *db, const struct sb_ingest_options *opt,
         if (rc != SB_OK)
             return rc;
     }
-    int rc = SB_OK;
+    int rc = SB_OK, lock_first = 0;
     for (int attempt = 0; attempt < INGEST_RETRIES; attempt++) {
         char msg[512] = "";
+        int was_first = lock_first;
         rc = sb_db_exec(db, q_isolation, NULL, 0, NULL, msg, sizeof msg);
         if (rc == SB_OK)
             rc = sb_db_begin(db, msg, sizeof msg);
         if (rc == SB_OK && n)
-            rc = ingest_all(db, opt, in, n, res, msg, sizeof msg);
+            rc = ingest_all(db, opt, in, n, res, &lock_first, msg, sizeof msg);
         if (rc == SB_OK && hook)
             rc = hook(db, in, res, n, arg, msg, sizeof msg);
         if (rc == SB_OK) {
@@ -2216,8 +2470,11 @@ int sb_ingest_batch_hook(struct sb_db *db, const struct sb_ingest_options *opt,
         }
         if (rc != SB_ERR_RETRY)
             return sb_fail(err, errlen, rc, "%s", msg);
-        /* Lost a race: back off a little, with jitter so the losers of one
-         * collision do not collide again. */
+        /* Found stale: the winner has committed (its lock was awaited), so
+         * run again at once. Lost another race: back off a little, with
+         * jitter so the losers of one collision do not collide again. */
+        if (lock_first && !was_first)
+            continue;
         usleep((useconds_t)(1000 + randombytes_uniform(4000) * (unsigned)(attempt + 1)));
     }
     return sb_fail(err, errlen, SB_ERR_UNAVAILABLE,

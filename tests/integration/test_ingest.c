@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,8 +586,9 @@ static void a_batch_joins_the_conversation_it_opens(void **state)
 }
 
 /* A known client without a conversation on a channel writes there from
- * eight workers at once: the client lock serialises them, and the locked
- * read sees the conversation the first one opened. */
+ * eight workers at once: such a batch locks the client before it decides
+ * (its first message on a channel), and the locked read sees the
+ * conversation the first one opened. */
 struct opener {
     int n;
     pthread_barrier_t *go;
@@ -652,6 +654,98 @@ static void concurrent_batches_open_one_conversation(void **state)
                      1);
     assert_int_equal(
         query_int("SELECT unread FROM conversations WHERE id = ?", o[0].res.conversation_id), 16);
+    sb_inbound_free(&first);
+}
+
+/* A message into an open conversation decides without a lock and locks the
+ * client at its end. An agent resolves the conversation in between: the
+ * batch sees that under the lock, runs again and reopens it, exactly as
+ * if it had come after the agent. */
+struct late_writer {
+    int rc;
+    struct sb_ingest_result res;
+};
+
+static void *late_write(void *arg)
+{
+    struct late_writer *w = arg;
+    struct sb_db *mine = th_db_connect();
+    struct sb_inbound *in = message(ch_telegram, "905:2", "Олег", "ещё вопрос");
+    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "905");
+    char err[512] = "";
+    w->rc = sb_ingest(mine, &opt, in, &w->res, err, sizeof err);
+    if (w->rc != SB_OK)
+        fprintf(stderr, "late writer: %s\n", err);
+    sb_inbound_free(&in);
+    sb_db_close(&mine);
+    return NULL;
+}
+
+static void a_conversation_resolved_meanwhile_is_reopened(void **state)
+{
+    (void)state;
+    struct sb_inbound *first = message(ch_telegram, "905:1", "Олег", "здравствуйте");
+    sb_inbound_add_identity(first, SB_ID_TELEGRAM, "905");
+    struct sb_ingest_result r0 = ingest_ok(first);
+    int64_t last_event = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
+    /* The agent: the client locked (as the API does), the conversation
+     * resolved, not yet committed. */
+    char err[512] = "";
+    assert_int_equal(sb_db_begin(db, err, sizeof err), SB_OK);
+    query_int("SELECT id FROM clients WHERE id = ? FOR UPDATE", r0.client_id);
+    struct sb_db_val a[] = {SB_INT(r0.conversation_id)};
+    assert_int_equal(sb_db_exec(db,
+                                "UPDATE conversations SET status = 'resolved', "
+                                "resolved_at = NOW(6) WHERE id = ?",
+                                a, 1, NULL, err, sizeof err),
+                     SB_OK);
+    pthread_t t;
+    struct late_writer w = {0};
+    pthread_create(&t, NULL, late_write, &w);
+    /* Until the batch waits for the client: it has read the conversation
+     * open and stored its interaction. */
+    struct sb_db *probe = th_db_connect();
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        struct sb_db_rows r;
+        /* Our own threads are visible without the PROCESS privilege. */
+        static const char q[] = "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                                "WHERE INFO LIKE 'SELECT c.id, %FOR UPDATE'";
+        int rc = sb_db_exec(probe, q, NULL, 0, &r, err, sizeof err);
+        if (rc != SB_OK)
+            fprintf(stderr, "probe: %s\n", err);
+        assert_int_equal(rc, SB_OK);
+        waiting = sb_db_cell_int(&r, 0, 0) > 0;
+        sb_db_rows_free(&r);
+        if (!waiting)
+            usleep(10000);
+    }
+    sb_db_close(&probe);
+    assert_true(waiting);
+    assert_int_equal(sb_db_commit(db, err, sizeof err), SB_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, SB_OK);
+    assert_int_equal(w.res.conversation_id, r0.conversation_id);
+    assert_false(w.res.conversation_created);
+    char status[32];
+    struct sb_db_rows r;
+    assert_int_equal(sb_db_exec(db,
+                                "SELECT status, unread, resolved_at IS NULL FROM "
+                                "conversations WHERE id = ?",
+                                a, 1, &r, err, sizeof err),
+                     SB_OK);
+    snprintf(status, sizeof status, "%s", sb_db_cell(&r, 0, 0));
+    assert_string_equal(status, "open");
+    assert_int_equal(sb_db_cell_int(&r, 0, 1), 2);
+    assert_int_equal(sb_db_cell_int(&r, 0, 2), 1);
+    sb_db_rows_free(&r);
+    char types[256];
+    assert_string_equal(event_types(last_event, types, sizeof types),
+                        "conversation.updated,interaction.created");
+    assert_int_equal(query_int("SELECT JSON_EXTRACT(data, '$.reopened') = 'true' FROM events "
+                               "WHERE id > ? AND type = 'conversation.updated'",
+                               last_event),
+                     1);
     sb_inbound_free(&first);
 }
 
@@ -819,6 +913,7 @@ int main(void)
         cmocka_unit_test(a_reply_threads_to_a_mail_earlier_in_the_batch),
         cmocka_unit_test(a_batch_joins_the_conversation_it_opens),
         cmocka_unit_test(concurrent_batches_open_one_conversation),
+        cmocka_unit_test(a_conversation_resolved_meanwhile_is_reopened),
         cmocka_unit_test(text_that_is_not_utf8_is_refused),
         cmocka_unit_test(bad_inbound_is_refused_clearly),
     };
