@@ -19,10 +19,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *url;
 static int64_t channel_id;
 static const struct sb_ingest_options opt = {"RU", 7 * 24 * 3600};
+
+/* CPU seconds used so far by process `pid` (0: this process), from
+ * /proc: the ingest phase's cost per message on each side of the socket. */
+static double cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, pid ? "/proc/%ld/stat" : "/proc/self/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static double now_s(void)
 {
@@ -205,6 +225,10 @@ int main(int argc, char **argv)
     pthread_t t[64];
     struct worker w[64];
     long per = messages / threads;
+    /* BENCH_SERVER_PID: the MariaDB server's, for its CPU per message. */
+    const char *spid = getenv("BENCH_SERVER_PID");
+    long server_pid = spid ? atol(spid) : -1;
+    double srv0 = server_pid > 0 ? cpu_s(server_pid) : -1, cli0 = cpu_s(0);
     t0 = now_s();
     for (int i = 0; i < threads; i++) {
         w[i] = (struct worker){.first = i * per,
@@ -222,10 +246,14 @@ int main(int argc, char **argv)
         failed |= w[i].rc != SB_OK;
     }
     double secs = now_s() - t0;
+    double srv_us = srv0 >= 0 ? (cpu_s(server_pid) - srv0) * 1e6 / (double)messages : -1;
+    double cli_us = (cpu_s(0) - cli0) * 1e6 / (double)messages;
     if (failed)
         return 1;
     double rate = (double)messages / secs;
+    double srv1 = server_pid > 0 ? cpu_s(server_pid) : -1;
     double ceil_rate = ceiling(db, messages);
+    double ceil_us = srv1 >= 0 ? (cpu_s(server_pid) - srv1) * 1e6 / (double)messages : -1;
     sb_db_close(&db);
 
     printf("%-44s %12s\n", "what", "rows/s");
@@ -233,10 +261,18 @@ int main(int argc, char **argv)
     printf("ingest() %ld msgs, %d threads x batch %d, %ld clients %12.0f   (%.1f s, %ld new "
            "clients, ratio %.3f)\n",
            messages, threads, batch, pre, rate, secs, created, rate / ceil_rate);
-    printf(
-        "{\"bench\":\"ingest\",\"value\":%.0f,\"unit\":\"interactions/s\",\"baseline\":%.0f,"
-        "\"baseline_name\":\"bare multi-row INSERT of the same rows\",\"ratio\":%.3f,"
-        "\"pre_clients\":%ld,\"messages\":%ld,\"threads\":%d,\"batch\":%d,\"new_clients\":%ld}\n",
-        rate, ceil_rate, rate / ceil_rate, pre, messages, threads, batch, created);
+    /* Noise-proof beside the rates: the machine's neighbours move rates
+     * by up to 1.9x between runs, CPU time per row much less. */
+    if (srv_us >= 0)
+        printf("CPU per message: server %.0f us, this client (generating, normalising, "
+               "building statements) %.0f us; the ceiling's server %.0f us a row\n",
+               srv_us, cli_us, ceil_us);
+    printf("{\"bench\":\"ingest\",\"value\":%.0f,\"unit\":\"interactions/s\",\"baseline\":%.0f,"
+           "\"baseline_name\":\"bare multi-row INSERT of the same rows\",\"ratio\":%.3f,"
+           "\"pre_clients\":%ld,\"messages\":%ld,\"threads\":%d,\"batch\":%d,\"new_clients\":%ld,"
+           "\"server_cpu_us_per_msg\":%.0f,\"client_cpu_us_per_msg\":%.0f,"
+           "\"ceiling_server_cpu_us_per_row\":%.0f}\n",
+           rate, ceil_rate, rate / ceil_rate, pre, messages, threads, batch, created, srv_us,
+           cli_us, ceil_us);
     return 0;
 }
