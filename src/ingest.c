@@ -45,38 +45,43 @@
  *                           per item the rare parts: raw bytes and
  *                           attachments (content-addressed blobs), edits of
  *                           interactions stored before the batch.
- *   7. store_events()       one INSERT … RETURNING, rows in the order the
- *                           one-by-one version appended them, so event ids
- *                           increase with the changes.
- *   8. verify_locks()       the SELECT of step 4 again, FOR UPDATE; then
+ *   7. verify_locks()       the SELECT of step 4 again, FOR UPDATE, and
+ *                           lock_threads() the e-mail threads touched; then
  *                           update_clients() and touch_conversations(): one
  *                           UPDATE touches the stored winners, one INSERT
  *                           adds the identities they gain, one INSERT IGNORE
  *                           the merge suggestions (when any), one UPDATE
  *                           applies each touched conversation's changes,
  *                           summed.
+ *   8. store_events()       one INSERT … RETURNING, rows in the order the
+ *                           one-by-one version appended them, so event ids
+ *                           increase with the changes. After the lock: the
+ *                           live tailer (ws.c) waits only ~2 s for an event
+ *                           id taken but not yet committed.
  *
  * A typical batch is thus 10 statements plus BEGIN and COMMIT. The
  * transaction runs at READ COMMITTED: each statement reads what is committed
- * when it runs (the locking read of step 8 relies on it) and searches take
+ * when it runs (the locking read of step 7 relies on it) and searches take
  * no gap locks, which would make batches of unrelated clients wait on each
  * other.
  *
  * LOCKS
  * Two batches of one person must not both open a conversation on one
  * channel, nor decide on a status the other changed. The client rows (with
- * their conversations) serialise them; a lock is held to the commit, so
- * it is taken as late as it can be: step 8, after the interactions and
- * events, which are most of the work. (Taken at step 4, it made four
- * workers at 1,000 busy clients wait on each other ~44% of their time.)
- * Step 8 reads the rows of step 4 again, now locked, and compares what the
- * batch decided by (lock_digest(): which conversations there are, their
- * status, which is the latest; not the last activity of one that stays
- * the latest, which every message moves and no decision rests on). When
- * another batch changed any of it, the transaction runs again, and that
- * run locks at step 4, as it would likely lose again otherwise.
+ * their conversations) serialise them. A lock is held to the commit, so it
+ * is taken as late as it can be: step 7, after the interactions, the
+ * biggest part of the work. (Taken at step 4, it made four workers at 1,000
+ * busy clients wait on each other ~44% of their time.) Step 7 reads the
+ * rows of step 4 again, now locked, and compares what the batch decided by
+ * (lock_digest(): which conversations there are, their status, which is the
+ * latest, whether the client was merged away; not the last activity of one
+ * that stays the latest, which every message moves and no decision rests
+ * on), and locks the e-mail threads it touches, whose status must not have
+ * moved either. When another batch changed any of it, the transaction runs
+ * again, and that run locks at step 4, as it would likely lose again
+ * otherwise.
  *
- * Nothing before step 8 may take a shared lock on a stored client's or
+ * Nothing before step 7 may take a shared lock on a stored client's or
  * conversation's row, as the lock would then have to upgrade it and two
  * batches doing so deadlock. A foreign key check takes one on the parent
  * row, hence: interactions declare no foreign keys to their client and
@@ -176,7 +181,8 @@ static const char q_read_state_no_mail[] = READ_STORED "UNION ALL " READ_OWNERS;
  * the JSON rows the driving table: exactly those rows, in that order. */
 #define CLIENT_READ                                                                                \
     "SELECT c.id, COALESCE(c.name, ''), v.id, v.client_id, v.channel_id, v.status, "               \
-    "v.last_activity_at, COALESCE(v.assignee_id, 0), c.last_activity_at "                          \
+    "v.last_activity_at, COALESCE(v.assignee_id, 0), c.last_activity_at, "                         \
+    "COALESCE(c.merged_into, 0) "                                                                  \
     "FROM JSON_TABLE(?, '$[*]' COLUMNS (cl BIGINT UNSIGNED PATH '$[0]', "                          \
     "ch BIGINT UNSIGNED PATH '$[1]')) j "                                                          \
     "STRAIGHT_JOIN clients c ON c.id = j.cl "                                                      \
@@ -185,11 +191,20 @@ static const char q_read_state_no_mail[] = READ_STORED "UNION ALL " READ_OWNERS;
 static const char q_client_read[] = CLIENT_READ;
 
 /* -- name: client-lock-batch
- * Serialises the ends of two batches of one person (step 8): ids ascending,
+ * Serialises the ends of two batches of one person (step 7): ids ascending,
  * so that two batches cannot deadlock on them. Being a locking read, it sees
  * what the previous holder committed; under READ COMMITTED it locks only
  * the rows it returns (no gap locks). */
 static const char q_client_lock[] = CLIENT_READ " FOR UPDATE";
+
+/* -- name: conversation-lock-batch
+ * The stored conversations the batch touches that the client lock does not
+ * cover (e-mail threads), ids ascending. */
+static const char q_conv_lock[] =
+    "SELECT v.id, v.client_id, v.channel_id, v.status, v.last_activity_at, "
+    "COALESCE(v.assignee_id, 0) "
+    "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
+    "STRAIGHT_JOIN conversations v ON v.id = j.id FOR UPDATE";
 
 /* -- name: ingest-isolation
  * For the next transaction only. Each statement then reads what was
@@ -796,9 +811,11 @@ struct vslot {
     int64_t order;
     int client; /* client slot */
     int64_t channel_id;
-    const char *status; /* static string */
-    int64_t la_us;      /* its last activity, stored or as the batch left it */
-    const char *at;     /* the latest time the batch gives it; NULL when none */
+    const char *status;      /* static string */
+    const char *read_status; /* as read: what the batch decided on */
+    int held;                /* read under lock: nobody changes it until the commit */
+    int64_t la_us;           /* its last activity, stored or as the batch left it */
+    const char *at;          /* the latest time the batch gives it; NULL when none */
     int64_t at_us;
     int is_new, touched, reopen;
     int unread;
@@ -988,7 +1005,8 @@ static int conv_from_row(struct batch *b, const struct sb_db_rows *r, size_t row
     } else if (!locked) {
         return s;
     }
-    b->vs[s].status = status_name(sb_db_cell(r, row, c + 3));
+    b->vs[s].status = b->vs[s].read_status = status_name(sb_db_cell(r, row, c + 3));
+    b->vs[s].held = locked == 2;
     b->vs[s].la_us = parse_time(sb_db_cell(r, row, c + 4));
     b->vs[s].assignee = sb_db_cell_int(r, row, c + 5);
     return s;
@@ -1519,6 +1537,7 @@ static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int 
     size_t total = 1;
     for (size_t i = 0; i < n; i++) {
         int64_t client = sb_db_cell_int(r, i, 0), ch = sb_db_cell_int(r, i, 4);
+        long long merged = (long long)sb_db_cell_int(r, i, 9); /* a merge moved it meanwhile */
         int name_empty = !*sb_db_cell(r, i, 1);
         char buf[160];
         if (!keep[i]) {
@@ -1533,7 +1552,7 @@ static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int 
             if (other) {
                 buf[0] = '\0';
             } else {
-                snprintf(buf, sizeof buf, "%lld:%d:-", (long long)client, name_empty);
+                snprintf(buf, sizeof buf, "%lld:%d:%lld:-", (long long)client, name_empty, merged);
             }
         } else {
             int64_t id = sb_db_cell_int(r, i, 2), la = parse_time(sb_db_cell(r, i, 6));
@@ -1546,8 +1565,8 @@ static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int 
                 latest = la2 != la ? la2 < la : id2 < id;
             }
             const char *st = status_name(sb_db_cell(r, i, 5));
-            snprintf(buf, sizeof buf, "%lld:%d:%lld:%s:%d:%lld", (long long)client, name_empty,
-                     (long long)id, st, latest,
+            snprintf(buf, sizeof buf, "%lld:%d:%lld:%lld:%s:%d:%lld", (long long)client, name_empty,
+                     merged, (long long)id, st, latest,
                      latest && !strcmp(st, "resolved") ? (long long)la : 0LL);
         }
         if (!(ent[i] = strdup(buf)))
@@ -1605,6 +1624,56 @@ static int may_open_for_stored(struct batch *b)
     return 0;
 }
 
+/* The stored conversations the client lock does not cover (found by an
+ * e-mail's thread), locked, ids ascending. `refresh` (step 4 of a batch
+ * that locks first): what they say now replaces what step 1 read, before
+ * anything is decided; otherwise (step 7) those the batch touches must
+ * still have the status it decided on, or the batch runs again: an agent
+ * who resolved the thread meanwhile is not overruled by a copy of our own
+ * reply or an auto-reply. */
+static int lock_threads(struct batch *b, int refresh)
+{
+    int64_t *ids = malloc((b->nvs + 1) * sizeof *ids);
+    if (!ids)
+        return nomem(b);
+    size_t n = 0;
+    for (size_t s = 0; s < b->nvs; s++) {
+        const struct vslot *v = &b->vs[s];
+        if (!v->is_new && !v->held && (refresh || v->touched))
+            ids[n++] = v->id;
+    }
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    jb_reset(&b->jb);
+    for (size_t i = 0; i < n; i++)
+        jb_int(&b->jb, ids[i]);
+    free(ids);
+    if (!n)
+        return SB_OK;
+    struct sb_db_rows r = {0};
+    int rc = jb_exec(b, q_conv_lock, &r);
+    for (size_t row = 0; rc == SB_OK && row < r.nrows; row++) {
+        struct key k = {.n = 0};
+        key_int(&k, sb_db_cell_int(&r, row, 0));
+        int s = smap_get(&b->conv_id, k.b, k.n);
+        if (s < 0)
+            continue;
+        struct vslot *v = &b->vs[s];
+        if (refresh) {
+            if (conv_from_row(b, &r, row, 0, 2) < 0)
+                rc = nomem(b);
+        } else if (strcmp(status_name(sb_db_cell(&r, row, 3)), v->read_status) != 0) {
+            b->stale = 1;
+            rc = sb_fail(b->err, b->errlen, SB_ERR_RETRY,
+                         "a conversation's status changed while the batch was being stored");
+        } else {
+            v->assignee = sb_db_cell_int(&r, row, 5);
+            v->held = 1;
+        }
+    }
+    sb_db_rows_free(&r);
+    return rc;
+}
+
 /* Step 4: the existing winners with their conversations on the channels
  * their inbounds came by (e-mail threads by message id instead), read
  * without a lock; verify_locks() reads them again under lock. */
@@ -1633,7 +1702,7 @@ static int read_clients(struct batch *b)
     }
     free(pairs);
     if (!np)
-        return SB_OK;
+        return b->lock_first ? lock_threads(b, 1) : SB_OK;
     struct sb_db_rows r = {0};
     int rc = jb_exec(b, b->lock_first ? q_client_lock : q_client_read, &r);
     b->locked = b->lock_first;
@@ -1645,7 +1714,8 @@ static int read_clients(struct batch *b)
         rc = nomem(b);
     for (size_t row = 0; rc == SB_OK && row < r.nrows; row++) {
         int s = client_slot(b, sb_db_cell_int(&r, row, 0));
-        if (s < 0 || (sb_db_cell(&r, row, 2) && conv_from_row(b, &r, row, 2, 1) < 0))
+        if (s < 0 ||
+            (sb_db_cell(&r, row, 2) && conv_from_row(b, &r, row, 2, b->locked ? 2 : 1) < 0))
             rc = nomem(b);
         else {
             b->cs[s].name_empty = b->cs[s].nameless = !*sb_db_cell(&r, row, 1);
@@ -1665,10 +1735,12 @@ static int read_clients(struct batch *b)
         b->lock_first = 1;
         return read_clients(b);
     }
+    if (rc == SB_OK && b->locked)
+        rc = lock_threads(b, 1);
     return rc;
 }
 
-/* Step 8: lock what read_clients() read and check it still says the same;
+/* Step 7: lock what read_clients() read and check it still says the same;
  * when another batch changed it meanwhile (opened a conversation for one
  * of these clients, resolved or reopened one, named a client), what this
  * batch decided may be wrong: the transaction runs again from the start. */
@@ -1693,8 +1765,10 @@ static int verify_locks(struct batch *b)
         struct key k = {.n = 0};
         key_int(&k, sb_db_cell_int(&r, row, 2));
         int s = smap_get(&b->conv_id, k.b, k.n);
-        if (s >= 0)
+        if (s >= 0) {
             b->vs[s].assignee = sb_db_cell_int(&r, row, 7);
+            b->vs[s].held = 1;
+        }
     }
     free(now);
     sb_db_rows_free(&r);
@@ -1746,7 +1820,7 @@ static int store_clients(struct batch *b)
     return rc;
 }
 
-/* Step 8, under the lock: the stored winners' last activity and empty
+/* Step 7, under the lock: the stored winners' last activity and empty
  * names, the identities they gain, the merge suggestions. */
 static int update_clients(struct batch *b)
 {
@@ -1943,7 +2017,7 @@ static int place_conversations(struct batch *b)
     return rc;
 }
 
-/* Step 8, under the lock: one UPDATE applies each touched stored
+/* Step 7, under the lock: one UPDATE applies each touched stored
  * conversation's changes, summed; ids ascending (lock order). */
 static int touch_conversations(struct batch *b)
 {
@@ -2271,7 +2345,7 @@ static json_t *interaction_created(const struct item *it)
                      res->conversation_id ? it->conv_new_status : NULL);
 }
 
-/* Step 7: each inbound's events in the order the one-by-one version
+/* Step 8: each inbound's events in the order the one-by-one version
  * appended them (client, conversation, interaction). */
 static int store_events(struct batch *b)
 {
@@ -2399,16 +2473,21 @@ static int ingest_all(struct sb_db *db, const struct sb_ingest_options *opt,
         rc = place_conversations(&b);
     if (rc == SB_OK)
         rc = store_interactions(&b);
-    if (rc == SB_OK) {
-        fill_results(&b);
-        rc = store_events(&b);
-    }
     if (rc == SB_OK)
         rc = verify_locks(&b);
+    if (rc == SB_OK)
+        rc = lock_threads(&b, 0);
     if (rc == SB_OK)
         rc = update_clients(&b);
     if (rc == SB_OK)
         rc = touch_conversations(&b);
+    /* Events after the lock: the live tailer (ws.c) waits only briefly for
+     * an event id that is not committed yet, so one must not be taken long
+     * before its commit. */
+    if (rc == SB_OK) {
+        fill_results(&b);
+        rc = store_events(&b);
+    }
     if (rc == SB_OK)
         rc = store_notifications(&b);
     /* Another batch of the same people won the race: the next run locks

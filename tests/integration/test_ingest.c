@@ -657,11 +657,13 @@ static void concurrent_batches_open_one_conversation(void **state)
     sb_inbound_free(&first);
 }
 
-/* A message into an open conversation decides without a lock and locks the
- * client at its end. An agent resolves the conversation in between: the
- * batch sees that under the lock, runs again and reopens it, exactly as
- * if it had come after the agent. */
+/* A batch decides on an unlocked read and locks the client and the
+ * conversations it touches at its end. The tests below change a
+ * conversation in another transaction while a batch is stored (after the
+ * batch has read, before it locks) and check that the batch acts as if it
+ * had come after that change. */
 struct late_writer {
+    struct sb_inbound *in;
     int rc;
     struct sb_ingest_result res;
 };
@@ -670,17 +672,61 @@ static void *late_write(void *arg)
 {
     struct late_writer *w = arg;
     struct sb_db *mine = th_db_connect();
-    struct sb_inbound *in = message(ch_telegram, "905:2", "Олег", "ещё вопрос");
-    sb_inbound_add_identity(in, SB_ID_TELEGRAM, "905");
     char err[512] = "";
-    w->rc = sb_ingest(mine, &opt, in, &w->res, err, sizeof err);
+    w->rc = sb_ingest(mine, &opt, w->in, &w->res, err, sizeof err);
     if (w->rc != SB_OK)
         fprintf(stderr, "late writer: %s\n", err);
-    sb_inbound_free(&in);
     sb_db_close(&mine);
     return NULL;
 }
 
+/* Run `w` in a thread while `db` holds an uncommitted change; commit that
+ * once the writer has stored its interaction (seen before its commit), so
+ * it read the state before the change, and is stuck on a lock. */
+static void race_the_writer(struct late_writer *w)
+{
+    char err[512] = "";
+    pthread_t t;
+    pthread_create(&t, NULL, late_write, w);
+    struct sb_db *probe = th_db_connect();
+    assert_int_equal(sb_db_exec_text(probe,
+                                     "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+                                     err, sizeof err),
+                     SB_OK);
+    int waiting = 0, written = 0;
+    for (int i = 0; i < 1000 && !(waiting && written); i++) {
+        struct sb_db_rows r;
+        struct sb_db_val a[] = {SB_TEXT(w->in->external_id)};
+        /* The writer's statement, stuck on a lock (`db` runs none). Our
+         * own threads are visible without the PROCESS privilege. */
+        static const char q_busy[] = "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                                     "WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL";
+        static const char q_written[] = "SELECT COUNT(*) FROM interactions WHERE external_id = ?";
+        int rc = sb_db_exec(probe, q_busy, NULL, 0, &r, err, sizeof err);
+        if (rc == SB_OK) {
+            waiting = sb_db_cell_int(&r, 0, 0) > 0;
+            sb_db_rows_free(&r);
+            rc = sb_db_exec(probe, q_written, a, 1, &r, err, sizeof err);
+        }
+        if (rc != SB_OK) {
+            fprintf(stderr, "probe: %s\n", err);
+            break;
+        }
+        written = sb_db_cell_int(&r, 0, 0) > 0;
+        sb_db_rows_free(&r);
+        if (!(waiting && written))
+            usleep(10000);
+    }
+    sb_db_close(&probe);
+    /* Committed whatever the probe saw, so the writer always ends. */
+    assert_int_equal(sb_db_commit(db, err, sizeof err), SB_OK);
+    pthread_join(t, NULL);
+    assert_true(waiting);
+    assert_true(written);
+    assert_int_equal(w->rc, SB_OK);
+}
+
+/* Resolved meanwhile: the client's message reopens it. */
 static void a_conversation_resolved_meanwhile_is_reopened(void **state)
 {
     (void)state;
@@ -688,8 +734,8 @@ static void a_conversation_resolved_meanwhile_is_reopened(void **state)
     sb_inbound_add_identity(first, SB_ID_TELEGRAM, "905");
     struct sb_ingest_result r0 = ingest_ok(first);
     int64_t last_event = query_int("SELECT COALESCE(MAX(id), 0) FROM events", 0);
-    /* The agent: the client locked (as the API does), the conversation
-     * resolved, not yet committed. */
+    /* Another transaction holds the client (as a merge does) and resolves
+     * the conversation. */
     char err[512] = "";
     assert_int_equal(sb_db_begin(db, err, sizeof err), SB_OK);
     query_int("SELECT id FROM clients WHERE id = ? FOR UPDATE", r0.client_id);
@@ -699,32 +745,9 @@ static void a_conversation_resolved_meanwhile_is_reopened(void **state)
                                 "resolved_at = NOW(6) WHERE id = ?",
                                 a, 1, NULL, err, sizeof err),
                      SB_OK);
-    pthread_t t;
-    struct late_writer w = {0};
-    pthread_create(&t, NULL, late_write, &w);
-    /* Until the batch waits for the client: it has read the conversation
-     * open and stored its interaction. */
-    struct sb_db *probe = th_db_connect();
-    int waiting = 0;
-    for (int i = 0; i < 1000 && !waiting; i++) {
-        struct sb_db_rows r;
-        /* Our own threads are visible without the PROCESS privilege. */
-        static const char q[] = "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                                "WHERE INFO LIKE 'SELECT c.id, %FOR UPDATE'";
-        int rc = sb_db_exec(probe, q, NULL, 0, &r, err, sizeof err);
-        if (rc != SB_OK)
-            fprintf(stderr, "probe: %s\n", err);
-        assert_int_equal(rc, SB_OK);
-        waiting = sb_db_cell_int(&r, 0, 0) > 0;
-        sb_db_rows_free(&r);
-        if (!waiting)
-            usleep(10000);
-    }
-    sb_db_close(&probe);
-    assert_true(waiting);
-    assert_int_equal(sb_db_commit(db, err, sizeof err), SB_OK);
-    pthread_join(t, NULL);
-    assert_int_equal(w.rc, SB_OK);
+    struct late_writer w = {.in = message(ch_telegram, "905:2", "Олег", "ещё вопрос")};
+    sb_inbound_add_identity(w.in, SB_ID_TELEGRAM, "905");
+    race_the_writer(&w);
     assert_int_equal(w.res.conversation_id, r0.conversation_id);
     assert_false(w.res.conversation_created);
     char status[32];
@@ -746,7 +769,89 @@ static void a_conversation_resolved_meanwhile_is_reopened(void **state)
                                "WHERE id > ? AND type = 'conversation.updated'",
                                last_event),
                      1);
+    sb_inbound_free(&w.in);
     sb_inbound_free(&first);
+}
+
+/* An e-mail thread (not under the client's lock: found by its message id)
+ * resolved meanwhile: the copy of our own reply from the Sent folder does
+ * not reopen it. */
+static void a_thread_resolved_meanwhile_stays_resolved(void **state)
+{
+    (void)state;
+    struct sb_inbound *first = mail("t1@client.example", NULL, "olga@example.ru", "Заказ 905");
+    struct sb_ingest_result r0 = ingest_ok(first);
+    char err[512] = "";
+    assert_int_equal(sb_db_begin(db, err, sizeof err), SB_OK);
+    struct sb_db_val a[] = {SB_INT(r0.conversation_id)};
+    assert_int_equal(sb_db_exec(db,
+                                "UPDATE conversations SET status = 'resolved', "
+                                "resolved_at = NOW(6) WHERE id = ?",
+                                a, 1, NULL, err, sizeof err),
+                     SB_OK);
+    struct late_writer w = {
+        .in = mail("t2@shop.example", "t1@client.example", "olga@example.ru", "Re: Заказ 905")};
+    w.in->direction = SB_DIR_OUT;
+    race_the_writer(&w);
+    assert_int_equal(w.res.conversation_id, r0.conversation_id);
+    struct sb_db_rows r;
+    assert_int_equal(sb_db_exec(db,
+                                "SELECT status, resolved_at IS NOT NULL FROM conversations "
+                                "WHERE id = ?",
+                                a, 1, &r, err, sizeof err),
+                     SB_OK);
+    char status[32];
+    snprintf(status, sizeof status, "%s", sb_db_cell(&r, 0, 0));
+    int resolved_at = (int)sb_db_cell_int(&r, 0, 1);
+    sb_db_rows_free(&r);
+    assert_string_equal(status, "resolved");
+    assert_int_equal(resolved_at, 1);
+    sb_inbound_free(&w.in);
+    sb_inbound_free(&first);
+}
+
+/* The client merged into another meanwhile (the merge's statements, as
+ * clients.c runs them, in one transaction): the reply lands with the kept
+ * client, not with the tombstone. */
+static void a_client_merged_meanwhile_gets_the_message(void **state)
+{
+    (void)state;
+    struct sb_inbound *older = message(ch_telegram, "906:1", "Пётр", "привет");
+    sb_inbound_add_identity(older, SB_ID_TELEGRAM, "906");
+    struct sb_ingest_result keep = ingest_ok(older);
+    struct sb_inbound *first = mail("p1@client.example", NULL, "petr@example.ru", "Шкаф");
+    struct sb_ingest_result gone = ingest_ok(first);
+    assert_int_not_equal(gone.client_id, keep.client_id);
+    char err[512] = "";
+    assert_int_equal(sb_db_begin(db, err, sizeof err), SB_OK);
+    struct sb_db_val ab[] = {SB_INT(keep.client_id), SB_INT(gone.client_id)};
+    static const char *const merge[] = {
+        "SELECT COUNT(*) FROM clients WHERE id IN (?, ?) ORDER BY id FOR UPDATE",
+        "UPDATE client_identities SET client_id = ? WHERE client_id = ?",
+        "UPDATE conversations SET client_id = ? WHERE client_id = ?",
+        "UPDATE interactions SET client_id = ? WHERE client_id = ?",
+        "UPDATE clients SET merged_into = ? WHERE id = ?",
+    };
+    for (size_t i = 0; i < sizeof merge / sizeof merge[0]; i++) {
+        struct sb_db_rows r;
+        int rc = sb_db_exec(db, merge[i], ab, 2, &r, err, sizeof err);
+        if (rc != SB_OK)
+            fprintf(stderr, "%s: %s\n", merge[i], err);
+        assert_int_equal(rc, SB_OK);
+        sb_db_rows_free(&r);
+    }
+    struct late_writer w = {
+        .in = mail("p2@client.example", "p1@client.example", "petr@example.ru", "Re: Шкаф")};
+    race_the_writer(&w);
+    assert_int_equal(w.res.client_id, keep.client_id);
+    assert_int_equal(w.res.conversation_id, gone.conversation_id);
+    assert_int_equal(query_int("SELECT client_id FROM interactions WHERE external_id = "
+                               "'p2@client.example' AND ? > 0",
+                               1),
+                     keep.client_id);
+    sb_inbound_free(&w.in);
+    sb_inbound_free(&first);
+    sb_inbound_free(&older);
 }
 
 /* Batches reach the server as JSON, which carries only UTF-8: text that a
@@ -914,6 +1019,8 @@ int main(void)
         cmocka_unit_test(a_batch_joins_the_conversation_it_opens),
         cmocka_unit_test(concurrent_batches_open_one_conversation),
         cmocka_unit_test(a_conversation_resolved_meanwhile_is_reopened),
+        cmocka_unit_test(a_thread_resolved_meanwhile_stays_resolved),
+        cmocka_unit_test(a_client_merged_meanwhile_gets_the_message),
         cmocka_unit_test(text_that_is_not_utf8_is_refused),
         cmocka_unit_test(bad_inbound_is_refused_clearly),
     };

@@ -172,7 +172,8 @@ export default [
       await quoting(ctx, page, conv);
     } finally {
       await page.context().close(); // nothing left looking at what is deleted
-      ctx.db.sql(`DELETE FROM clients WHERE id = ${cl}; DELETE FROM channels WHERE id = ${ch};`);
+      // interactions name their client without a foreign key (schema 011): no cascade.
+      ctx.db.sql(`DELETE FROM interactions WHERE client_id = ${cl}; DELETE FROM clients WHERE id = ${cl}; DELETE FROM channels WHERE id = ${ch};`);
     }
   }],
 ];
