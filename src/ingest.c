@@ -1506,68 +1506,45 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether conversation `id` is one this batch opened. */
-static int conv_is_mine(const struct batch *b, int64_t id)
-{
-    for (size_t s = 0; s < b->nvs; s++)
-        if (b->vs[s].is_new && b->vs[s].id == id)
-            return 1;
-    return 0;
-}
-
 /* What rows of client-read-batch say that the batch's decisions rest on,
- * as one text (malloc'd): each client with whether its name is empty; each
- * conversation with its status, whether it is the latest of its (client,
- * channel) and, for a resolved latest, its last activity (the reopen
- * window). A last activity that grew on a conversation that stays the
- * latest decides nothing and is left out: a person writing through two
- * workers at once makes neither run again. `mine`: leave out the
- * conversations this batch opened, which the first read could not see (a
- * pair left with none reads as the first read's empty row). */
-static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int mine)
+ * as one text (malloc'd): each client with whether its name is empty and
+ * whether it was merged away; each conversation with its status, whether
+ * it is the latest of its (client, channel) and, for a resolved latest, its
+ * last activity (the reopen window). A last activity that grew on a
+ * conversation that stays the latest decides nothing and is left out: a
+ * person writing through two workers at once makes neither run again. The
+ * batch's own new conversations never show: a batch that opens one for a
+ * stored client has locked before (place_conversations()). */
+static char *lock_digest(const struct sb_db_rows *r)
 {
-    size_t n = r->nrows;
+    size_t n = r->nrows, total = 1;
     char **ent = calloc(n + 1, sizeof *ent);
-    int *keep = calloc(n + 1, sizeof *keep);
+    int64_t *la = calloc(n + 1, sizeof *la);
     char *out = NULL;
-    if (!ent || !keep)
+    if (!ent || !la)
         goto done;
     for (size_t i = 0; i < n; i++)
-        keep[i] = sb_db_cell(r, i, 2) && !(mine && conv_is_mine(b, sb_db_cell_int(r, i, 2)));
-    size_t total = 1;
+        la[i] = sb_db_cell(r, i, 2) ? parse_time(sb_db_cell(r, i, 6)) : 0;
     for (size_t i = 0; i < n; i++) {
         int64_t client = sb_db_cell_int(r, i, 0), ch = sb_db_cell_int(r, i, 4);
-        long long merged = (long long)sb_db_cell_int(r, i, 9); /* a merge moved it meanwhile */
+        long long merged = (long long)sb_db_cell_int(r, i, 9);
         int name_empty = !*sb_db_cell(r, i, 1);
         char buf[160];
-        if (!keep[i]) {
-            /* An empty pair; a pair whose only rows are mine reads as one. */
-            int other = 0;
-            for (size_t j = 0; j < n && !other && sb_db_cell(r, i, 2); j++)
-                other = j != i && keep[j] && sb_db_cell_int(r, j, 0) == client &&
-                        sb_db_cell_int(r, j, 4) == ch;
-            for (size_t j = 0; j < i && !other && sb_db_cell(r, i, 2); j++)
-                other = !keep[j] && sb_db_cell(r, j, 2) && sb_db_cell_int(r, j, 0) == client &&
-                        sb_db_cell_int(r, j, 4) == ch;
-            if (other) {
-                buf[0] = '\0';
-            } else {
-                snprintf(buf, sizeof buf, "%lld:%d:%lld:-", (long long)client, name_empty, merged);
-            }
+        if (!sb_db_cell(r, i, 2)) { /* no conversation on that channel */
+            snprintf(buf, sizeof buf, "%lld:%d:%lld:-", (long long)client, name_empty, merged);
         } else {
-            int64_t id = sb_db_cell_int(r, i, 2), la = parse_time(sb_db_cell(r, i, 6));
+            int64_t id = sb_db_cell_int(r, i, 2);
             int latest = 1;
             for (size_t j = 0; j < n && latest; j++) {
-                if (j == i || !keep[j] || sb_db_cell_int(r, j, 0) != client ||
+                if (j == i || !sb_db_cell(r, j, 2) || sb_db_cell_int(r, j, 0) != client ||
                     sb_db_cell_int(r, j, 4) != ch)
                     continue;
-                int64_t la2 = parse_time(sb_db_cell(r, j, 6)), id2 = sb_db_cell_int(r, j, 2);
-                latest = la2 != la ? la2 < la : id2 < id;
+                latest = la[j] != la[i] ? la[j] < la[i] : sb_db_cell_int(r, j, 2) < id;
             }
             const char *st = status_name(sb_db_cell(r, i, 5));
             snprintf(buf, sizeof buf, "%lld:%d:%lld:%lld:%s:%d:%lld", (long long)client, name_empty,
                      merged, (long long)id, st, latest,
-                     latest && !strcmp(st, "resolved") ? (long long)la : 0LL);
+                     latest && !strcmp(st, "resolved") ? (long long)la[i] : 0LL);
         }
         if (!(ent[i] = strdup(buf)))
             goto done;
@@ -1578,14 +1555,13 @@ static char *lock_digest(const struct batch *b, const struct sb_db_rows *r, int 
         goto done;
     size_t o = 0;
     for (size_t i = 0; i < n; i++)
-        if (*ent[i])
-            o += (size_t)snprintf(out + o, total - o, "%s;", ent[i]);
+        o += (size_t)snprintf(out + o, total - o, "%s;", ent[i]);
     out[o] = '\0';
 done:
     for (size_t i = 0; ent && i < n; i++)
         free(ent[i]);
     free(ent);
-    free(keep);
+    free(la);
     return out;
 }
 
@@ -1709,8 +1685,8 @@ static int read_clients(struct batch *b)
     free(b->lock_param);
     free(b->lock_digest);
     b->lock_param = b->lock_digest = NULL;
-    if (rc == SB_OK && (!(b->lock_param = strdup(b->jb.p)) ||
-                        (!b->locked && !(b->lock_digest = lock_digest(b, &r, 0)))))
+    if (rc == SB_OK &&
+        (!(b->lock_param = strdup(b->jb.p)) || (!b->locked && !(b->lock_digest = lock_digest(&r)))))
         rc = nomem(b);
     for (size_t row = 0; rc == SB_OK && row < r.nrows; row++) {
         int s = client_slot(b, sb_db_cell_int(&r, row, 0));
@@ -1752,7 +1728,7 @@ static int verify_locks(struct batch *b)
     struct sb_db_rows r = {0};
     struct sb_db_val a[] = {SB_TEXT(b->lock_param)};
     int rc = sb_db_exec(b->db, q_client_lock, a, 1, &r, b->err, b->errlen);
-    char *now = rc == SB_OK ? lock_digest(b, &r, 1) : NULL;
+    char *now = rc == SB_OK ? lock_digest(&r) : NULL;
     if (rc == SB_OK && !now)
         rc = nomem(b);
     if (rc == SB_OK && strcmp(now, b->lock_digest) != 0 && (b->stale = 1))
