@@ -59,7 +59,8 @@
  *                           live tailer (ws.c) waits only ~2 s for an event
  *                           id taken but not yet committed.
  *
- * A typical batch is thus 10 statements plus BEGIN and COMMIT. The
+ * A typical batch is thus 9 to 11 statements (step 4's rows are read twice,
+ * unlocked and locked) plus BEGIN and COMMIT. The
  * transaction runs at READ COMMITTED: each statement reads what is committed
  * when it runs (the locking read of step 7 relies on it) and searches take
  * no gap locks, which would make batches of unrelated clients wait on each
@@ -879,7 +880,7 @@ struct batch {
     char *lock_digest;       /* what those rows said when the batch decided */
     int lock_first;          /* read_clients() locks: the batch ran stale before */
     int locked;              /* the rows are locked (verify_locks() done) */
-    int stale;               /* verify_locks() found them changed */
+    int stale;               /* the lock found what the batch read changed */
     struct jbuf jb;
     size_t ev_bytes; /* JSON text of the events not yet flushed */
     char *err;
